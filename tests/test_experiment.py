@@ -34,3 +34,114 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}
     table = experiment.summary(runs)
     assert list(table.index) == ["sft", "grpo"] and (table["seeds"] == 1).all()
+
+
+def test_trainer_samples_greedily_like_the_baseline_model():
+    """Why run_variant may reuse the baseline as step 0: the trainer's sampler (a bf16 copy of the fp32
+    policy, under autocast) writes exactly the tokens the bf16 initial model writes."""
+    import copy
+    from contextlib import nullcontext
+
+    import torch
+
+    from retain_utils import training
+    from retain_utils.evaluation import EVAL_BATCH_SIZE
+    from retain_utils.generation import generate
+    from retain_utils.training.loop import prepare_policy
+
+    model, tok = models.tiny_model(seed=1, dtype=torch.bfloat16)
+    config = training.resolve(TrainConfig(method="grpo", task="mmlu", precision="bf16"))
+    _, sampler, _, autocast = prepare_policy(copy.deepcopy(model), config)
+    assert sampler is not model and autocast == torch.bfloat16
+    messages = [[{"role": "user", "content": f"question {i} " * (i + 1)}] for i in range(6)]
+    before = generate(model, tok, messages, max_new_tokens=24, batch_size=EVAL_BATCH_SIZE)
+    with torch.autocast("cpu", dtype=autocast):
+        after = generate(sampler, tok, messages, max_new_tokens=24, batch_size=EVAL_BATCH_SIZE)
+    assert [c.completion_ids for c in after] == [c.completion_ids for c in before]
+
+
+def test_run_variant_reuses_the_baseline_as_step_0(monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
+    import dataclasses
+
+    bench.baseline["mmlu"] = dataclasses.replace(bench.baseline["mmlu"], n_correct=1, accuracy=0.5)  # a marker
+    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
+    record = experiment.run_variant(bench, config, kl_prompts=2, progress=False)
+    assert record["accuracy_initial"]["mmlu"] == 50.0
+    with pytest.raises(ValueError, match="initial_scores must score exactly eval_examples"):
+        experiment.training.train(config, bench.reference, bench.tokenizer, bench.tasks, bench.train,
+                                  {"mmlu": bench.eval["mmlu"]}, initial_scores=bench.baseline)
+
+
+def test_sft_on_the_rollouts_rl_accepted(monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
+    rollouts = [{"example": 2, "text": "Paris", "step": 1}, {"example": 0, "text": "Rome", "step": 3}]
+    examples = experiment.examples_from_rollouts(bench, rollouts)
+    assert [e.expert for e in examples] == ["Paris", "Rome"]
+    assert examples[0].prompt == bench.train[2].prompt and examples[1].target == bench.train[0].target
+    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4,
+                         eval_max_new_tokens=4)
+    record = experiment.run_variant(bench, config, label="sft on rl", train_examples=examples, kl_prompts=2,
+                                    progress=False)
+    assert record["method"] == "sft on rl" and record["train_seconds"] > 0 and "correct_rollouts" not in record
+    with pytest.raises(ValueError, match="no accepted rollouts"):
+        experiment.examples_from_rollouts(bench, [])
+
+
+def _record(method, seed, gain, drop, tokens=0):
+    return {"method": method, "seed": seed, "gain": gain, "drop": drop, "kl": 0.1, "seconds": 60.0,
+            "train_seconds": 30.0, "generated_tokens": tokens}
+
+
+def test_effects_rank_factors_by_their_effect_on_drop():
+    records = [_record("grpo", 0, 10, 1), _record("grpo", 1, 12, 3), _record("grpo no kl", 0, 10, 2),
+               _record("grpo no kl", 1, 11, 4), _record("sft", 0, 20, 9), _record("sft", 1, 20, 13),
+               _record("sft", 2, 20, 99)]  # seed 2 has no partner: left out of the paired difference
+    table = experiment.effects(records, [("KL penalty", "grpo", "grpo no kl"), ("on-policy data", "grpo", "sft")])
+    assert list(table["factor"]) == ["on-policy data", "KL penalty"]
+    row = table.set_index("factor").loc["on-policy data"]
+    assert row["drop_effect"] == 9.0 and row["seeds"] == 2 and row["gain_effect"] == 9.0
+    assert table.set_index("factor").loc["KL penalty", "drop_effect_std"] == 0.0
+    with pytest.raises(ValueError, match="no runs of variant 'reinforce'; variants: grpo, grpo no kl, sft"):
+        experiment.effects(records, [("advantage", "grpo", "reinforce")])
+    summary = experiment.summary(records)
+    assert summary.loc["sft", "seeds"] == 3 and summary.loc["grpo", "train_min"] == 0.5
+
+
+def test_plot_cost_draws_one_point_per_variant():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    records = [_record("a", 0, 5, 1, 1000), _record("a", 1, 7, 3, 3000), _record("b", 0, 2, 0, 500)]
+    ax = experiment.plot_cost(records)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    assert "thousand generated tokens" in ax.get_xlabel()
+    x, y = ax.lines[0].get_data()  # the first errorbar's marker: mean compute, mean drop
+    assert (x[0], y[0]) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="unknown cost"):
+        experiment.plot_cost(records, cost="flops")
+
+
+def test_frontier_keeps_variants_nothing_beats():
+    import pandas as pd
+
+    table = pd.DataFrame({"gen_ktokens": [0, 50, 10, 40], "drop_mean": [5, 0, 1, 1], "gain_mean": [9, 8, 6, 5]},
+                         index=["sft", "grpo", "iter", "worse"])
+    assert experiment.frontier(table).to_dict() == {"sft": True, "grpo": True, "iter": True, "worse": False}
+
+
+def test_run_folders_resume_only_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
+    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
+    first = experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
+    again = experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
+    assert again["accuracy_final"] == first["accuracy_final"] and len(list(tmp_path.iterdir())) == 1
+    other = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4, lr=3e-4)
+    experiment.run_variant(bench, other, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
+    examples = experiment.examples_from_rollouts(bench, [{"example": 0, "text": "x"}, {"example": 1, "text": "y"}])
+    experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, train_examples=examples,
+                           progress=False)
+    assert len(list(tmp_path.iterdir())) == 3  # another config, other data: new folders, no clash

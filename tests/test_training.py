@@ -201,6 +201,29 @@ def test_reuse_with_clipping_runs():
     assert res.steps[0]["reward"] == res.steps[1]["reward"]  # step 2 reuses step 1's rollouts
 
 
+def test_stale_rollouts_come_from_the_initial_model():
+    fresh = run(config(steps=4, seed=3))
+    stale = run(config(steps=4, seed=3, rollouts_from="initial"))
+    assert stale.config.clip_eps == 0.2
+    assert stale.steps[0]["reward"] == fresh.steps[0]["reward"]  # step 1: both sample the initial model
+    frozen = run(config(steps=4, seed=3, rollouts_from="initial", lr=1e-12))  # the policy barely moves
+    assert [s["reward"] for s in stale.steps] == [s["reward"] for s in frozen.steps]  # whatever it learns
+    assert fresh.steps[-1]["reward"] > stale.steps[-1]["reward"]  # on-policy rollouts improve, stale ones cannot
+
+
+def test_keep_correct_collects_accepted_rollouts_and_counts_tokens():
+    res = run(config(steps=3, keep_correct=True))
+    rewards = sum(s["reward"] for s in res.steps) * 4 * 4  # batch_size x group_size per step
+    assert len(res.correct) == round(rewards) > 0
+    assert all(r["text"][:1] in "aeiou" and 0 <= r["example"] < len(TRAIN) for r in res.correct)
+    assert all(0 < s["generated_tokens"] <= 4 * 4 * 4 for s in res.steps)
+    reused = run(config(steps=4, reuse=2))
+    assert [s["generated_tokens"] > 0 for s in reused.steps] == [True, False, True, False]
+    iterative = run(config(method="iterative_sft", regenerate_every=2, steps=4, lr=1e-3))
+    assert [s["generated_tokens"] > 0 for s in iterative.steps] == [True, False, True, False]
+    assert run(config(method="grpo", steps=1)).correct == []  # only kept when asked
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 
@@ -287,6 +310,8 @@ def test_logs_and_results_file(tmp_path):
     (dict(method="reinforce", use_baseline=True), "method='reinforce' has no baseline"),
     (dict(method="iterative_sft"), "needs regenerate_every"),
     (dict(steps=0), "steps must be a positive"),
+    (dict(rollouts_from="replay"), "unknown rollouts_from 'replay'; valid: policy, initial"),
+    (dict(method="sft", keep_correct=True), "keep_correct=True is for RL methods"),
 ])
 def test_bad_config(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -367,3 +392,27 @@ def test_grpo_loss_equals_trl(tmp_path):
     assert abs(loss.item()) > 1e-3
     for (name, p_trl), p_ours in zip(trainer.model.named_parameters(), model.parameters()):
         assert (p_trl.grad - p_ours.grad).norm() <= 1e-4 * p_ours.grad.norm(), name
+
+
+def test_iterative_round_that_solves_nothing_keeps_the_previous_data(monkeypatch):
+    from retain_utils.training import self_sft
+
+    calls = []
+    original = VowelTask.reward
+
+    def reward_only_in_round_0(self, example, text):
+        return original(self, example, text) if len(calls) == 0 else 0.0
+
+    real = self_sft.regenerate
+
+    def counting(run_, round_):
+        out = real(run_, round_)
+        calls.append(round_)
+        return out
+
+    monkeypatch.setattr(VowelTask, "reward", reward_only_in_round_0)
+    monkeypatch.setattr(self_sft, "regenerate", counting)
+    res = run(config(method="iterative_sft", regenerate_every=1, steps=3, lr=1e-3))
+    assert calls == [0, 1, 2] and res.status == "finished"
+    assert res.steps[0]["data_accept_rate"] > 0 and res.steps[1]["data_accept_rate"] == 0
+    assert res.steps[1]["data_size"] == res.steps[0]["data_size"]

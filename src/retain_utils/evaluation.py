@@ -33,6 +33,10 @@ class TaskScore:
     seconds: float = 0.0  # generation + scoring time
 
 
+# Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
+# baseline and each trainer's - uses this one batch size, so a run's step 0 equals the baseline.
+EVAL_BATCH_SIZE = 64
+
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials (95% by default); (0, 1) when n == 0."""
     if n == 0:
@@ -77,7 +81,7 @@ def evaluate(
     examples_by_task: dict[str, list[Example]],
     *,
     max_new_tokens: int | dict[str, int] | None = None,
-    batch_size: int = 32,
+    batch_size: int = EVAL_BATCH_SIZE,
     tasks: dict[str, Task] | None = None,
     progress: bool = False,
 ) -> dict[str, TaskScore]:
@@ -284,7 +288,7 @@ def eval_examples(n_eval: int, seed: int = 0, tasks: dict[str, Task] | None = No
 
 
 def baseline_table(model_name: str | None = None, n_eval: int = 100, seed: int = 0, *,
-                   tasks: dict[str, Task] | None = None, batch_size: int = 32, progress: bool = True,
+                   tasks: dict[str, Task] | None = None, batch_size: int = EVAL_BATCH_SIZE, progress: bool = True,
                    model=None, tokenizer=None) -> tuple[pd.DataFrame, dict[str, TaskScore]]:
     """Greedy accuracy of a model (default: the embedded one) on ``n_eval`` held-out examples per task.
 

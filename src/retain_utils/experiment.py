@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,34 +81,52 @@ def baseline_frame(bench: Bench):
     return evaluation.scores_frame(bench.baseline)
 
 
+def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example] | None) -> str:
+    """A short hash of everything a run's checkpoint depends on besides its label."""
+    examples = train_examples or bench.train
+    key = {"model": bench.model_name, "target": bench.target, "data_seed": bench.data_seed,
+           "tasks": {name: repr(task) for name, task in bench.tasks.items()},
+           "train": [(e.prompt, e.expert) for e in examples],
+           "eval": {name: len(ex) for name, ex in bench.eval.items()},
+           "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")}}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def _percent(scores: dict) -> dict[str, float]:
     """Accuracies (TaskScores or fractions) in %."""
     return {name: 100.0 * (s.accuracy if isinstance(s, evaluation.TaskScore) else float(s)) for name, s in scores.items()}
 
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
-                out_dir: str | Path | None = None, kl_prompts: int = 32, progress: bool = True) -> dict:
+                out_dir: str | Path | None = None, kl_prompts: int = 32, train_examples: list[Example] | None = None,
+                progress: bool = True) -> dict:
     """Train a fresh copy of the initial model with ``config`` on the target task and score it.
 
     ``label`` names the variant in tables (default: the method), so ablations of one method stay apart.
+    ``train_examples`` replaces the bench's training examples (e.g. ``examples_from_rollouts``).
     The returned record (also appended to ``runs`` in the results file) holds gain, drop, KL to the
-    initial model, accuracies before and after, and the gain/drop trajectory over training.
+    initial model, accuracies before and after, the gain/drop trajectory over training and the compute
+    spent (training seconds without evaluations, generated tokens); with ``keep_correct`` also the
+    accepted rollouts.
     """
     if config.task != bench.target:
         raise ValueError(f"config.task {config.task!r} differs from the bench's target {bench.target!r}")
     label = label or config.method
     run_dir = None
-    if out_dir is not None:
-        run_dir = Path(out_dir) / f"{label}-s{config.seed}".replace(" ", "_")
+    if out_dir is not None:  # one folder per (variant, config, data): a rerun resumes only the very same run
+        run_dir = Path(out_dir) / f"{label}-s{config.seed}-{_fingerprint(bench, config, train_examples)}"
     config = dataclasses.replace(config, out_dir=str(run_dir) if run_dir else None,
                                  run_name=f"{label}-{config.task}-s{config.seed}")
     model = copy.deepcopy(bench.reference)
     for p in model.parameters():
         p.requires_grad_(True)
-    result = training.train(config, model, bench.tokenizer, bench.tasks, bench.train, bench.eval,
-                            progress=progress)
-    # Gain and drop are measured against the run's own step-0 evaluation: the same code path (bf16 sampler
-    # copy under autocast) as every later one, so step 0 is exactly (0, 0) by construction.
+    # The baseline is step 0's evaluation (same weights, precision, batch and budgets: tests check they
+    # agree), so it is reused unless the run evaluates differently.
+    same_eval = (config.precision == "auto" and config.eval_max_new_tokens is None
+                 and config.eval_batch_size == evaluation.EVAL_BATCH_SIZE)
+    result = training.train(config, model, bench.tokenizer, bench.tasks, train_examples or bench.train, bench.eval,
+                            initial_scores=bench.baseline if same_eval else None, progress=progress)
+    # Gain and drop are measured against the run's own step-0 evaluation, so step 0 is exactly (0, 0).
     initial = result.evals[0]["accuracy"]
     final = result.evals[-1]["accuracy"]
     kl_examples = [e for examples in bench.eval.values() for e in examples[: max(1, kl_prompts // len(bench.eval))]]
@@ -130,9 +150,12 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         "trajectory": trajectory,
         "status": result.status,
         "seconds": result.seconds,
+        "train_seconds": sum(s["seconds"] for s in result.steps),  # sampling included, evaluations not
         "generated_tokens": int(sum(s.get("generated_tokens", 0) for s in result.steps)),
         "config": result.config.to_dict(),
     }
+    if result.config.keep_correct:
+        record["correct_rollouts"] = result.correct
     if results_path is not None:
         previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
         results.save(results_path, runs=[*previous, record])
@@ -140,16 +163,88 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     return record
 
 
+def examples_from_rollouts(bench: Bench, rollouts: list[dict]) -> list[Example]:
+    """Training examples whose responses are accepted RL rollouts (a ``keep_correct`` run's
+    ``correct_rollouts``): SFT on them is SFT on the data RL itself generated."""
+    if not rollouts:
+        raise ValueError("no accepted rollouts to train on: the RL run solved nothing (or ran without keep_correct)")
+    return [dataclasses.replace(bench.train[r["example"]], expert=r["text"]) for r in rollouts]
+
+
 def summary(records: list[dict]) -> "Any":
-    """Per variant: gain, drop and KL as mean ± std over seeds, with the seed count."""
+    """Per variant: gain, drop and KL as mean ± std over seeds, the seed count, and the compute of one run
+    (mean training minutes, sampling included, and thousands of generated tokens)."""
     import pandas as pd
 
-    frame = pd.DataFrame([{k: r[k] for k in ("method", "seed", "gain", "drop", "kl", "seconds")} for r in records])
+    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "gain": r["gain"], "drop": r["drop"],
+                           "kl": r["kl"], "train_seconds": r.get("train_seconds", r["seconds"]),
+                           "generated_tokens": r.get("generated_tokens", 0)} for r in records])
     grouped = frame.groupby("method", sort=False)
     table = grouped.agg(gain_mean=("gain", "mean"), gain_std=("gain", "std"), drop_mean=("drop", "mean"),
                         drop_std=("drop", "std"), kl_mean=("kl", "mean"), seeds=("seed", "nunique"),
-                        minutes=("seconds", lambda s: float(np.sum(s)) / 60))
+                        train_min=("train_seconds", lambda s: float(np.mean(s)) / 60),
+                        gen_ktokens=("generated_tokens", lambda s: float(np.mean(s)) / 1000))
     return table.round(2)
+
+
+def effects(records: list[dict], comparisons: list[tuple[str, str, str]]) -> "Any":
+    """How much each factor changes drop and gain: for each (factor, variant with it, variant without it),
+    the per-seed difference without - with, as mean ± std over the seeds both variants ran.
+    Rows are sorted by the size of the effect on drop; a positive ``drop_effect`` means the factor reduces
+    forgetting."""
+    import pandas as pd
+
+    by = {(r["method"], r["seed"]): r for r in records}
+    known = sorted({r["method"] for r in records})
+    rows = []
+    for factor, with_, without in comparisons:
+        for label in (with_, without):
+            if label not in known:
+                raise ValueError(f"no runs of variant {label!r}; variants: {', '.join(known)}")
+        seeds = sorted({s for m, s in by if m == with_} & {s for m, s in by if m == without})
+        d_drop = [by[without, s]["drop"] - by[with_, s]["drop"] for s in seeds]
+        d_gain = [by[without, s]["gain"] - by[with_, s]["gain"] for s in seeds]
+        rows.append({"factor": factor, "with": with_, "without": without,
+                     "drop_effect": float(np.mean(d_drop)) if seeds else float("nan"),
+                     "drop_effect_std": float(np.std(d_drop, ddof=1)) if len(seeds) > 1 else float("nan"),
+                     "gain_effect": float(np.mean(d_gain)) if seeds else float("nan"), "seeds": len(seeds)})
+    table = pd.DataFrame(rows)
+    return table.reindex(table["drop_effect"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def frontier(table) -> "Any":
+    """Which variants of a ``summary`` table no other variant beats: none has at most its compute (generated
+    tokens), at most its drop and at least its gain, and is strictly better in one of the three."""
+    cost, drop, gain = table["gen_ktokens"], table["drop_mean"], table["gain_mean"]
+    def dominated(i):
+        return any(cost[j] <= cost[i] and drop[j] <= drop[i] and gain[j] >= gain[i]
+                   and (cost[j] < cost[i] or drop[j] < drop[i] or gain[j] > gain[i]) for j in table.index if j != i)
+    return table.index.to_series().map(lambda i: not dominated(i)).rename("on_frontier")
+
+
+def plot_cost(records: list[dict], cost: str = "generated_tokens", ax=None):
+    """Drop against compute per variant (mean ± std over seeds), each point labelled with its mean gain:
+    the cost-vs-forgetting frontier. ``cost``: ``generated_tokens`` or ``train_seconds``."""
+    import matplotlib.pyplot as plt
+
+    if cost not in ("generated_tokens", "train_seconds"):
+        raise ValueError(f"unknown cost {cost!r}; valid: generated_tokens, train_seconds")
+    ax = ax or plt.gca()
+    scale, unit = (1e3, "thousand generated tokens") if cost == "generated_tokens" else (60, "training minutes")
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["method"], []).append(r)
+    for label, runs in groups.items():
+        x = np.array([r.get(cost, 0) for r in runs]) / scale
+        drop, gain = np.array([r["drop"] for r in runs]), np.mean([r["gain"] for r in runs])
+        ax.errorbar(x.mean(), drop.mean(), xerr=x.std(), yerr=drop.std(), marker="o", capsize=3, label=label)
+        ax.annotate(f"gain {gain:+.1f}", (x.mean(), drop.mean()), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel(f"compute per run ({unit})")
+    ax.set_ylabel("drop on the other tasks (percentage points)")
+    ax.legend(fontsize=8)
+    return ax
 
 
 def plot_trajectories(records: list[dict], ax=None):

@@ -7,6 +7,8 @@ examples at steps 0, ``eval_every``, 2 ``eval_every``, ... and at the end.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ class TrainResult:
     evals: list[dict]        # {"step", "accuracy": {task: acc}, "scores": {task: TaskScore dict}, "seconds"}
     status: str
     seconds: float
+    correct: list[dict] = dataclasses.field(default_factory=list)  # keep_correct: accepted rollouts
 
     def trajectory(self) -> list[dict]:
         """[{"step", "gain", "drop"}] of every evaluation against step 0's (percentage points)."""
@@ -89,22 +92,35 @@ def check_inputs(config: TrainConfig, tasks: dict, train_examples: list, eval_ex
 
 
 def train(config: TrainConfig, model, tokenizer, tasks, train_examples, eval_examples=(), *,
-          results_path=None, progress: bool = True) -> TrainResult:
+          initial_scores: dict | None = None, results_path=None, progress: bool = True) -> TrainResult:
     """Fine-tune ``model`` with ``config.method`` on ``train_examples`` of ``config.task``.
 
     ``tasks``: Task objects (list or name -> task) for the target and every evaluated task.
     ``eval_examples``: held-out examples, a list or {task name: examples}; every task is evaluated.
     With ``config.out_dir`` the run checkpoints there and resumes from it when called again with the same
     config and the same initial model. ``results_path``: the results file gets ``training[run_name]``.
+    ``initial_scores`` ({task: TaskScore}): ``model``'s greedy scores on exactly ``eval_examples``, measured
+    by ``evaluation.evaluate`` with ``config.eval_batch_size``; they stand in for the step-0 evaluation,
+    which would repeat that measurement (one evaluation saved per run).
     """
     cfg = resolve(config)
     tasks = _task_map(tasks)
     train_examples = list(train_examples)
     eval_examples = _group(eval_examples)
     check_inputs(cfg, tasks, train_examples, eval_examples)
+    if initial_scores is not None:
+        initial_scores = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v)
+                          for k, v in initial_scores.items()}
+        if set(initial_scores) != set(eval_examples) or any(
+                initial_scores[k]["n"] != len(v) for k, v in eval_examples.items()):
+            raise ValueError("initial_scores must score exactly eval_examples (same tasks, same counts): got "
+                             f"{ {k: v['n'] for k, v in initial_scores.items()} } for "
+                             f"{ {k: len(v) for k, v in eval_examples.items()} }")
     policy, sampler, reference, autocast_dtype = prepare_policy(model, cfg)
     run = Run(cfg, policy, tokenizer, tasks, train_examples, eval_examples, sampler, reference,
-              next(policy.parameters()).device, autocast_dtype, progress=progress)
+              next(policy.parameters()).device, autocast_dtype, progress=progress, initial_scores=initial_scores)
+    if cfg.rollouts_from == "initial" and reference is not None:
+        run.initial_sampler = copy.deepcopy(sampler).eval().requires_grad_(False)  # before any resume
     method = METHODS[cfg.method]
     t0 = time.time()
     history: dict = {"steps": [], "evals": [], "status": "running"}
@@ -114,7 +130,8 @@ def train(config: TrainConfig, model, tokenizer, tasks, train_examples, eval_exa
         history = {"steps": [], "evals": [], **getattr(e, "history", {}), "status": "diverged"}
         _save(results_path, TrainResult(policy, cfg, history["steps"], history["evals"], str(e), time.time() - t0))
         raise
-    result = TrainResult(policy, cfg, history["steps"], history["evals"], history["status"], time.time() - t0)
+    result = TrainResult(policy, cfg, history["steps"], history["evals"], history["status"], time.time() - t0,
+                         run.data.get("correct", []))
     _save(results_path, result)
     return result
 

@@ -6,9 +6,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from ..evaluation import EVAL_BATCH_SIZE
+
 METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
 PRECISIONS = ("auto", "bf16", "fp32")
+ROLLOUT_SOURCES = ("policy", "initial")
 
 
 @dataclass
@@ -31,7 +34,10 @@ class TrainConfig:
     use_baseline: bool | None = None  # subtract the group-mean reward (GRPO: True; REINFORCE: False)
     normalize_std: bool | None = None  # divide the advantage by the group std + 1e-4 (GRPO: True; REINFORCE: False)
     reuse: int = 1                    # optimizer steps per batch of rollouts (>1 turns on importance ratios)
-    clip_eps: float | None = None     # ratio clipping; default 0.2 when reuse > 1, else off
+    clip_eps: float | None = None     # ratio clipping; default 0.2 when rollouts are reused or stale, else off
+    rollouts_from: str = "policy"     # RL: sample from the current "policy" (on-policy) or the "initial" model
+                                      # (stale, off-policy: importance-weighted by pi / pi_initial and clipped)
+    keep_correct: bool = False        # RL: keep the rollouts the verifier accepted (TrainResult.correct)
     regenerate_every: int | None = None  # iterative_sft: steps per round (data regenerated from the current model)
     warmup_frac: float = 0.03         # share of steps with linear warm-up, then cosine decay to 0
     weight_decay: float = 0.0
@@ -41,7 +47,7 @@ class TrainConfig:
     lora_alpha: float | None = None   # default 2 x rank
     eval_every: int = 10              # evaluate every task every this many steps (and at steps 0 and the end)
     eval_max_new_tokens: int | None = None  # None = each task's own budget
-    eval_batch_size: int = 32
+    eval_batch_size: int = EVAL_BATCH_SIZE  # as the baseline's (see evaluation.EVAL_BATCH_SIZE)
     rollout_batch_size: int = 40      # sequences decoded together during rollouts / Self-SFT sampling
     checkpoint_every: int = 10        # 0 = only at the end
     seed: int = 0
@@ -79,7 +85,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
     else:
         c.use_baseline = True if c.use_baseline is None else c.use_baseline
         c.normalize_std = True if c.normalize_std is None else c.normalize_std
-    if c.clip_eps is None and c.reuse > 1:
+    if c.rollouts_from not in ROLLOUT_SOURCES:
+        raise ValueError(f"unknown rollouts_from {c.rollouts_from!r}; valid: {', '.join(ROLLOUT_SOURCES)}")
+    if c.clip_eps is None and (c.reuse > 1 or c.rollouts_from == "initial"):
         c.clip_eps = 0.2
     if c.method == "iterative_sft" and c.regenerate_every is None:
         raise ValueError("method='iterative_sft' needs regenerate_every (steps per round of regenerated data)")
@@ -110,6 +118,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
         positive("regenerate_every", c.regenerate_every)
     if c.reuse > 1 and c.method not in _RL:
         raise ValueError(f"reuse > 1 (several steps per batch of rollouts) is for RL methods, not {c.method!r}")
+    for name, off in (("rollouts_from", "policy"), ("keep_correct", False)):
+        if getattr(c, name) != off and c.method not in _RL:
+            raise ValueError(f"{name}={getattr(c, name)!r} is for RL methods, not {c.method!r}")
     if c.clip_eps is not None and not c.clip_eps > 0:
         raise ValueError(f"clip_eps must be > 0 (or None), got {c.clip_eps}")
     for name in ("beta", "weight_decay", "grad_clip"):

@@ -1,6 +1,7 @@
 """GRPO (and REINFORCE, the same trainer with the baseline and the std normalisation off).
 
-Per step: ``group_size`` samples for each of ``batch_size`` prompts at the rollout temperature, a 0/1
+Per step: ``group_size`` samples for each of ``batch_size`` prompts at the rollout temperature (from the
+current policy, or from the initial model with ``rollouts_from="initial"``: stale rollouts), a 0/1
 reward from the task's verifier, advantage = (reward - group mean) / (group std + 1e-4), and the loss
 below with a per-token KL penalty to the frozen initial policy. Log-probabilities are those of the
 sampling distribution softmax(logits / temperature), as in TRL.
@@ -49,15 +50,20 @@ def rollout(run: Run, step: int, accum: int):
     """Sample, score and batch one group of rollouts; returns (micro batches, metrics)."""
     cfg, t0 = run.config, time.time()
     index = (step // cfg.reuse) * cfg.grad_accum + accum
-    examples = [run.train_examples[epoch_order(len(run.train_examples), index * cfg.batch_size + i, cfg.seed)]
-                for i in range(cfg.batch_size)]
+    picked = [epoch_order(len(run.train_examples), index * cfg.batch_size + i, cfg.seed) for i in range(cfg.batch_size)]
+    examples = [run.train_examples[i] for i in picked]
+    stale = cfg.rollouts_from == "initial"
     comps = run.generate([run.tasks[e.task].messages(e) for e in examples], max_new_tokens=cfg.max_new_tokens,
-                         temperature=cfg.temperature, num_samples=cfg.group_size,
+                         temperature=cfg.temperature, num_samples=cfg.group_size, initial=stale,
                          batch_size=cfg.rollout_batch_size, seed=cfg.seed * 1_000_003 + index)
     gen_seconds = time.time() - t0
     rewards = torch.tensor([run.tasks[examples[c.prompt_index].task].reward(examples[c.prompt_index], c.text)
                             for c in comps], dtype=torch.float32).view(cfg.batch_size, cfg.group_size)
     adv = advantages(rewards, cfg.use_baseline, cfg.normalize_std).flatten()
+    if cfg.keep_correct:  # checkpointed with run.data, so a resumed run keeps what it had collected
+        run.data.setdefault("correct", []).extend(
+            {"example": picked[c.prompt_index], "text": c.text, "step": step}
+            for c, r in zip(comps, rewards.flatten().tolist()) if r == 1.0)
     # With no KL term a zero-advantage sequence adds exactly nothing to loss or gradient: skip its forward.
     keep = [i for i in range(len(comps)) if adv[i] != 0 or cfg.beta > 0 or cfg.reuse > 1]
     batches = []
@@ -68,9 +74,13 @@ def rollout(run: Run, step: int, accum: int):
         batch.extra["adv"] = adv[ids]
         batch.scale = 1.0 / len(comps)  # mean over all sequences of the step, skipped ones included
         on_device = batch.to(run.device)
-        if cfg.beta > 0:
-            batch.extra["ref_logp"] = run.reference_logprobs(on_device, cfg.temperature).cpu()
-        if cfg.reuse > 1:
+        if cfg.beta > 0 or stale:
+            ref_logp = run.reference_logprobs(on_device, cfg.temperature).cpu()
+            if cfg.beta > 0:
+                batch.extra["ref_logp"] = ref_logp
+            if stale:  # the rollouts' own sampling distribution: the importance ratio is pi / pi_initial
+                batch.extra["old_logp"] = ref_logp
+        if cfg.reuse > 1 and not stale:
             with torch.no_grad(), run.autocast():
                 batch.extra["old_logp"] = completion_logprobs(run.policy, on_device, cfg.temperature).cpu()
         batches.append(batch)
@@ -83,6 +93,7 @@ def rollout(run: Run, step: int, accum: int):
         "finished_frac": float(np.mean([c.finished for c in comps])),
         "gen_seconds": gen_seconds,
         "gen_tokens_per_s": n_gen / max(gen_seconds, 1e-9),
+        "generated_tokens": n_gen,
     }
     return batches, metrics
 
@@ -92,7 +103,9 @@ def step_data(run: Run, step: int, accum: int):
         return rollout(run, step, accum)
     if step % run.config.reuse == 0:  # kept in run.data, so a resumed run reuses the same rollouts
         run.data.setdefault("rollouts", {})[accum] = rollout(run, step, accum)
-    return run.data["rollouts"][accum]
+        return run.data["rollouts"][accum]
+    batches, metrics = run.data["rollouts"][accum]
+    return batches, {**metrics, "generated_tokens": 0, "gen_seconds": 0.0}  # reused: nothing generated
 
 
 def loss(run: Run, batch: Batch):

@@ -30,6 +30,9 @@ from ..generation import generate
 from .config import TrainConfig
 
 
+SUMMED_METRICS = ("generated_tokens", "gen_seconds", "data_gen_seconds")  # per-step totals, not averages
+
+
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient became NaN / inf; the last good checkpoint and metrics are kept."""
 
@@ -173,6 +176,8 @@ class Run:
     autocast_dtype: torch.dtype | None
     data: dict = field(default_factory=dict)
     progress: bool = True
+    initial_scores: dict | None = None  # {task: TaskScore dict} of the initial model, if already measured
+    initial_sampler: torch.nn.Module | None = None  # frozen copy of the sampler at step 0 (stale rollouts)
 
     @property
     def pad_id(self) -> int:
@@ -192,9 +197,15 @@ class Run:
             with self.policy.disable_adapter():
                 return completion_logprobs(self.policy, batch, temperature)
 
-    def generate(self, messages, **kw):
+    def generate(self, messages, *, initial: bool = False, **kw):
+        """Sample from the current policy, or (``initial``) from the initial model: stale rollouts."""
         with self.autocast():
-            return generate(self.sampler, self.tokenizer, messages, **kw)
+            if not initial:
+                return generate(self.sampler, self.tokenizer, messages, **kw)
+            if self.reference is None:  # LoRA: the base model with its adapters off is the initial model
+                with self.policy.disable_adapter():
+                    return generate(self.policy, self.tokenizer, messages, **kw)
+            return generate(self.initial_sampler, self.tokenizer, messages, **kw)
 
     def sync_sampler(self) -> None:
         if self.sampler is not self.policy:
@@ -341,7 +352,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     def run_eval(step: int) -> None:
         if run.eval_examples:
             t0 = time.time()
-            scores = evaluate_tasks(run)
+            scores = run.initial_scores if step == 0 and run.initial_scores else evaluate_tasks(run)
             log("evals", {"step": step, "accuracy": {k: v["accuracy"] for k, v in scores.items()},
                           "scores": scores, "seconds": time.time() - t0})
 
@@ -359,8 +370,8 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
             td = time.time()
             micro_batches, data_metrics = step_data(run, step, accum)
             t_data += time.time() - td
-            for k, v in data_metrics.items():
-                metrics[k] = metrics.get(k, 0.0) + v / cfg.grad_accum
+            for k, v in data_metrics.items():  # averaged over the accumulated batches, counts summed
+                metrics[k] = metrics.get(k, 0.0) + (v if k in SUMMED_METRICS else v / cfg.grad_accum)
             for mb in micro_batches:
                 mb = mb.to(run.device)
                 with run.autocast():
