@@ -61,7 +61,7 @@ def test_trainer_samples_greedily_like_the_baseline_model():
 
 
 def test_run_variant_reuses_the_baseline_as_step_0(monkeypatch):
-    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0, dtype=models.default_dtype("cpu")))
     bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
     import dataclasses
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     sw = sub.add_parser("sweep", help="execute one notebook over a grid of parameters; rerun to resume")
     sw.add_argument("notebook", help=f"one of: {', '.join(runner.notebook_names())}")
     sw.add_argument("--grid", nargs="*", default=[], metavar="NAME=V1,V2",
-                    help="e.g. seed=0,1,2 method=sft,grpo; each value is JSON if it parses, else a string")
+                    help="e.g. target=mmlu,countdown seeds=[0],[1]; each value is JSON if it parses, else a string")
     sw.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     sw.add_argument("--workers", type=int, help="notebooks at once (local default 1; ray: all the cluster fits)")
     sw.add_argument("--backend", default="local", choices=sweep.BACKENDS,

@@ -37,6 +37,7 @@ class TaskScore:
 # baseline and each trainer's - uses this one batch size, so a run's step 0 equals the baseline.
 EVAL_BATCH_SIZE = 64
 
+
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials (95% by default); (0, 1) when n == 0."""
     if n == 0:

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import evaluation, results, training
-from .models import cast_parameters, load_model
+from .models import cast_parameters, default_dtype, load_model
 from .tasks import TASK_NAMES, Example, Task, get_task
 from .training import TrainConfig
 
@@ -114,7 +115,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     label = label or config.method
     run_dir = None
     if out_dir is not None:  # one folder per (variant, config, data): a rerun resumes only the very same run
-        run_dir = Path(out_dir) / f"{label}-s{config.seed}-{_fingerprint(bench, config, train_examples)}"
+        safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
+        run_dir = Path(out_dir) / f"{safe}-s{config.seed}-{_fingerprint(bench, config, train_examples)}"
     config = dataclasses.replace(config, out_dir=str(run_dir) if run_dir else None,
                                  run_name=f"{label}-{config.task}-s{config.seed}")
     model = copy.deepcopy(bench.reference)
@@ -122,8 +124,9 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         p.requires_grad_(True)
     # The baseline is step 0's evaluation (same weights, precision, batch and budgets: tests check they
     # agree), so it is reused unless the run evaluates differently.
-    same_eval = (config.precision == "auto" and config.eval_max_new_tokens is None
-                 and config.eval_batch_size == evaluation.EVAL_BATCH_SIZE)
+    weights = next(bench.reference.parameters())
+    same_eval = (config.precision == "auto" and weights.dtype == default_dtype(weights.device)
+                 and config.eval_max_new_tokens is None and config.eval_batch_size == evaluation.EVAL_BATCH_SIZE)
     result = training.train(config, model, bench.tokenizer, bench.tasks, train_examples or bench.train, bench.eval,
                             initial_scores=bench.baseline if same_eval else None, progress=progress)
     # Gain and drop are measured against the run's own step-0 evaluation, so step 0 is exactly (0, 0).

@@ -27,22 +27,24 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "distances": [3.5, 3.75, 4.0, 4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 5.75, 6.0, 6.25, 6.5],
                  "distance_steps": 1000, "anim_frames": 30},
     },
-    # RL vs SFT: methods, seeds and the training budget. quick fits ~15 min on a 2-core CPU.
+    # RL vs SFT: methods, seeds and the training budget. quick fits 15 min on a 2-core CPU with one seed (a GRPO
+    # step costs ~17 s, an evaluation ~40 s; see benchmarks/CALIBRATION.md); full runs three.
     "02_rl_vs_sft": {
         "smoke": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 4,
                   "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
-        "quick": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1], "steps": 10, "n_train": 64, "n_eval": 40,
-                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 6, "eval_every": 5, "max_tokens": None},
+        "quick": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 12, "n_train": 64, "n_eval": 40,
+                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 6, "eval_every": 6, "max_tokens": None},
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
                  "n_eval": 200, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 16, "eval_every": 10, "max_tokens": None},
     },
-    # Ablations: one target, every variant at the same budget. quick is one seed (spread needs full).
+    # Ablations: one target, every variant at the same budget. quick: one seed and an evaluation only at the
+    # end, so that ten variants fit 15 min; full: three seeds and trajectories.
     "03_ablations": {
         "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "lr_sft": 1e-4, "lr_rl": 4e-5,
                   "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2]},
-        "quick": {"seeds": [0], "steps": 8, "n_train": 64, "n_eval": 30, "lr_sft": 1e-4, "lr_rl": 4e-5,
-                  "group_size": 5, "batch_size": 4, "eval_every": 4, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4],
-                  "self_sft_steps": [8]},
+        "quick": {"seeds": [0], "steps": 6, "n_train": 48, "n_eval": 24, "lr_sft": 1e-4, "lr_rl": 4e-5,
+                  "group_size": 5, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4],
+                  "self_sft_steps": [6]},
         "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "lr_sft": 1e-4, "lr_rl": 4e-5,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4],
                  "self_sft_steps": [30, 60]},
@@ -51,7 +53,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "lr_sft": 1e-4,
                   "lr_rl": 4e-5, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
-        "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 30, "lr_sft": 1e-4,
+        "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "lr_sft": 1e-4,
                   "lr_rl": 4e-5, "group_size": 4, "batch_size": 4, "eval_every": 4, "max_tokens": None},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},

@@ -150,7 +150,7 @@ def undeclared(notebook: str, grid: dict[str, Any], notebook_dir: Path = runner.
 def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
     """Every name declared by the notebook, every value of its parameter's type; raise ValueError if not."""
     if not isinstance(grid, dict) or not grid:
-        raise ValueError("empty grid: give at least one parameter, e.g. --grid seed=0,1,2")
+        raise ValueError("empty grid: give at least one parameter, e.g. --grid target=mmlu,countdown")
     for name in runner.RUNNER_PARAMETERS:
         if name in grid:
             raise ValueError(f"{name!r} cannot be in the grid: the sweep sets it (use --profile for the profile)")
