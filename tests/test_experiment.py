@@ -132,7 +132,7 @@ def test_frontier_keeps_variants_nothing_beats():
     assert experiment.frontier(table).to_dict() == {"sft": True, "grpo": True, "iter": True, "worse": False}
 
 
-def test_run_folders_resume_only_the_same_run(tmp_path, monkeypatch):
+def test_run_folders_are_per_config_and_data_and_keep_only_logs(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
     bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
     config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
@@ -145,3 +145,4 @@ def test_run_folders_resume_only_the_same_run(tmp_path, monkeypatch):
     experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, train_examples=examples,
                            progress=False)
     assert len(list(tmp_path.iterdir())) == 3  # another config, other data: new folders, no clash
+    assert not list(tmp_path.glob("*/checkpoint.pt")) and len(list(tmp_path.glob("*/metrics.jsonl"))) == 3

@@ -108,7 +108,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     The returned record (also appended to ``runs`` in the results file) holds gain, drop, KL to the
     initial model, accuracies before and after, the gain/drop trajectory over training and the compute
     spent (training seconds without evaluations, generated tokens); with ``keep_correct`` also the
-    accepted rollouts.
+    accepted rollouts. With ``out_dir`` the run checkpoints into its own folder there while it trains (an
+    interrupted run resumes from it); the finished run keeps only its logs (metrics and evals JSON lines).
     """
     if config.task != bench.target:
         raise ValueError(f"config.task {config.task!r} differs from the bench's target {bench.target!r}")
@@ -162,6 +163,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     if results_path is not None:
         previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
         results.save(results_path, runs=[*previous, record])
+    if run_dir is not None:  # it only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     del model, result
     return record
 
