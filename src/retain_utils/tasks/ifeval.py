@@ -268,22 +268,26 @@ END_PHRASES = ["Is there anything else I can help with?", "Let me know if you ha
 LETTERS = "aeinost"
 
 
+# Kinds whose instruction has no drawn parameter.
+FIXED_INSTRUCTIONS = {
+    "validate_lowercase": ("Your entire response should be in English, and in all lowercase letters. "
+                           "No capital letters are allowed."),
+    "validate_uppercase": "Your entire response should be in English, and in all capital letters.",
+    "validate_no_commas": "In your entire response, refrain from the use of any commas.",
+    "validate_quotation": "Wrap your entire response with double quotation marks.",
+    "validate_json_format": "Entire output should be wrapped in JSON format. You can use markdown ticks such as ```.",
+    "validate_title": "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>.",
+    "validate_two_responses": ("Give two different responses. Responses and only responses should be separated by 6 "
+                               "asterisk symbols: ******."),
+}
+
+
 def _constraint(kind: str, rng: random.Random) -> tuple[str, dict]:
     """(instruction sentence, ground truth) for one constraint kind with rng-drawn parameters."""
     gt: dict = {"func_name": kind}
-    if kind == "validate_lowercase":
-        text = "Your entire response should be in English, and in all lowercase letters. No capital letters are allowed."
-    elif kind == "validate_uppercase":
-        text = "Your entire response should be in English, and in all capital letters."
-    elif kind == "validate_no_commas":
-        text = "In your entire response, refrain from the use of any commas."
-    elif kind == "validate_quotation":
-        text = "Wrap your entire response with double quotation marks."
-    elif kind == "validate_json_format":
-        text = "Entire output should be wrapped in JSON format. You can use markdown ticks such as ```."
-    elif kind == "validate_title":
-        text = "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>."
-    elif kind == "validate_end":
+    if kind in FIXED_INSTRUCTIONS:
+        return FIXED_INSTRUCTIONS[kind], gt
+    if kind == "validate_end":
         gt["end_phrase"] = rng.choice(END_PHRASES)
         text = (f"Finish your response with this exact phrase: {gt['end_phrase']} "
                 "No other words should follow this phrase.")
@@ -329,9 +333,6 @@ def _constraint(kind: str, rng: random.Random) -> tuple[str, dict]:
         gt["N"], gt["section_splitter"] = rng.randint(2, 3), rng.choice(["Section", "SECTION", "Part"])
         text = (f"Your response must have {gt['N']} sections. Mark the beginning of each section with "
                 f"{gt['section_splitter']} X, such as: {gt['section_splitter']} 1")
-    elif kind == "validate_two_responses":
-        text = ("Give two different responses. Responses and only responses should be separated by 6 "
-                "asterisk symbols: ******.")
     elif kind == "validate_frequency_capital_words":
         gt["quantifier"], gt["N"] = "at least", rng.randint(2, 4)
         text = f"In your response, words with all capital letters should appear at least {gt['N']} times."
