@@ -130,6 +130,19 @@ def test_paper_table_refuses_what_it_cannot_tabulate():
         results.paper_table(twice, spread="var")
 
 
+def test_rl_vs_sft_verdict_says_where_the_paper_holds(sweep_dir):
+    _, numeric = results.paper_table(results.collect(sweep_dir))
+    text = results.rl_vs_sft_verdict(numeric)
+    assert "On **countdown**, grpo (gain +9.0, drop +0.0 pp) forgets less than sft (gain +12.0, drop +6.0 pp)" in text
+    assert "On **ifeval**" in text and "spreads over seeds" in text
+    runs = pd.DataFrame([run_record("sft", "mmlu", 0, 5.0, 1.0), run_record("grpo", "mmlu", 0, 2.0, 3.0),
+                         run_record("sft", "countdown", 0, 5.0, 1.0)])
+    text = results.rl_vs_sft_verdict(results.paper_table(runs)[1])
+    assert "does **not** forget less than sft" in text and "unlike the paper" in text and "single seed" in text
+    assert "countdown" not in text, "a target without both methods gets no sentence"
+    assert results.rl_vs_sft_verdict(results.paper_table(runs)[1], rl="reinforce") == ""
+
+
 def test_gain_drop_scatter_has_title_units_and_one_mean_per_cell(sweep_dir):
     ax = results.gain_drop_scatter(results.collect(sweep_dir))
     assert ax.get_title() and "percentage points" in ax.get_xlabel() and "percentage points" in ax.get_ylabel()

@@ -42,8 +42,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "03_ablations": {
         "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "lr_sft": 1e-4, "lr_rl": 4e-5,
                   "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2]},
-        "quick": {"seeds": [0], "steps": 6, "n_train": 48, "n_eval": 24, "lr_sft": 1e-4, "lr_rl": 4e-5,
-                  "group_size": 5, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
+        "quick": {"seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24, "lr_sft": 1e-4, "lr_rl": 4e-5,
+                  "group_size": 4, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
                   "self_sft_steps": [6]},
         "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "lr_sft": 1e-4, "lr_rl": 4e-5,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4],

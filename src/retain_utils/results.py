@@ -224,6 +224,29 @@ def paper_table(runs, spread: str = "std", methods: list[str] | None = None, tar
     return text.fillna("–"), numeric
 
 
+def rl_vs_sft_verdict(numeric, rl: str = "grpo", sft: str = "sft") -> str:
+    """One sentence per target, from :func:`paper_table`'s numeric table: does ``rl`` forget less than ``sft``,
+    as the paper finds on every target of its Table 1? Empty when no target has both methods."""
+    lines, seeds = [], []
+    for target in dict.fromkeys(numeric.index.get_level_values("target")):
+        rows = numeric.xs(target, level="target")
+        if not {rl, sft} <= set(rows.index):
+            continue
+        a, b = rows.loc[rl], rows.loc[sft]
+        seeds.append(int(min(a["n"], b["n"])))
+        less = a["drop_mean"] < b["drop_mean"]
+        lines.append(f"On **{target}**, {rl} (gain {a['gain_mean']:+.1f}, drop {a['drop_mean']:+.1f} pp) "
+                     f"{'forgets less' if less else 'does **not** forget less'} than {sft} (gain {b['gain_mean']:+.1f}, "
+                     f"drop {b['drop_mean']:+.1f} pp): {'as in' if less else 'unlike'} the paper.")
+    if not lines:
+        return ""
+    if min(seeds) < 2:
+        lines.append("Some cells rest on a single seed: read them as illustrations, not findings.")
+    else:
+        lines.append("Compare each difference with the spreads over seeds in the table above.")
+    return " ".join(lines)
+
+
 def gain_drop_scatter(runs, ax=None):
     """Gain against drop: every run faint, each (method, target) mean ± std over seeds bold. Up-left is best."""
     import matplotlib.pyplot as plt
