@@ -146,3 +146,11 @@ def test_run_folders_are_per_config_and_data_and_keep_only_logs(tmp_path, monkey
                            progress=False)
     assert len(list(tmp_path.iterdir())) == 3  # another config, other data: new folders, no clash
     assert not list(tmp_path.glob("*/checkpoint.pt")) and len(list(tmp_path.glob("*/metrics.jsonl"))) == 3
+
+
+def test_not_learned_flags_a_gain_of_at_most_one_held_out_question():
+    note = experiment.not_learned("GRPO", 4.0, 25, "6 steps x 4 prompts")
+    assert note.startswith("GRPO gained +4.0 pp, no more than one held-out question of 25 (4.0 pp)")
+    assert "6 steps x 4 prompts" in note
+    assert experiment.not_learned("GRPO", -8.0, 25, "b")
+    assert experiment.not_learned("GRPO", 4.1, 25, "b") == ""

@@ -164,7 +164,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
         results.save(results_path, runs=[*previous, record])
     if run_dir is not None:  # it only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        (run_dir / training.CHECKPOINT).unlink(missing_ok=True)
     del model, result
     return record
 
@@ -175,6 +175,17 @@ def examples_from_rollouts(bench: Bench, rollouts: list[dict]) -> list[Example]:
     if not rollouts:
         raise ValueError("no accepted rollouts to train on: the RL run solved nothing (or ran without keep_correct)")
     return [dataclasses.replace(bench.train[r["example"]], expert=r["text"]) for r in rollouts]
+
+
+def not_learned(label: str, gain: float, n_eval: int, budget: str) -> str:
+    """A sentence when ``label`` gained at most one held-out question of ``n_eval`` on the target: it has not
+    learned the target, so its drop says little about forgetting at a useful gain. Empty otherwise."""
+    one_question = 100 / n_eval
+    if gain > one_question:
+        return ""
+    return (f"{label} gained {gain:+.1f} pp, no more than one held-out question of {n_eval} ({one_question:.1f} pp), "
+            f"at this budget ({budget}): it has not learned the target, so its drop is no yardstick for forgetting "
+            "at a useful gain. The `full` profile trains longer.")
 
 
 def summary(records: list[dict]) -> "Any":

@@ -323,6 +323,9 @@ def _rewrite_jsonl(path: Path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------- the loop
 
 
+CHECKPOINT = "checkpoint.pt"  # in config.out_dir: weights, optimizer and history, for a resume
+
+
 def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     """Train ``run.policy`` for ``config.steps`` optimizer steps; returns the history
     {"steps": [per-step metrics], "evals": [{"step", "accuracy": {task: acc}}], "status"}."""
@@ -331,7 +334,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     # fused: one kernel per step and no full-size temporaries (the foreach default needs several)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     out = Path(cfg.out_dir) if cfg.out_dir else None
-    ckpt = out / "checkpoint.pt" if out else None
+    ckpt = out / CHECKPOINT if out else None
     history: dict = {"steps": [], "evals": [], "status": "running"}
     start = 0
     if ckpt is not None and ckpt.exists():
