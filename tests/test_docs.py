@@ -1,0 +1,69 @@
+"""The commands the README and the book's prose tell a reader to type name notebooks, profiles and parameters
+that exist: each is checked the way the command line checks it, without running anything."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from retain_utils import profiles, runner, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]
+COMMAND = re.compile(r"python -m retain_utils (run|sweep) [^`]*")
+PLACEHOLDER = re.compile(r"retain_utils (run|sweep) [A-Z]+\b")  # `run NOTEBOOK` in prose
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for line in doc.read_text().splitlines():
+            for match in COMMAND.finditer(line):
+                if not PLACEHOLDER.search(match.group(0)):
+                    found.append((f"{doc.name}: {match.group(0).strip()}", match.group(0)))
+    return found
+
+
+def check(command: str) -> None:
+    """Raise ValueError as ``python -m retain_utils run|sweep`` would, before any notebook starts."""
+    words = shlex.split(command, comments=True)[3:]
+    kind, notebook, rest = words[0], words[1], words[2:]
+    profile, params, grid = "quick", {}, []
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--profile":
+            profile = rest.pop(0)
+        elif flag in ("-p", "--param"):
+            name, value = rest.pop(0), rest.pop(0)
+            params[name] = runner.parse_value(value)
+        elif flag == "--grid":
+            while rest and not rest[0].startswith("-"):
+                grid.append(rest.pop(0))
+        elif flag in ("-o", "--output-dir", "--workers", "--backend", "--gpus-per-point"):
+            rest.pop(0)
+        elif flag not in ("--rerun-changed", "--no-run"):
+            raise ValueError(f"unexpected argument {flag!r}")
+    profiles.check_profile(profile)
+    source = runner.find_notebook(notebook)
+    if kind == "run":
+        runner.check_parameters(source, params)
+    else:
+        sweep.check_grid(source, profile, sweep.parse_grid(grid))
+
+
+def test_the_docs_have_commands_to_check():
+    kinds = {command.split()[3] for _, command in documented_commands()}
+    assert kinds == {"run", "sweep"}
+
+
+@pytest.mark.parametrize("where,command", documented_commands(), ids=[w for w, _ in documented_commands()])
+def test_every_documented_command_is_valid(where, command):
+    check(command)
+
+
+def test_the_check_catches_an_undeclared_parameter():
+    with pytest.raises(ValueError, match="declares no parameter 'seeds'"):
+        check("python -m retain_utils run 01_toy_kl --profile smoke -p seeds 3")
+    with pytest.raises(ValueError, match="declares no parameter 'method'"):
+        check("python -m retain_utils sweep 02_rl_vs_sft --profile full --grid method=sft,grpo")
