@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retain_utils.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_to_initial, results_table,
-                                     score_texts, wilson_interval)
+from retain_utils.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_to_initial,
+                                     paired_intervals, results_table, score_texts, wilson_interval)
 from retain_utils.models import tiny_model
 from retain_utils.tasks import Example, get_task
 
@@ -60,10 +60,37 @@ def test_score_texts_counts_unparsed_separately():
     examples = task.make_examples(4, seed=0, split="eval")
     texts = [examples[0].expert, "no equation at all", r"\boxed{1 + }", "2 + 2 = 4"]
     s = score_texts(task, examples, texts)
-    assert (s.n, s.n_correct, s.n_unparsed) == (4, 1, 2)
+    assert (s.n, s.n_correct, s.n_unparsed) == (4, 1, 2) and s.correct == (1, 0, 0, 0)
     assert s.accuracy == 0.25 and s.ci_low < 0.25 < s.ci_high
     with pytest.raises(ValueError, match="3 responses for 4 examples"):
         score_texts(task, examples, texts[:3])
+
+
+def _answers(task, correct):
+    k = sum(correct)
+    return TaskScore(task, k / len(correct), 0.0, 1.0, len(correct), k, 0, correct=tuple(correct))
+
+
+def test_paired_intervals_resample_questions_with_both_answers_together():
+    from dataclasses import asdict
+
+    before = {"mmlu": _answers("mmlu", [0] * 20 + [1] * 20), "ifeval": _answers("ifeval", [1] * 40)}
+    same = paired_intervals(before, before, "mmlu")
+    assert same == {"gain": (0.0, 0.0), "drop": (0.0, 0.0)}  # paired: no change, no noise
+    # 10 of 40 target questions flip to right, none back; the other task loses 2 of 40
+    after = {"mmlu": _answers("mmlu", [1] * 10 + [0] * 10 + [1] * 20), "ifeval": _answers("ifeval", [0] * 2 + [1] * 38)}
+    out = paired_intervals(before, {k: asdict(v) for k, v in after.items()}, "mmlu")  # dicts (JSON) work too
+    assert 10 < out["gain"][0] < gain(before, after, "mmlu") == 25.0 < out["gain"][1] <= 40
+    assert out["drop"][0] == 0.0 and 5.0 <= out["drop"][1] < 15  # no resample can show a gain on ifeval
+    assert out == paired_intervals(before, after, "mmlu")  # seeded: the same numbers every time
+    # one flip in 40 is inside the noise: the interval reaches zero
+    one = {"mmlu": _answers("mmlu", [1] + [0] * 19 + [1] * 20), "ifeval": before["ifeval"]}
+    assert paired_intervals(before, one, "mmlu")["gain"][0] == 0.0
+    assert paired_intervals(before, {"mmlu": 0.6, "ifeval": 1.0}, "mmlu") is None  # no per-question results
+    with pytest.raises(ValueError, match="the questions must be the same"):
+        paired_intervals(before, {**after, "ifeval": _answers("ifeval", [1] * 39)}, "mmlu")
+    with pytest.raises(ValueError, match="level must be in"):
+        paired_intervals(before, after, "mmlu", level=95)
 
 
 def test_evaluate_tiny_model(tiny):

@@ -29,6 +29,8 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
         record = experiment.run_variant(bench, config, results_path=path, kl_prompts=2, progress=False)
         assert record["trajectory"][0]["gain"] == 0 and record["trajectory"][0]["drop"] == 0
         assert record["kl"] >= 0
+        lo, hi = record["gain_interval"]  # over the 2 held-out questions: it holds the point estimate
+        assert lo <= record["gain"] <= hi and record["drop_interval"][0] <= record["drop"]
     runs = json.loads(path.read_text())["runs"]
     assert [r["method"] for r in runs] == ["sft", "grpo"]
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}
@@ -154,3 +156,23 @@ def test_not_learned_flags_a_gain_of_at_most_one_held_out_question():
     assert "6 steps x 4 prompts" in note
     assert experiment.not_learned("GRPO", -8.0, 25, "b")
     assert experiment.not_learned("GRPO", 4.1, 25, "b") == ""
+
+
+def test_gain_clarity_names_the_gains_whose_interval_reaches_zero():
+    records = [{**_record("sft", 0, 20.0, 3.8), "gain_interval": (7.5, 32.5), "drop_interval": (-2.5, 10.0)},
+               {**_record("self_sft", 0, 7.5, 2.5), "gain_interval": (-5.0, 20.0), "drop_interval": (-5.0, 10.0)},
+               {**_record("grpo", 0, 15.0, 1.2), "gain_interval": (2.5, 27.5), "drop_interval": (-5.0, 7.5)},
+               {**_record("grpo", 1, 10.0, 1.2), "gain_interval": (0.0, 20.0), "drop_interval": (-5.0, 7.5)}]
+    table = experiment.intervals(records)
+    assert table.loc[("sft", 0), "clear_gain"] and not table.loc[("grpo", 1), "clear_gain"]
+    text = experiment.gain_clarity(records)
+    clear, unclear = text.split("Not clear")
+    assert "**sft** (seed 0: +20.0 pp, +7.5 to +32.5)" in clear and "self_sft" not in clear
+    assert "**self_sft** (seed 0: +7.5 pp, -5.0 to +20.0)" in unclear
+    assert "**grpo** (seed 0: +15.0 pp, +2.5 to +27.5, seed 1: +10.0 pp, +0.0 to +20.0)" in unclear  # one seed is enough
+    assert "Not clear" not in experiment.gain_clarity(records[:1])
+    loss = {**_record("stale", 0, -20.0, 0.0), "gain_interval": (-35.0, -5.0), "drop_interval": (-5.0, 5.0)}
+    assert "Clear losses (interval below zero): **stale** (seed 0: -20.0 pp, -35.0 to -5.0)." in \
+        experiment.gain_clarity([records[0], loss])
+    old = [{**records[0], "gain_interval": None, "drop_interval": None}]
+    assert experiment.gain_clarity(old).startswith("Some runs have no per-question results")

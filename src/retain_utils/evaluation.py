@@ -9,6 +9,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ class TaskScore:
     n_truncated: int = 0  # responses cut off by max_new_tokens
     n_tokens: int = 0  # generated tokens, all responses
     seconds: float = 0.0  # generation + scoring time
+    correct: tuple[int, ...] = ()  # 1 / 0 per example, in order: two models compare question by question
 
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
@@ -58,7 +60,8 @@ def score_texts(task: Task, examples: list[Example], texts: list[str], *, trunca
     k = int(sum(r for r, _ in scores))
     lo, hi = wilson_interval(k, len(scores))
     return TaskScore(task.name, k / len(scores) if scores else 0.0, lo, hi, len(scores), k,
-                     sum(not ok for _, ok in scores), sum(truncated or []), n_tokens, seconds)
+                     sum(not ok for _, ok in scores), sum(truncated or []), n_tokens, seconds,
+                     tuple(int(r) for r, _ in scores))
 
 
 def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task] | None) -> dict[str, Task]:
@@ -153,6 +156,43 @@ def drop(initial: dict, final: dict, target: str) -> float:
     if not others:
         raise ValueError(f"drop needs a task besides the target {target!r}; got only {list(initial)}")
     return 100.0 * sum(_accuracy(initial, t) - _accuracy(final, t) for t in others) / len(others)
+
+
+def _correct(scores, task: str) -> np.ndarray | None:
+    value = scores[task]
+    if isinstance(value, TaskScore):
+        value = value.correct
+    elif isinstance(value, dict):  # a TaskScore stored as a dict; logs written before ``correct`` existed lack it
+        value = value.get("correct")
+    else:  # a bare accuracy
+        return None
+    return np.asarray(value, dtype=float) if value else None
+
+
+def paired_intervals(initial: dict, final: dict, target: str, *, level: float = 0.95, n_boot: int = 2000,
+                     seed: int = 0) -> dict[str, tuple[float, float]] | None:
+    """Intervals (pp) of gain and drop over the held-out questions: a bootstrap that resamples each task's
+    questions with both models' answers to them kept together (paired). It measures evaluation noise only,
+    not the spread over training seeds. None when a score lacks per-question results (``correct``)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    gain(initial, final, target)  # for their checks: the target and at least one other task are scored
+    drop(initial, final, target)
+    rng = np.random.default_rng(seed)
+    diffs = {}  # task -> n_boot resampled accuracy changes, final - initial
+    for task in initial:
+        a, b = _correct(initial, task), _correct(final, task)
+        if a is None or b is None:
+            return None
+        if len(a) != len(b):
+            raise ValueError(f"{task}: {len(a)} initial and {len(b)} final answers; the questions must be the same")
+        idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+        diffs[task] = (b[idx] - a[idx]).mean(axis=1)
+    others = [t for t in initial if t != target]
+    samples = {"gain": 100 * diffs[target], "drop": -100 * np.mean([diffs[t] for t in others], axis=0)}
+    tail = 100 * (1 - level) / 2
+    return {name: (float(np.percentile(v, tail)) + 0.0, float(np.percentile(v, 100 - tail)) + 0.0)  # no -0.0
+            for name, v in samples.items()}
 
 
 # ---------------------------------------------------------------------------------------------- KL
@@ -255,6 +295,7 @@ def scores_frame(scores: dict[str, TaskScore]) -> pd.DataFrame:
     rows = []
     for label, s in scores.items():
         row = asdict(s)
+        del row["correct"]
         row["task"] = label
         for k in ("accuracy", "ci_low", "ci_high"):
             row[k] = 100.0 * row[k]

@@ -140,6 +140,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
                                   kl_examples, tasks=bench.tasks, seed=config.seed)
     trajectory = [{**point, "accuracy": _percent(e["accuracy"])}
                   for point, e in zip(result.trajectory(), result.evals)]
+    intervals = evaluation.paired_intervals(result.evals[0]["scores"], result.evals[-1]["scores"], bench.target)
     record = {
         "method": label,
         "algorithm": result.config.method,
@@ -147,6 +148,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         "seed": config.seed,
         "gain": trajectory[-1]["gain"],
         "drop": trajectory[-1]["drop"],
+        "gain_interval": intervals and intervals["gain"],  # 95 %, over held-out questions (None: old logs)
+        "drop_interval": intervals and intervals["drop"],
         "kl": kl,
         "accuracy_initial": _percent(initial),
         "accuracy_final": _percent(final),
@@ -281,3 +284,46 @@ def plot_trajectories(records: list[dict], ax=None):
     ax.set_ylabel("gain on the target task (percentage points)")
     ax.legend()
     return ax
+
+
+def intervals(records: list[dict]) -> "Any":
+    """One row per run: gain and drop (pp) with their 95 % intervals over the held-out questions
+    (``evaluation.paired_intervals``), and whether the gain is clear: its whole interval above zero."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        gain_lo, gain_hi = r.get("gain_interval") or (float("nan"),) * 2
+        drop_lo, drop_hi = r.get("drop_interval") or (float("nan"),) * 2
+        rows.append({"method": r["method"], "seed": r["seed"], "gain": r["gain"], "gain_low": gain_lo,
+                     "gain_high": gain_hi, "drop": r["drop"], "drop_low": drop_lo, "drop_high": drop_hi,
+                     "clear_gain": bool(gain_lo > 0)})
+    return pd.DataFrame(rows).set_index(["method", "seed"]).round(1)
+
+
+def gain_clarity(records: list[dict]) -> str:
+    """Which variants gained clearly (interval above zero in every seed), which lost clearly (below zero in every
+    seed) and which cannot be told apart from evaluation noise, with their numbers."""
+    table = intervals(records)
+    if table["gain_low"].isna().any():
+        return "Some runs have no per-question results (logs from an older version), so no intervals are shown."
+
+    def runs(label):
+        return ", ".join(f"seed {seed}: {row.gain:+.1f} pp, {row.gain_low:+.1f} to {row.gain_high:+.1f}"
+                         for (_, seed), row in table.loc[[label]].iterrows())
+
+    labels = list(dict.fromkeys(table.index.get_level_values("method")))
+    gained = [m for m in labels if (table.loc[[m], "gain_low"] > 0).all()]
+    lost = [m for m in labels if (table.loc[[m], "gain_high"] < 0).all()]
+    unclear = [m for m in labels if m not in gained + lost]
+    text = ("Gain with its 95 % interval over the held-out questions (evaluation noise only, not the spread over "
+            "seeds). ")
+    for names, heading in ((gained, "Clear gains (interval above zero)"), (lost, "Clear losses (interval below zero)")):
+        if names:
+            text += f"{heading}: " + "; ".join(f"**{m}** ({runs(m)})" for m in names) + ". "
+    if unclear:
+        text += ("Not clear (interval reaching zero, in at least one seed): "
+                 + "; ".join(f"**{m}** ({runs(m)})" for m in unclear)
+                 + ": at this sample size these changes cannot be told apart from evaluation noise, and the drops of "
+                   "variants without a clear gain say little about forgetting at a useful gain.")
+    return text.strip()
