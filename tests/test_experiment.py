@@ -17,6 +17,10 @@ def test_unknown_names_fail_before_any_model_loads():
         experiment.check_names("mmlu", ["mmlu"])
     with pytest.raises(ValueError, match="n_eval must be a positive int"):
         experiment.make_bench("no-such-model", "mmlu", 4, 0)
+    with pytest.raises(ValueError, match="n_eval_target must be a positive int"):
+        experiment.make_bench("no-such-model", "mmlu", 4, 2, n_eval_target=0)
+    with pytest.raises(ValueError, match="mmlu: asked for n=500 eval examples but the eval split has only"):
+        experiment.make_bench("no-such-model", "countdown", 4, 500, n_eval_target=4, task_names=("countdown", "mmlu"))
 
 
 def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch):
@@ -60,6 +64,14 @@ def test_trainer_samples_greedily_like_the_baseline_model():
     with torch.autocast("cpu", dtype=autocast):
         after = generate(sampler, tok, messages, max_new_tokens=24, batch_size=EVAL_BATCH_SIZE)
     assert [c.completion_ids for c in after] == [c.completion_ids for c in before]
+
+
+def test_the_target_can_have_more_held_out_examples(monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, n_eval_target=5, task_names=("mmlu", "countdown"),
+                                  progress=False)
+    assert {k: len(v) for k, v in bench.eval.items()} == {"mmlu": 5, "countdown": 2}
+    assert bench.baseline["mmlu"].n == 5 and len(bench.baseline["mmlu"].correct) == 5
 
 
 def test_run_variant_reuses_the_baseline_as_step_0(monkeypatch):

@@ -110,3 +110,18 @@ def test_results_save_merges_and_writes_atomically(tmp_path):
     with pytest.raises(TypeError, match="cannot write"):
         results.save(path, bad=object.__new__(type("Opaque", (), {"__slots__": ()})))
     assert results.load(path)["metrics"] == {"m": 0.5}, "a failed write leaves the old file intact"
+
+
+def test_held_out_sizes_of_every_profile_fit_the_question_banks():
+    """A profile may not ask a task for more held-out questions than its bank holds (mmlu's shipped bank: 118)."""
+    from retain_utils.tasks import TASK_NAMES, get_task
+
+    banks = {name: get_task(name) for name in TASK_NAMES if hasattr(get_task(name), "n_questions")}
+    assert "mmlu" in banks
+    for notebook, table in profiles.PROFILES.items():
+        for profile, values in table.items():
+            for key in ("n_eval", "n_eval_target"):
+                if values.get(key) is None:
+                    continue
+                for name, task in banks.items():
+                    assert values[key] <= task.n_questions("eval"), f"{notebook} {profile} {key}: {name}"

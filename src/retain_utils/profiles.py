@@ -28,14 +28,19 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "distance_steps": 1000, "anim_frames": 30},
     },
     # RL vs SFT: methods, seeds and the training budget. quick fits 15 min on a 2-core CPU with one seed (a GRPO
-    # step costs ~17 s, an evaluation ~40 s; see benchmarks/CALIBRATION.md); full runs three.
+    # step costs ~17 s, an evaluation ~40 s; see benchmarks/CALIBRATION.md) and asks the target all 118 held-out
+    # questions of the shipped mmlu bank (n_eval_target; None = n_eval), so that a gain of ~10 pp can be told from
+    # evaluation noise; full runs three seeds, with 118 held-out questions per task (mmlu's bank holds no more).
     "02_rl_vs_sft": {
         "smoke": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 4,
-                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
+                  "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 2, "batch_size": 2,
+                  "eval_every": 2, "max_tokens": 16},
         "quick": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 12, "n_train": 64, "n_eval": 40,
-                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 6, "eval_every": 6, "max_tokens": None},
+                  "n_eval_target": 118, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 6,
+                  "eval_every": 6, "max_tokens": None},
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
-                 "n_eval": 200, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 16, "eval_every": 10, "max_tokens": None},
+                 "n_eval": 118, "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5,
+                 "batch_size": 16, "eval_every": 10, "max_tokens": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
     # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
