@@ -34,6 +34,11 @@ class TaskScore:
     seconds: float = 0.0  # generation + scoring time
     correct: tuple[int, ...] = ()  # 1 / 0 per example, in order: two models compare question by question
 
+    def to_dict(self) -> dict:
+        """As stored in logs and results files (JSON: ``correct`` as a list), so a resumed run's scores, read
+        back from its logs, equal a fresh run's."""
+        return {**asdict(self), "correct": list(self.correct)}
+
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
 # baseline and each trainer's - uses this one batch size, so a run's step 0 equals the baseline.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import results
+from ..evaluation import TaskScore
 from . import grpo, self_sft, sft
 from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, resolve
 from .loop import CHECKPOINT, Run, TrainingDiverged, fit, prepare_policy
@@ -109,7 +110,7 @@ def train(config: TrainConfig, model, tokenizer, tasks, train_examples, eval_exa
     eval_examples = _group(eval_examples)
     check_inputs(cfg, tasks, train_examples, eval_examples)
     if initial_scores is not None:
-        initial_scores = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v)
+        initial_scores = {k: v.to_dict() if isinstance(v, TaskScore) else dict(v)
                           for k, v in initial_scores.items()}
         if set(initial_scores) != set(eval_examples) or any(
                 initial_scores[k]["n"] != len(v) for k, v in eval_examples.items()):

@@ -10,7 +10,6 @@ batch's loss is already scaled so that summing over the micro batches of a step 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -273,7 +272,7 @@ def evaluate_tasks(run: Run) -> dict[str, dict]:
     with run.autocast():
         scores = evaluate(run.sampler, run.tokenizer, run.eval_examples, tasks=run.tasks,
                           max_new_tokens=run.config.eval_max_new_tokens, batch_size=run.config.eval_batch_size)
-    return {name: dataclasses.asdict(s) for name, s in scores.items()}
+    return {name: s.to_dict() for name, s in scores.items()}
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
