@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from retain_utils import profiles, runner, sweep
+from retain_utils import runner, sweep
+from retain_utils.__main__ import _params, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]
@@ -26,30 +27,14 @@ def documented_commands() -> list[tuple[str, str]]:
 
 
 def check(command: str) -> None:
-    """Raise ValueError as ``python -m retain_utils run|sweep`` would, before any notebook starts."""
-    words = shlex.split(command, comments=True)[3:]
-    kind, notebook, rest = words[0], words[1], words[2:]
-    profile, params, grid = "quick", {}, []
-    while rest:
-        flag = rest.pop(0)
-        if flag == "--profile":
-            profile = rest.pop(0)
-        elif flag in ("-p", "--param"):
-            name, value = rest.pop(0), rest.pop(0)
-            params[name] = runner.parse_value(value)
-        elif flag == "--grid":
-            while rest and not rest[0].startswith("-"):
-                grid.append(rest.pop(0))
-        elif flag in ("-o", "--output-dir", "--workers", "--backend", "--gpus-per-point"):
-            rest.pop(0)
-        elif flag not in ("--rerun-changed", "--no-run"):
-            raise ValueError(f"unexpected argument {flag!r}")
-    profiles.check_profile(profile)
-    source = runner.find_notebook(notebook)
-    if kind == "run":
-        runner.check_parameters(source, params)
+    """Parse ``command`` with the command line's own parser, then raise ValueError as ``run`` / ``sweep`` would
+    before any notebook starts (argparse itself exits on an unknown flag or profile)."""
+    args = build_parser().parse_args(shlex.split(command, comments=True)[3:])
+    source = runner.find_notebook(args.notebook)
+    if args.command == "run":
+        runner.check_parameters(source, _params(args.param))
     else:
-        sweep.check_grid(source, profile, sweep.parse_grid(grid))
+        sweep.check_grid(source, args.profile, sweep.parse_grid(args.grid))
 
 
 def test_the_docs_have_commands_to_check():

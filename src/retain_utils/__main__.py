@@ -13,7 +13,8 @@ def _params(pairs: list[list[str]] | None) -> dict:
     return {name: runner.parse_value(value) for name, value in (pairs or [])}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's arguments (also used by the tests that check the commands the docs show)."""
     parser = argparse.ArgumentParser(prog="python -m retain_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -40,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("-o", "--output-dir", help="default: sweeps/NOTEBOOK/PROFILE")
     sw.add_argument("--rerun-changed", action="store_true",
                     help="also rerun finished points whose notebook code has changed since")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             done = runner.run_notebook(args.notebook, args.profile, _params(args.param), args.output_dir)

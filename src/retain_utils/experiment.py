@@ -321,7 +321,7 @@ def gain_clarity(records: list[dict]) -> str:
                          for (_, seed), row in table.loc[[label]].iterrows())
 
     labels = list(dict.fromkeys(table.index.get_level_values("method")))
-    gained = [m for m in labels if (table.loc[[m], "gain_low"] > 0).all()]
+    gained = [m for m in labels if table.loc[[m], "clear_gain"].all()]
     lost = [m for m in labels if (table.loc[[m], "gain_high"] < 0).all()]
     unclear = [m for m in labels if m not in gained + lost]
     text = ("Gain with its 95 % interval over the held-out questions (evaluation noise only, not the spread over "
