@@ -10,6 +10,7 @@ does not depend on the batch size or on which other prompts share its batch.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,12 @@ def encode_prompts(tokenizer, messages_list: list[list[dict]]) -> list[list[int]
     return prompts
 
 
-def _row_generator(seed: int, prompt_index: int, sample_index: int) -> torch.Generator:
+def _row_generator(seed: int, prompt_index: int, sample_index: int, device: torch.device) -> torch.Generator:
+    """The noise source of one (prompt, sample) row, on the model's device (no per-token host copies).
+    On the CPU these are the same numbers as always; another device's generator gives other, equally
+    reproducible, numbers (a sample is reproducible per device)."""
     state = np.random.SeedSequence([seed, prompt_index, sample_index]).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+    return torch.Generator(device=device).manual_seed(int(state[0] >> np.uint64(1)))
 
 
 def _new_cache(model) -> DynamicCache:
@@ -68,6 +72,15 @@ def _cache_kwarg(model) -> str:
     """Newer transformers call the KV-cache argument ``cache`` (``past_key_values`` is deprecated)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+# On the CPU a host sync is free, so finished rows leave the batch at once; on an accelerator the loop
+# checks every SYNC_EVERY tokens, so the device runs ahead instead of waiting on the host each token.
+SYNC_EVERY = 8
+
+
+def _sync_every(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else SYNC_EVERY
 
 
 @torch.inference_mode()
@@ -90,41 +103,53 @@ def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eo
     cache.batch_select_indices(expand)
     logits = out.logits[expand, -1].float()
     mask, position = mask.to(device)[expand], position_ids.to(device)[expand, -1]
-    generators = [_row_generator(seed, p, s) for p, s in rows] if temperature > 0 else None
-    active = list(range(len(rows)))  # indices into rows of the rows still decoding, in batch order
-    tokens: list[list[int]] = [[] for _ in rows]
-    done: dict[tuple[int, int], tuple[list[int], bool]] = {}
+    sample = temperature > 0
+    generators = [_row_generator(seed, p, s, device) for p, s in rows] if sample else None
+    noise = torch.empty((len(rows), logits.shape[-1]), device=device) if sample else None
+    eos_ids = torch.tensor(sorted(eos), device=device)
+    tokens = torch.full((len(rows), max_new_tokens), pad_id, dtype=torch.long, device=device)
+    batch_rows = torch.arange(len(rows), device=device)  # row (index into rows) of each batch position
+    alive = torch.ones(len(rows), dtype=torch.bool, device=device)  # no EOS yet
+    sync_every = _sync_every(device)
     for step in range(max_new_tokens):
-        if temperature > 0:  # Gumbel-max with each row's own generator = sampling from softmax(logits / T)
-            u = torch.stack([torch.rand(logits.shape[-1], generator=generators[r]) for r in active]).to(device)
-            next_ids = (logits / temperature - torch.log(-torch.log(u))).argmax(-1)
+        if sample:  # Gumbel-max with each row's own generator = sampling from softmax(logits / T)
+            u = noise[: len(generators)]
+            for i, g in enumerate(generators):
+                torch.rand(u.shape[-1], generator=g, device=device, out=u[i])
+            next_ids = (logits / temperature - u.log_().neg_().log_()).argmax(-1)
         else:
             next_ids = logits.argmax(-1)
-        keep = []
-        for i, (r, tok) in enumerate(zip(active, next_ids.tolist())):
-            tokens[r].append(tok)
-            if tok in eos:
-                done[rows[r]] = (tokens[r], True)
-            else:
-                keep.append(i)
-        if len(keep) < len(active):  # drop finished rows from the batch and the cache
-            if not keep:
-                active = []
-                break
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            next_ids, mask, position = next_ids[index], mask[index], position[index]
-            active = [active[i] for i in keep]
+        tokens[batch_rows, step] = next_ids
+        alive &= ~torch.isin(next_ids, eos_ids)
         if step == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
+        if (step + 1) % sync_every == 0:  # drop finished rows from the batch and the cache
+            keep = alive.nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            if keep.numel() < alive.numel():
+                cache.batch_select_indices(keep)
+                next_ids, mask, position = next_ids[keep], mask[keep], position[keep]
+                batch_rows, alive = batch_rows[keep], alive[keep]
+                if sample:
+                    generators = [generators[i] for i in keep.tolist()]
+        mask = torch.cat([mask, mask.new_ones((len(batch_rows), 1))], dim=-1)
         position = position + 1
         out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position[:, None],
                     use_cache=True, **{_cache_kwarg(model): cache})
         logits = out.logits[:, -1].float()
-    for r in active:
-        done[rows[r]] = (tokens[r], False)
+    done: dict[tuple[int, int], tuple[list[int], bool]] = {}
+    for row, ids in zip(rows, tokens.tolist()):  # a row without EOS decoded all max_new_tokens tokens
+        end = next((i for i, t in enumerate(ids) if t in eos), None)
+        done[row] = (ids, False) if end is None else (ids[: end + 1], True)
     return done
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def generate(
@@ -144,14 +169,16 @@ def generate(
     Returns prompt 0's samples, then prompt 1's, ...; a sampled answer depends only on (seed, prompt
     index, sample index), not on ``batch_size``. ``batch_size`` counts sequences decoded together.
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_int("max_new_tokens", max_new_tokens, 1)
+    _check_int("num_samples", num_samples, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)):
+        raise TypeError(f"temperature must be a number, got {temperature!r} ({type(temperature).__name__})")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    if isinstance(messages_list, (str, dict)) or not all(isinstance(m, (list, tuple)) for m in messages_list):
+        raise TypeError("messages_list must be a list of conversations (each a list of {'role', 'content'} dicts)")
     eos = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     prompts = encode_prompts(tokenizer, messages_list)
