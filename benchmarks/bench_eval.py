@@ -1,51 +1,134 @@
-"""Benchmark greedy evaluation of the embedded model: prompts/s and generated tokens/s per task and dtype.
+"""Greedy decoding: ``retain_utils.generation.generate`` against transformers' ``model.generate`` in one process.
 
-    .venv/bin/python benchmarks/bench_eval.py --n 100                 # bf16 (where supported) and fp32
-    .venv/bin/python benchmarks/bench_eval.py --n 32 --dtypes fp32 --threads 1
+    PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_eval.py                  # the machine's dtype
+    PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_eval.py --dtype fp32 --threads 1 --json out.json
+
+The same ``--n`` held-out prompts of ``--task`` (default ifeval), one batch of ``--batch-size``, ``--tokens``
+new tokens, greedy. Checks that both give identical tokens (up to each row's first EOS), and reports
+tokens/s of each, their ratio, the matmul peak of this dtype measured in the same process (before and
+after) and the CPU flags and load. The two are timed alternately ``--repeats`` times (best of each), so
+a change of load on a shared machine hits both.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
 import torch
 
-from retain_utils.evaluation import eval_examples, evaluate
-from retain_utils.models import EMBEDDED_MODEL, load_model
+from retain_utils.evaluation import eval_examples
+from retain_utils.generation import eos_token_ids, encode_prompts, generate
+from retain_utils.models import EMBEDDED_MODEL, default_dtype, load_model
+from retain_utils.tasks import get_task
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        line = next((x for x in open("/proc/cpuinfo").read().split("\n") if x.startswith("flags")), "")
+    except OSError:
+        return []
+    return [f for f in FLAGS if f in line.split()]
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Sustained FLOP/s of a square matmul in ``dtype`` (the machine's practical peak)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - t0)
+
+
+def hf_greedy(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, pad_id: int, eos: set[int]):
+    """transformers' generate on left-padded prompts; each row cut after its first EOS."""
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):], mask[i, width - len(p):] = torch.tensor(p), 1
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=pad_id, top_k=None, top_p=None, temperature=None)
+    rows = []
+    for row in out[:, width:].tolist():
+        end = next((i for i, t in enumerate(row) if t in eos), None)
+        rows.append(row if end is None else row[: end + 1])
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=EMBEDDED_MODEL)
-    parser.add_argument("--n", type=int, default=100, help="held-out prompts per task")
-    parser.add_argument("--dtypes", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"])
+    parser.add_argument("--task", default="ifeval")
+    parser.add_argument("--n", type=int, default=32, help="held-out prompts")
+    parser.add_argument("--tokens", type=int, default=32, help="new tokens per prompt")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                        help="default: the machine's (models.default_dtype: bf16 with AMX/AVX512-BF16, else fp32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice). On a CPU shared with other jobs, 1 thread "
-                             "is often much faster: small matmuls stall waiting for a descheduled second thread")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    examples = eval_examples(args.n, args.seed)
-    print(f"model {args.model}, {args.n} prompts per task, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'dtype':6s} {'task':10s} {'acc %':>6s} {'prompts/s':>10s} {'tokens/s':>9s} {'tokens':>7s} {'s':>6s}")
-    for dtype in args.dtypes:
-        model, tok = load_model(args.model, dtype=dtype)
-        # warm-up: the first bf16 forward passes pay one-off kernel set-up costs
-        evaluate(model, tok, {k: v[:2] for k, v in examples.items()}, max_new_tokens=4)
-        start = time.perf_counter()
-        scores = evaluate(model, tok, examples, batch_size=args.batch_size)
-        total = time.perf_counter() - start
-        for name, s in scores.items():
-            print(f"{dtype:6s} {name:10s} {100 * s.accuracy:6.1f} {s.n / s.seconds:10.2f} "
-                  f"{s.n_tokens / s.seconds:9.1f} {s.n_tokens:7d} {s.seconds:6.1f}")
-        n = sum(s.n for s in scores.values())
-        tokens = sum(s.n_tokens for s in scores.values())
-        print(f"{dtype:6s} {'all':10s} {'':6s} {n / total:10.2f} {tokens / total:9.1f} {tokens:7d} {total:6.1f}")
+    parser.add_argument("--json", help="write the results here")
+    a = parser.parse_args()
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
+    dtype = DTYPES[a.dtype] if a.dtype else default_dtype("cpu")
+    model, tok = load_model(a.model, dtype=dtype, device="cpu")
+    task = get_task(a.task)
+    msgs = [task.messages(e) for e in eval_examples(a.n, a.seed, {a.task: task})[a.task]]
+    prompts = encode_prompts(tok, msgs)
+    eos = eos_token_ids(model, tok)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(eos)
+    load = [os.getloadavg()]
+    peak_before = matmul_peak(dtype)
+    generate(model, tok, msgs[:2], max_new_tokens=2)  # warm-up of both paths
+    hf_greedy(model, tok, prompts[:2], 2, pad_id, eos)
+    ours_s, hf_s, ours, hf = [], [], None, None
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        ours = generate(model, tok, msgs, max_new_tokens=a.tokens, batch_size=a.batch_size)
+        ours_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        hf = [r for i in range(0, len(prompts), a.batch_size)
+              for r in hf_greedy(model, tok, prompts[i:i + a.batch_size], a.tokens, pad_id, eos)]
+        hf_s.append(time.perf_counter() - t0)
+        load.append(os.getloadavg())
+    peak_after = matmul_peak(dtype)
+    ours_ids = [c.completion_ids for c in ours]
+    n_tokens = sum(map(len, ours_ids))
+    hf_tokens = sum(map(len, hf))
+    identical = ours_ids == hf
+    res = {
+        "model": a.model, "task": a.task, "n": a.n, "max_new_tokens": a.tokens, "batch_size": a.batch_size,
+        "dtype": str(dtype), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags(),
+        "load_average": load, "torch": torch.__version__,
+        "matmul_peak_tflops": [peak_before / 1e12, peak_after / 1e12],
+        "ours_seconds": ours_s, "hf_seconds": hf_s, "ours_tokens": n_tokens, "hf_tokens": hf_tokens,
+        "ours_tokens_per_s": n_tokens / min(ours_s), "hf_tokens_per_s": hf_tokens / min(hf_s),
+        "identical_outputs": identical,
+        "rows_differing": sum(x != y for x, y in zip(ours_ids, hf)),
+        "prompt_tokens": sum(map(len, prompts)),
+    }
+    res["speedup_vs_hf"] = min(hf_s) / min(ours_s)
+    # square-matmul bound of the generated tokens alone (prefill excluded): 2 x matmul params x tokens / peak
+    n_matmul = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    res["ours_fraction_of_matmul_bound"] = 2 * n_matmul * n_tokens / min(ours_s) / max(peak_before, peak_after)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("load_average",)}, indent=1))
+    if not identical:
+        print(f"WARNING: {res['rows_differing']} of {len(hf)} rows differ from model.generate")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
 
 
 if __name__ == "__main__":

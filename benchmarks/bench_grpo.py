@@ -1,12 +1,14 @@
 """One GRPO step of ours against TRL's GRPOTrainer on the same model, prompts, group size, completion
 length, precision and loss (loss_type="grpo", beta, k3 KL for TRL / our estimator, no KL bias correction).
 
-    .venv/bin/python benchmarks/bench_grpo.py [--prompts 4 --group 4 --tokens 64 --steps 2]
+    PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_grpo.py [--dtype fp32] [--prompts 4 --group 4 --tokens 64]
 
-Each implementation runs in its own subprocess (so peak RSS is its own); the first step is warm-up, the
-reported step time is the mean over the later steps. Also measures this CPU's bf16 matmul peak and the
-model FLOP utilisation (MFU) of the training part (policy forward + backward) and of the whole step.
-Needs trl (installed for benchmarks and tests only; see requirements-dev).
+Precision: ``--dtype`` or the machine's (models.default_dtype: bf16 autocast over fp32 master weights where
+the CPU has AMX / AVX512-BF16, else fp32), the same for both. Each implementation runs in its own
+subprocess (so peak RSS is its own), one after the other; the first step is warm-up, the reported step
+time is the mean over the later steps. Also measures this dtype's matmul peak in each subprocess (before
+and after its run) and the model FLOP utilisation (MFU) of the training part (policy forward + backward)
+and of the whole step, and records the CPU flags and load averages. Needs trl (benchmarks and tests only).
 """
 
 from __future__ import annotations
@@ -23,7 +25,26 @@ import time
 import torch
 
 
-def matmul_peak(dtype=torch.bfloat16, n=2048, seconds=3.0) -> float:
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        line = next((x for x in open("/proc/cpuinfo").read().split("\n") if x.startswith("flags")), "")
+    except OSError:
+        return []
+    return [f for f in FLAGS if f in line.split()]
+
+
+def resolve_dtype(name: str | None) -> str:
+    from retain_utils.models import default_dtype
+
+    return name or ("bf16" if default_dtype("cpu") == torch.bfloat16 else "fp32")
+
+
+def matmul_peak(dtype=torch.float32, n=2048, seconds=3.0) -> float:
     """Sustained FLOP/s of a square matmul in ``dtype`` (the machine's practical peak)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
@@ -51,13 +72,14 @@ def run_ours(a) -> dict:
     from retain_utils.models import load_model
     from retain_utils.training import TrainConfig, train
 
-    model, tok = load_model(dtype="bf16", device="cpu")
+    model, tok = load_model(dtype="fp32", device="cpu")  # fp32 master weights; bf16 (if asked) by autocast
     n_matmul = matmul_params(model)
     task, exs = examples(a.prompts * a.steps, a.seed)
     cfg = TrainConfig(method="grpo", task="countdown", lr=5e-6, steps=a.steps, batch_size=a.prompts,
                       group_size=a.group, micro_batch_size=a.micro, rollout_batch_size=a.prompts * a.group,
                       temperature=0.8, max_new_tokens=a.tokens, beta=a.beta, kl_estimator="k3",
-                      warmup_frac=0.0, eval_every=10**6, seed=a.seed)
+                      warmup_frac=0.0, eval_every=10**6, seed=a.seed,
+                      precision=a.dtype)
     res = train(cfg, model, tok, [task], exs, progress=False)
     later = res.steps[1:] or res.steps
     mean = lambda k: sum(s[k] for s in later) / len(later)
@@ -74,7 +96,7 @@ def run_trl(a) -> dict:
 
     from retain_utils.models import embedded_model_dir, load_model
 
-    _, tok = load_model(dtype="bf16", device="cpu")
+    _, tok = load_model(dtype="fp32", device="cpu")
     task, exs = examples(a.prompts * a.steps, a.seed)
     ds = Dataset.from_dict({"prompt": [task.messages(e) for e in exs], "index": list(range(len(exs)))})
 
@@ -95,7 +117,7 @@ def run_trl(a) -> dict:
         warmup_steps=0, per_device_train_batch_size=a.prompts * a.group, gradient_accumulation_steps=1,
         num_generations=a.group, max_completion_length=a.tokens, temperature=0.8, top_k=0, top_p=1.0,
         beta=a.beta, loss_type="grpo", scale_rewards="group", use_bias_correction_kl=False,
-        bf16=True, gradient_checkpointing=False, use_cpu=True, report_to=[], logging_steps=1,
+        bf16=a.dtype == "bf16", gradient_checkpointing=False, use_cpu=True, report_to=[], logging_steps=1,
         save_strategy="no", seed=a.seed, model_init_kwargs={"dtype": torch.float32}, shuffle_dataset=False,
         max_grad_norm=1.0)
     trainer = GRPOTrainer(model=str(embedded_model_dir()), reward_funcs=[reward], args=args, train_dataset=ds,
@@ -128,17 +150,27 @@ def main():
     p.add_argument("--beta", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=["ours", "trl", "both"], default="both")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: the machine's")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--json", help="write the results here")
     a = p.parse_args()
+    a.dtype = resolve_dtype(a.dtype)
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     if a.impl != "both":  # the CPU is shared: measure the peak right before and after the run, in-process
-        before = matmul_peak(seconds=2.0)
+        load = [os.getloadavg()]
+        before = matmul_peak(DTYPES[a.dtype], seconds=2.0)
         out = run_ours(a) if a.impl == "ours" else run_trl(a)
         out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        out["matmul_peak"] = (before + matmul_peak(seconds=2.0)) / 2
-        out["load_average"] = os.getloadavg()
+        after = matmul_peak(DTYPES[a.dtype], seconds=2.0)
+        out["matmul_peak"] = (before + after) / 2
+        out["matmul_peak_before_after"] = [before, after]
+        out["load_average"] = load + [os.getloadavg()]
+        out["threads"] = torch.get_num_threads()
         print("RESULT " + json.dumps(out))
         return
-    results = {"config": vars(a), "torch_threads": torch.get_num_threads()}
+    results = {"config": vars(a), "torch_threads": a.threads or torch.get_num_threads(), "cpu_flags": cpu_flags(),
+               "cpu_count": os.cpu_count(), "torch": torch.__version__}
     for impl in ("ours", "trl"):
         args = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items()
                                                              if k not in ("impl", "json") and v is not None]
@@ -149,7 +181,7 @@ def main():
         results[impl] = json.loads(line[-1][len("RESULT "):])
     ours, trl = results["ours"], results["trl"]
     n, peak = ours["matmul_params"], ours["matmul_peak"]
-    results["bf16_matmul_peak_tflops"] = peak / 1e12
+    results["matmul_peak_tflops"] = peak / 1e12
     train_flops = 6 * n * ours["train_tokens"]  # policy forward + backward on prompt + completion tokens
     ref_flops = 2 * n * ours["train_tokens"] if a.beta > 0 else 0.0
     gen_tokens = a.prompts * a.group * ours["completion_len"]
@@ -157,7 +189,8 @@ def main():
     results["speedup_vs_trl"] = trl["step_seconds"] / ours["step_seconds"]
     results["mfu_train"] = train_flops / ours["train_seconds"] / peak
     results["mfu_step"] = (train_flops + ref_flops + gen_flops) / ours["step_seconds"] / peak
-    summary = {k: results[k] for k in ("bf16_matmul_peak_tflops", "speedup_vs_trl", "mfu_train", "mfu_step")}
+    summary = {k: results[k] for k in ("config", "cpu_flags", "torch_threads", "matmul_peak_tflops", "speedup_vs_trl",
+                                       "mfu_train", "mfu_step")}
     summary.update({f"{impl}_{k}": results[impl][k] for impl in ("ours", "trl")
                     for k in ("step_seconds", "gen_seconds", "completion_len", "peak_rss_gib", "load_average")})
     print(json.dumps(summary, indent=2))

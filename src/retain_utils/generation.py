@@ -1,10 +1,12 @@
 """Batched sampling from a chat model: the one place that turns prompts into completions.
 
 Evaluation (greedy) and the trainers' rollouts (temperature sampling) both call ``generate``. It is a
-plain KV-cache decode loop with left padding rather than ``model.generate``: on this CPU it is faster
-(prompts shared by several samples are prefilled once, finished rows leave the batch) and sampling is
-reproducible row by row: every (prompt, sample) pair draws from its own seeded generator, so a sample
-does not depend on the batch size or on which other prompts share its batch.
+plain KV-cache decode loop with left padding rather than ``model.generate``: prompts shared by several
+samples are prefilled once, finished rows leave the batch, and sampling is reproducible row by row: every
+(prompt, sample) pair draws from its own seeded generator on the model's device, so a sample does not
+depend on the batch size or on which other prompts share its batch (same device, same numbers). Greedy
+tokens are identical to ``model.generate``'s; its speed is about the same at equal thread counts
+(benchmarks/PROFILE.md: both are bound by the model's matmuls).
 """
 
 from __future__ import annotations
