@@ -84,8 +84,7 @@ def profile_eval(a, dtype):
     out["prompt_tokens"] = sum(len(c.prompt_ids) for c in ours)
     out["max_prompt"] = max(len(c.prompt_ids) for c in ours)
     # transformers' own generate on the same prompts, one batch, left padding
-    enc = tok([tok.decode(c.prompt_ids) for c in ours[:: 1]], return_tensors="pt", padding=True,
-              add_special_tokens=False)
+    enc = tok([tok.decode(c.prompt_ids) for c in ours], return_tensors="pt", padding=True, add_special_tokens=False)
     TIMES.clear()
     inner = wrap_forward(model, "hf_")
     t0 = time.perf_counter()
@@ -138,7 +137,7 @@ def profile_grpo(a, dtype):
         with timed("policy_forward"):
             return loss(*args, **kw)
 
-    loop_loss = timed_loss
+    grpo.loss = timed_loss  # fit looks it up on the module at each call
     backward = torch.autograd.backward
 
     def timed_backward(*args, **kw):
@@ -146,12 +145,8 @@ def profile_grpo(a, dtype):
             return backward(*args, **kw)
 
     torch.autograd.backward = timed_backward
-    from retain_utils.training import METHODS  # noqa: F401 (the method table, if any)
-
-    grpo.loss = loop_loss
     # sampling noise alone: the per-row generator draws of one decode step at the rollout's batch
-    rows = a.prompts * a.group
-    gens = [generation._row_generator(0, p, s) for p in range(a.prompts) for s in range(a.group)]
+    gens = [generation._row_generator(0, p, s, torch.device("cpu")) for p in range(a.prompts) for s in range(a.group)]
     vocab = model.config.vocab_size
     t0 = time.perf_counter()
     for _ in range(10):
