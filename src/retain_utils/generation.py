@@ -179,8 +179,11 @@ def generate(
         raise TypeError(f"temperature must be a number, got {temperature!r} ({type(temperature).__name__})")
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
-    if isinstance(messages_list, (str, dict)) or not all(isinstance(m, (list, tuple)) for m in messages_list):
-        raise TypeError("messages_list must be a list of conversations (each a list of {'role', 'content'} dicts)")
+    kind = type(messages_list).__name__
+    messages_list = None if isinstance(messages_list, (str, dict)) else list(messages_list)  # a generator once
+    if messages_list is None or not all(isinstance(m, (list, tuple)) for m in messages_list):
+        raise TypeError("messages_list must be a list of conversations (each a list of {'role', 'content'} dicts), "
+                        f"got {kind}")
     eos = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     prompts = encode_prompts(tokenizer, messages_list)
