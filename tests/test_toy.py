@@ -30,7 +30,7 @@ def test_mixture_sampling_moments():
 
 
 def _consts(**kw):
-    return toy._Consts.of([toy.RunSpec(method="fkl", lr=0.1, **kw)])
+    return toy.estimators.Consts.of([toy.RunSpec(method="fkl", lr=0.1, **kw)])
 
 
 def _log_q(theta, x, start):
@@ -76,7 +76,7 @@ def test_reverse_kl_uni_is_minus_the_gradient_of_kl():
     d/dmu = -(mu - m) / sp^2, d/ds = 1/s - s / sp^2."""
     mu, s, m, sp = 0.3, 1.2, 3.5, 0.7
     nodes, wts = toy.quadrature_nodes(2000)
-    k = toy._Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", reward_floor=0.0)])
+    k = toy.estimators.Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", reward_floor=0.0)])
     theta = np.array([[0.0, mu, s, mu, s]])
     x, b = toy.points("rkl", "uni", theta, nodes[None, :], None, wts, k, quadrature=True)
     g = toy.gradient("rkl", "uni", theta, x, b, k)[0]
@@ -89,7 +89,7 @@ def test_quadrature_is_the_expectation_of_the_monte_carlo_estimate(method):
     """Bi-modal, components close enough that the importance weights are tame: the mean of many
     Monte-Carlo estimates matches quadrature within 5 standard errors, for every parameter."""
     theta = np.array([[0.7, -1.0, 1.0, 0.8, 0.9]])
-    k = toy._Consts.of([toy.RunSpec(method=method, lr=0.1, new_mean=2.0)])
+    k = toy.estimators.Consts.of([toy.RunSpec(method=method, lr=0.1, new_mean=2.0)])
     nodes, wts = toy.quadrature_nodes(4000)
     xq, bq = toy.points(method, "bi", theta, nodes[None, :], None, wts, k, quadrature=True)
     exact = toy.gradient(method, "bi", theta, xq, bq, k, importance=False if method == "rkl" else True)[0]
@@ -98,7 +98,7 @@ def test_quadrature_is_the_expectation_of_the_monte_carlo_estimate(method):
     eps = rng.standard_normal((reps, n))
     u = rng.random((reps, n))
     th = np.repeat(theta, reps, axis=0)
-    kk = toy._Consts(**{a: np.repeat(v, reps, axis=0) for a, v in vars(k).items()})
+    kk = toy.estimators.Consts(**{a: np.repeat(v, reps, axis=0) for a, v in vars(k).items()})
     x, b = toy.points(method, "bi", th, eps, u, 1.0 / n, kk)
     est = toy.gradient(method, "bi", th, x, b, kk)
     se = est.std(0) / np.sqrt(reps)
