@@ -76,7 +76,7 @@ def test_reverse_kl_uni_is_minus_the_gradient_of_kl():
     d/dmu = -(mu - m) / sp^2, d/ds = 1/s - s / sp^2."""
     mu, s, m, sp = 0.3, 1.2, 3.5, 0.7
     nodes, wts = toy.quadrature_nodes(2000)
-    k = toy.estimators.Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", reward_floor=0.0)])
+    k = toy.estimators.Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", conventions="exact")])
     theta = np.array([[0.0, mu, s, mu, s]])
     x, b = toy.points("rkl", "uni", theta, nodes[None, :], None, wts, k, quadrature=True)
     g = toy.gradient("rkl", "uni", theta, x, b, k)[0]
@@ -199,11 +199,82 @@ def test_never_reaching_the_threshold_is_reported_as_such():
         (lambda: toy.read(toy.simulate([toy.RunSpec("fkl", 0.1)], 2), 0.0), "threshold"),
         (lambda: toy.read(toy.simulate([toy.RunSpec("fkl", 0.1)], 2), 1.5), "threshold"),
         (lambda: toy.paper_specs("tri", [0]), "start"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=float("nan")), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=float("inf")), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean="5"), "new_mean"),
+        (lambda: toy.RunSpec("fkl", float("nan")), "lr"),
+        (lambda: toy.RunSpec("fkl", float("inf")), "lr"),
+        (lambda: toy.RunSpec("fkl", "0.1"), "lr"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_weight=float("nan")), "new_weight"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_std=float("inf")), "new_std"),
+        (lambda: toy.RunSpec("fkl", 0.1, slow=float("nan")), "slow"),
+        (lambda: toy.RunSpec("rkl", 0.1, reward_scale=float("nan")), "reward_scale"),
+        (lambda: toy.RunSpec("iter_sft", 0.1, accept_sigmas=float("inf")), "accept_sigmas"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=True), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed="1"), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed=-1), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed=1.5), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, conventions="paper"), "conventions"),
+        (lambda: toy.simulate([toy.RunSpec("fkl", 0.1)], 10, grid=(8, -8, 500)), "grid"),
+        (lambda: toy.distance_specs([5.5, "far"], [0]), "distances"),
+        (lambda: toy.distance_specs([-2.0], [0]), "distances"),
     ],
 )
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def _settings(**change):
+    from types import SimpleNamespace
+
+    base = dict(n_seeds=2, n_samples=100, sweep_lrs=[0.01, 0.1], distances=[4.5, 6.5], distance_seeds=2,
+                distance_steps=10, anim_frames=3)
+    return SimpleNamespace(**{**base, **change})
+
+
+def test_check_settings_accepts_every_profile():
+    from retain_utils import profiles
+
+    for name in profiles.PROFILE_NAMES:
+        toy.check_settings(profiles.resolve("01_toy_kl", name), 0.9)
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        (dict(distances="5.5"), "distances"),
+        (dict(distances=5.5), "distances"),
+        (dict(distances=[]), "distances"),
+        (dict(distances=[4.5, "six"]), "distances"),
+        (dict(distances=[4.5, -1.0]), "distances"),
+        (dict(distances=[float("nan")]), "distances"),
+        (dict(distances=[4.5, float("inf")]), "distances"),
+        (dict(distances=[4.5, 4.5]), "distances"),
+        (dict(distances=[20.0]), "distances"),
+        (dict(n_seeds=1), "n_seeds"),
+        (dict(n_seeds=2.0), "n_seeds"),
+        (dict(n_seeds="10"), "n_seeds"),
+        (dict(distance_seeds=1), "distance_seeds"),
+        (dict(anim_frames=1), "anim_frames"),
+        (dict(distance_steps=0), "distance_steps"),
+        (dict(distance_steps=True), "distance_steps"),
+        (dict(n_samples=0), "n_samples"),
+        (dict(n_samples=1.5), "n_samples"),
+        (dict(sweep_lrs=[0.01, -0.1]), "sweep_lrs"),
+        (dict(sweep_lrs=[float("nan")]), "sweep_lrs"),
+        (dict(sweep_lrs=0.1), "sweep_lrs"),
+    ],
+)
+def test_check_settings_refuses_a_bad_value_naming_it(change, name):
+    with pytest.raises(ValueError, match=name):
+        toy.check_settings(_settings(**change), 0.9)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.5, float("nan"), "0.9", True])
+def test_check_settings_refuses_a_bad_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        toy.check_settings(_settings(), threshold)
 
 
 def test_unknown_method_lists_the_valid_ones():

@@ -15,17 +15,19 @@ PROFILE_NAMES = ("smoke", "quick", "full")
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the sweeps and the animation.
+    # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the learning-rate sweep, the paper's
+    # distance experiment (new-mode means, its seeds and steps; the paper: 4.5, 5.5, 6.5 and 200 steps; 3.5,
+    # the main setting, for reference) and the animation.
     "01_toy_kl": {
         "smoke": {"n_seeds": 2, "n_samples": 200, "sweep_lrs": [0.01, 0.15],
-                  "distances": [3.5, 6.5], "distance_steps": 300, "anim_frames": 6},
+                  "distances": [4.5, 5.5, 6.5], "distance_seeds": 2, "distance_steps": 50, "anim_frames": 6},
         "quick": {"n_seeds": 10, "n_samples": 1000,
                   "sweep_lrs": [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
-                  "distances": [3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5], "distance_steps": 1000, "anim_frames": 30},
+                  "distances": [3.5, 4.5, 5.5, 6.5], "distance_seeds": 20, "distance_steps": 200, "anim_frames": 30},
         "full": {"n_seeds": 30, "n_samples": 1000,
                  "sweep_lrs": [0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3],
-                 "distances": [3.5, 3.75, 4.0, 4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 5.75, 6.0, 6.25, 6.5],
-                 "distance_steps": 1000, "anim_frames": 30},
+                 "distances": [3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5], "distance_seeds": 50, "distance_steps": 200,
+                 "anim_frames": 30},
     },
     # RL vs SFT: methods, seeds and the training budget. quick fits 15 min on a 2-core CPU with one seed (a GRPO
     # step costs ~17 s, an evaluation ~40 s; see benchmarks/CALIBRATION.md) and asks the target all 118 held-out

@@ -6,26 +6,33 @@ start is the same mixture with w = 0, so all runs of a batch share one code path
 learning rates x settings) advance together as ``(runs, samples)`` arrays; a run's randomness comes from
 ``numpy`` Generators seeded by its seed alone, so it gives the same numbers alone or inside any batch.
 
-Conventions follow the authors' published simulation and reproduce the numbers the paper reports:
-parameters are (weight, mean, std) updated by plain gradient ascent, the weight clipped to [1e-3, 1 - 1e-3]
-and the stds to >= 1e-3, and the reverse-KL reward is log(ratio + 1e-12). ``param="natural"`` (logit
-weight, log std) and ``reward_floor=0`` are the alternative readings, kept for comparison.
+Parameters are (weight, mean, std) updated by plain gradient ascent, the weight clipped to [1e-3, 1 - 1e-3]
+and the stds to >= 1e-3, as in the authors' published simulation. Its numerical conventions (a floor of
+1e-12 on q's density and inside the reward's log, its overlap grids) are ``RunSpec(conventions="authors")``,
+the default, which reproduces the paper's numbers; ``conventions="exact"`` drops the floors and reads
+overlaps on a wide grid (``toy.conventions``). ``param="natural"`` (logit weight, log std) is the other
+reading of the parameters, kept for comparison.
 
 Modules, each importing only those above it:
-``validate`` (checks of user values), ``mixture`` (Gaussian mixtures, the target, the starts), ``specs``
-(``RunSpec``, the paper's runs), ``estimators`` (gradient estimates), ``readout`` (overlaps, ``Fit``, its
-reading and summaries), ``engine`` (``simulate``).
+``validate`` (checks of user values), ``conventions`` (floors and grids), ``mixture`` (Gaussian mixtures, the
+target, the starts), ``specs`` (``RunSpec``, the paper's runs and its distance experiment, the chapter's
+settings check), ``estimators`` (gradient estimates), ``readout`` (overlaps, ``Fit``, its reading and
+summaries), ``engine`` (``simulate``).
 """
 
 from .validate import check_threshold
+from .conventions import CONVENTION_LABELS, CONVENTIONS, GRID, Conventions
 from .mixture import BI_START, TARGET_OLD, UNI_START, Mixture, normal_logpdf, normal_pdf, target
-from .specs import METHOD_LABELS, METHODS, PAPER, STARTS, RunSpec, grid_specs, paper_specs, with_seeds
+from .specs import (DISTANCE_EXPERIMENT, DISTANCE_RANGE, METHOD_LABELS, METHODS, PAPER, STARTS, RunSpec,
+                    check_settings, distance_specs, grid_specs, paper_specs, with_seeds)
 from .estimators import ESTIMATORS, gradient, points, quadrature_nodes
-from .readout import (GRID, PARAM_NAMES, THRESHOLD, Fit, Reading, compare_with_paper, drop_at_gain, make_grid,
+from .readout import (PARAM_NAMES, THRESHOLD, Fit, Reading, compare_with_paper, drop_at_gain, make_grid,
                       overlaps, read, summarise)
 from .engine import CHUNK_ELEMENTS, DTYPES, PARAMETRISATIONS, S_MIN, W_CLIP, initial_params, simulate, update
 
 __all__ = [
+    "CONVENTIONS", "CONVENTION_LABELS", "Conventions", "DISTANCE_EXPERIMENT", "DISTANCE_RANGE", "check_settings",
+    "distance_specs",
     "BI_START", "CHUNK_ELEMENTS", "DTYPES", "ESTIMATORS", "GRID", "METHODS", "METHOD_LABELS", "PAPER",
     "PARAMETRISATIONS", "PARAM_NAMES", "STARTS", "S_MIN", "TARGET_OLD", "THRESHOLD", "UNI_START", "W_CLIP",
     "Fit", "Mixture", "Reading", "RunSpec", "check_threshold", "compare_with_paper", "drop_at_gain", "gradient",

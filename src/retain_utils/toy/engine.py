@@ -8,7 +8,8 @@ import numpy as np
 
 from .estimators import ESTIMATORS, Consts, gradient, points, quadrature_nodes
 from .mixture import BI_START, TARGET_OLD, UNI_START, weighted_pdf
-from .readout import GRID, Fit, make_grid, overlaps
+from .conventions import CONVENTIONS
+from .readout import Fit, make_grid, overlaps
 from .specs import METHODS, STARTS, RunSpec
 from .validate import check_choice, check_positive_int
 
@@ -67,7 +68,7 @@ def simulate(
     n_samples: int = 1000,
     estimator: str = "mc",
     param: str = "direct",
-    grid=GRID,
+    grid=None,
     progress: bool = False,
     dtype: str = "float32",
 ) -> Fit:
@@ -83,6 +84,8 @@ def simulate(
     numbers), so a run gives the same numbers alone as in any batch. ``dtype`` is that of the points and
     the per-point arithmetic (float32: ~2.5x faster, relative error ~1e-5, far below the Monte-Carlo noise
     of ~3% at 1,000 samples); parameters, sums over points and accuracies are float64.
+    ``grid``: the overlap grid (lo, hi, points) of every run; None: each run's conventions' grid for its start
+    (``toy.conventions``). Each spec's ``conventions`` also sets the floors of its estimator.
     """
     specs = tuple(specs)
     if not specs or not all(isinstance(s, RunSpec) for s in specs):
@@ -95,8 +98,9 @@ def simulate(
     f = np.dtype(dtype)
     if estimator != "mc" and n_samples < 8:
         raise ValueError(f"n_samples must be >= 8 for quadrature, got {n_samples}")
-    xs, tw = make_grid(grid)
-    xs, tw = xs.astype(f), tw.astype(f)
+    if grid is not None:
+        make_grid(grid)  # a bad grid fails here, before any compute
+    grids = tuple(tuple(grid) if grid is not None else CONVENTIONS[s.conventions].grid(s.start) for s in specs)
 
     R = len(specs)
     mc = estimator == "mc"
@@ -107,20 +111,23 @@ def simulate(
         nodes, b = nodes.astype(f), b.astype(f)
         n = nodes.size
     chunk = max(1, CHUNK_ELEMENTS // n)
-    # groups of runs sharing (start, method), cut into row chunks: one code path per chunk
+    # groups of runs sharing (start, method, conventions, grid), cut into row chunks: one code path per chunk
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(specs):
+        groups.setdefault((STARTS.index(s.start), METHODS.index(s.method), s.conventions, grids[i]), []).append(i)
     work = []
-    for start in STARTS:
-        for method in METHODS:
-            idx = np.array([i for i, s in enumerate(specs) if s.start == start and s.method == method], dtype=int)
-            for j in range(0, idx.size, chunk):
-                rows = idx[j : j + chunk]
-                sub = [specs[i] for i in rows]
-                col = lambda name: np.array([getattr(s, name) for s in sub], dtype=f)[:, None]  # noqa: E731
-                p_old = weighted_pdf(xs, 1 - col("new_weight"), f.type(TARGET_OLD[0]), f.type(TARGET_OLD[1]))
-                p_new = weighted_pdf(xs, col("new_weight"), col("new_mean"), col("new_std"))
-                k = Consts.of(sub)
-                work.append(dict(start=start, method=method, rows=rows, k=k, kf=k.astype(f), p_old=p_old,
-                                 p_new=p_new, buf=None))
+    for (start, method, _, g), idx in sorted(groups.items()):
+        start, method = STARTS[start], METHODS[method]
+        xs, tw = (a.astype(f) for a in make_grid(g))
+        for j in range(0, len(idx), chunk):
+            rows = np.array(idx[j : j + chunk], dtype=int)
+            sub = [specs[i] for i in rows]
+            col = lambda name: np.array([getattr(s, name) for s in sub], dtype=f)[:, None]  # noqa: E731
+            p_old = weighted_pdf(xs, 1 - col("new_weight"), f.type(TARGET_OLD[0]), f.type(TARGET_OLD[1]))
+            p_new = weighted_pdf(xs, col("new_weight"), col("new_mean"), col("new_std"))
+            k = Consts.of(sub)
+            work.append(dict(start=start, method=method, rows=rows, k=k, kf=k.astype(f), xs=xs, tw=tw, p_old=p_old,
+                             p_new=p_new, buf=None))
 
     seeds, seed_of = np.unique([s.seed for s in specs], return_inverse=True)
     streams = [np.random.SeedSequence(int(s)).spawn(2) for s in seeds]
@@ -144,8 +151,8 @@ def simulate(
     acc_new = np.empty((R, steps + 1))
     params[:, 0] = theta
     for wk in work:
-        acc_old[wk["rows"], 0], acc_new[wk["rows"], 0] = overlaps(wk["start"], theta[wk["rows"]], xs, tw,
-                                                                 wk["p_old"], wk["p_new"])
+        acc_old[wk["rows"], 0], acc_new[wk["rows"], 0] = overlaps(wk["start"], theta[wk["rows"]], wk["xs"],
+                                                                 wk["tw"], wk["p_old"], wk["p_new"])
 
     iterator = range(steps)
     if progress:
@@ -175,6 +182,7 @@ def simulate(
             grad = gradient(method, start, thf, x, bw, wk["kf"], importance=mc or start == "uni")
             th = update(start, th, grad, k, param)
             theta[rows] = th
-            acc_old[rows, t + 1], acc_new[rows, t + 1] = overlaps(start, th, xs, tw, wk["p_old"], wk["p_new"])
+            acc_old[rows, t + 1], acc_new[rows, t + 1] = overlaps(start, th, wk["xs"], wk["tw"], wk["p_old"],
+                                                               wk["p_new"])
         params[:, t + 1] = theta
-    return Fit(specs, params, acc_old, acc_new, estimator, param, tuple(grid))
+    return Fit(specs, params, acc_old, acc_new, estimator, param, grids)

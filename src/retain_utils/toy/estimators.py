@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .conventions import CONVENTIONS
+from .mixture import LOG_SQRT_2PI
 from .specs import RunSpec
 
 ESTIMATORS = ("mc", "quadrature", "quadrature_new")
@@ -31,14 +33,17 @@ class Consts:
     new_mean: np.ndarray
     new_std: np.ndarray
     log_reward_scale: np.ndarray
-    log_floor: np.ndarray  # -inf where reward_floor = 0
+    log_floor: np.ndarray  # log of the reward floor; -inf where there is none
+    log_density_floor: np.ndarray  # log of the floor added to q's density; -inf where there is none
     accept: np.ndarray
 
     @classmethod
     def of(cls, specs: Sequence[RunSpec]) -> "Consts":
         col = lambda v: np.array(v, dtype=float)[:, None]  # noqa: E731
+        conv = [CONVENTIONS[s.conventions] for s in specs]
         with np.errstate(divide="ignore"):
-            log_floor = np.log([s.reward_floor for s in specs])
+            log_floor = np.log([c.reward_floor for c in conv])
+            log_density_floor = np.log([c.density_floor for c in conv])
         return cls(
             lr=col([s.lr for s in specs]),
             slow=col([s.slow if s.start == "bi" else 0.0 for s in specs]),
@@ -46,6 +51,7 @@ class Consts:
             new_std=col([s.new_std for s in specs]),
             log_reward_scale=col(np.log([s.reward_scale for s in specs])),
             log_floor=col(log_floor),
+            log_density_floor=col(log_density_floor),
             accept=col([s.accept_sigmas for s in specs]),
         )
 
@@ -67,6 +73,8 @@ def gradient(method: str, start: str, theta: np.ndarray, x: np.ndarray, b, k: Co
     """
     w, mu1, s1, mu2, s2 = (theta[:, i : i + 1] for i in range(5))
     bi = start == "bi"
+    if np.isfinite(k.log_density_floor).any():
+        return _gradient_floored(method, bi, theta, x, b, k, importance)
     z2 = x - mu2
     z2 /= s2
     z2sq = z2 * z2
@@ -78,8 +86,7 @@ def gradient(method: str, start: str, theta: np.ndarray, x: np.ndarray, b, k: Co
         e = z2sq - z1sq
         e *= 0.5
         e += np.log(w / (1 - w) * s2 / s1)
-        lim = 60.0 if x.dtype == np.float32 else 600.0  # exp(lim) x reward x n stays finite
-        np.clip(e, -lim, lim, out=e)
+        np.clip(e, -_lim(x), _lim(x), out=e)
         np.exp(e, out=e)
     if method == "rkl":
         # reward log(p_new / q_new_w / reward_scale): the 1/sqrt(2 pi) of both densities cancel
@@ -89,14 +96,7 @@ def gradient(method: str, start: str, theta: np.ndarray, x: np.ndarray, b, k: Co
         np.subtract(z2sq, r, out=r)
         r *= 0.5
         r += -np.log(k.new_std) - (np.log((1 - w) / s2) if bi else -np.log(s2)) - k.log_reward_scale
-        if np.isfinite(k.log_floor).any() and (r - k.log_floor).min() < 40:  # else the floor adds < 1 ulp
-            m = np.maximum(r, k.log_floor)
-            r -= k.log_floor
-            np.abs(r, out=r)
-            np.negative(r, out=r)
-            np.exp(r, out=r)
-            np.log1p(r, out=r)
-            r += m
+        r = _reward_floor(r, k)
         if importance:
             c2 = r * b  # c * r2 with c = b R q / q_new_w: the importance weight (1 + e) cancels r2
             c1 = c2 * e if bi else None  # c * r1 = b R e
@@ -108,13 +108,7 @@ def gradient(method: str, start: str, theta: np.ndarray, x: np.ndarray, b, k: Co
                 c1 *= c2
                 c2 -= c1
     else:
-        if method == "fkl":
-            c = np.broadcast_to(np.asarray(b, dtype=x.dtype), x.shape)
-        else:
-            ok = np.abs(x - k.new_mean) <= k.accept * k.new_std
-            c = ok * b
-            n_ok = c.sum(1, keepdims=True)
-            c /= np.where(n_ok > 0, n_ok, x.dtype.type(1))
+        c = _sft_weights(method, x, b, k)
         if bi:
             c1 = e + 1.0
             np.divide(e, c1, out=c1)
@@ -122,15 +116,99 @@ def gradient(method: str, start: str, theta: np.ndarray, x: np.ndarray, b, k: Co
             c2 = c - c1
         else:
             c2 = c
+    if not bi:
+        z1 = z1sq = c1 = None
+    return _ascent(bi, theta, x, (z1, z1sq, z2, z2sq), c1, c2, c2)
+
+
+def _gradient_floored(method: str, bi: bool, theta, x, b, k: Consts, importance: bool) -> np.ndarray:
+    """``gradient`` with the floor f added to q's density (the authors' conventions, ``toy.conventions``).
+
+    With q1 = w N1, q2 = (1-w) N2 and q = q1 + q2 + f:
+    fkl / SFT: responsibilities r1 = q1 / q, r2 = q2 / q (no longer summing to 1 far from both components);
+    the weight's score is (N1 - N2) / q = r1 / w - r2 / (1-w).
+    rkl: importance weight q / (q2 + f); the score terms it multiplies give the coefficients
+    b R q1 / (q2 + f) (old component), b R (new component's mean and std: the weight times 1 - r1 is 1) and,
+    for the weight, (N1 - N2) / (q2 + f), i.e. new-component coefficient b R q2 / (q2 + f). The reward's q2
+    carries no floor (as in the authors' code); a uni-modal reward uses log(q + f). ``importance=False``
+    (quadrature over both components, nodes weighted by q / (1-w)): every coefficient times q2 / (q1 + q2).
+    """
+    w, mu1, s1, mu2, s2 = (theta[:, i : i + 1] for i in range(5))
+    lf = k.log_density_floor
+    z2 = (x - mu2) / s2
+    z2sq = z2 * z2
+    z1 = z1sq = l1 = None
+    # log of the weighted component densities, normalising constants kept: the floor is added to a density
+    l2 = -0.5 * z2sq + (np.log((1 - w) / s2) if bi else -np.log(s2)) - LOG_SQRT_2PI
+    if bi:
+        z1 = (x - mu1) / s1
+        z1sq = z1 * z1
+        l1 = -0.5 * z1sq + np.log(w / s1) - LOG_SQRT_2PI
+    zs = (z1, z1sq, z2, z2sq)
+    if method == "rkl":
+        zp = (x - k.new_mean) / k.new_std
+        r = -0.5 * zp * zp - np.log(k.new_std) - LOG_SQRT_2PI - k.log_reward_scale  # log p_new / reward_scale
+        r -= l2 if bi else _log_add_floor(l2, lf)
+        c2 = _reward_floor(r, k) * b
+        if not bi:
+            return _ascent(False, theta, x, zs, None, c2, c2)
+        if not importance:
+            c2 = c2 * np.exp(l2 - _log_add_floor(l1, l2))  # q2 / (q1 + q2)
+        l2f = _log_add_floor(l2, lf)
+        c1 = c2 * np.exp(np.clip(l1 - l2f, -_lim(x), _lim(x)))  # q1 / (q2 + f)
+        c2w = c2 * np.exp(l2 - l2f)  # q2 / (q2 + f)
+        return _ascent(True, theta, x, zs, c1, c2, c2w)
+    c = _sft_weights(method, x, b, k)
+    if not bi:
+        return _ascent(False, theta, x, zs, None, c, c)
+    lq = _log_add_floor(_log_add_floor(l1, l2), lf)
+    c1, c2 = c * np.exp(l1 - lq), c * np.exp(l2 - lq)
+    return _ascent(True, theta, x, zs, c1, c2, c2)
+
+
+def _lim(x) -> float:
+    return 60.0 if x.dtype == np.float32 else 600.0  # exp(lim) x reward x n stays finite
+
+
+def _reward_floor(r, k: Consts):
+    """log(exp(r) + reward floor), in place; skipped where the floor adds less than 1 ulp."""
+    if np.isfinite(k.log_floor).any() and (r - k.log_floor).min() < 40:
+        m = np.maximum(r, k.log_floor)
+        r -= k.log_floor
+        np.abs(r, out=r)
+        np.negative(r, out=r)
+        np.exp(r, out=r)
+        np.log1p(r, out=r)
+        r += m
+    return r
+
+
+def _sft_weights(method: str, x, b, k: Consts):
+    """Point weights of maximum likelihood: all points (fkl), or those the verifier accepts, renormalised."""
+    if method == "fkl":
+        return np.broadcast_to(np.asarray(b, dtype=x.dtype), x.shape)
+    ok = np.abs(x - k.new_mean) <= k.accept * k.new_std
+    c = ok * b
+    n_ok = c.sum(1, keepdims=True)
+    c /= np.where(n_ok > 0, n_ok, x.dtype.type(1))
+    return c
+
+
+def _ascent(bi: bool, theta, x, zs, c1, c2, c2w) -> np.ndarray:
+    """sum_i of the point coefficients times the scores: c1 for the old component, c2 for the new one's
+    mean and std, c2w for the new component's part of the weight's score; ``zs`` = (z1, z1^2, z2, z2^2),
+    the points standardised by each component."""
+    w, s1, s2 = theta[:, 0], theta[:, 2], theta[:, 4]
+    z1, z1sq, z2, z2sq = zs
     g = np.zeros((x.shape[0], 5))
     dot = lambda a, z: np.einsum("ij,ij->i", a, z)  # noqa: E731
     if bi:
         s_c1 = c1.sum(1)
-        g[:, 0] = s_c1 / w[:, 0] - c2.sum(1) / (1 - w[:, 0])
-        g[:, 1] = dot(c1, z1) / s1[:, 0]
-        g[:, 2] = (dot(c1, z1sq) - s_c1) / s1[:, 0]
-    g[:, 3] = dot(c2, z2) / s2[:, 0]
-    g[:, 4] = (dot(c2, z2sq) - c2.sum(1)) / s2[:, 0]
+        g[:, 0] = s_c1 / w - c2w.sum(1) / (1 - w)
+        g[:, 1] = dot(c1, z1) / s1
+        g[:, 2] = (dot(c1, z1sq) - s_c1) / s1
+    g[:, 3] = dot(c2, z2) / s2
+    g[:, 4] = (dot(c2, z2sq) - c2.sum(1)) / s2
     return g
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .validate import check_positive_int
 
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Mixture:
 
 def normal_logpdf(x, mean, std):
     z = (x - mean) / std
-    return -0.5 * z * z - np.log(std) - _LOG_SQRT_2PI
+    return -0.5 * z * z - np.log(std) - LOG_SQRT_2PI
 
 
 def normal_pdf(x, mean, std):
@@ -77,7 +77,7 @@ def weighted_pdf(xs, w, mu, s):
     z /= s
     z *= z
     z *= -0.5
-    z += np.log(w / s) - _LOG_SQRT_2PI
+    z += np.log(w / s) - LOG_SQRT_2PI
     return np.exp(z, out=z)
 
 

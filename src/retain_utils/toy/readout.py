@@ -8,14 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .conventions import GRID
 from .mixture import Mixture, weighted_pdf
 from .specs import PAPER, RunSpec
 from .validate import check_threshold
 
 PARAM_NAMES = ("w_old", "mu_old", "s_old", "mu_new", "s_new")
-# Overlap grid: 500 points as in the paper; the range covers the target (old mode at -3, new mode up to
-# 6.5 + 5 std in the distance sweep) and the starts with >= 5 std to spare, so no mode is cut off.
-GRID = (-10.0, 12.0, 500)
 # The reading the paper reports: the first step where Gain >= 0.9.
 THRESHOLD = 0.9
 
@@ -55,7 +53,7 @@ class Fit:
     acc_new: np.ndarray
     estimator: str
     param: str
-    grid: tuple
+    grids: tuple  # each run's overlap grid (lo, hi, points)
 
     @property
     def gain(self) -> np.ndarray:
@@ -81,6 +79,12 @@ class Fit:
         same = lambda a, v: bool(np.isclose(a, v)) if isinstance(v, float) else a == v  # noqa: E731
         return np.array([i for i, s in enumerate(self.specs)
                          if all(same(getattr(s, k), v) for k, v in match.items())], dtype=int)
+
+    def subset(self, runs) -> "Fit":
+        """The fits of the runs with indices ``runs``, in that order."""
+        runs = np.asarray(runs, dtype=int)
+        return Fit(tuple(self.specs[i] for i in runs), self.params[runs], self.acc_old[runs], self.acc_new[runs],
+                   self.estimator, self.param, tuple(self.grids[i] for i in runs))
 
     def mixture(self, run: int, step: int) -> Mixture:
         """The model of run ``run`` after ``step`` steps."""
@@ -163,8 +167,7 @@ def drop_at_gain(fit: Fit, levels: Sequence[float], by: Sequence[str] = ("method
     for key, idx in groups.items():
         row = dict(zip(by, key))
         for level in levels:
-            r = read(Fit(tuple(fit.specs[i] for i in idx), fit.params[idx], fit.acc_old[idx], fit.acc_new[idx],
-                         fit.estimator, fit.param, fit.grid), level)
+            r = read(fit.subset(idx), level)
             row[f"Drop at Gain {level:g} (median)"] = np.nanmedian(r.drop) if r.reached.any() else np.nan
             row[f"reached {level:g}"] = f"{r.reached.sum()}/{len(idx)}"
         rows.append(row)
