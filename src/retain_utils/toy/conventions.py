@@ -11,6 +11,7 @@ The paper's description leaves three numerical details open, and its authors' co
 - The overlap grid: [-8, 8] (bi-modal start) and [-10, 10] (uni-modal start), 500 points. A new mode at
   6.5 with std 0.7 is cut off 2.1 std right of its mean by [-8, 8].
 
+``"density_floor"`` and ``"reward_floor"`` keep one floor each, on the wide grid, to tell their effects apart.
 ``"exact"`` drops both floors (every estimate is the exact formula) and reads overlaps on [-10, 12], which
 holds every mode of the chapter with at least five std to spare. Near the paper's setting the two agree; a
 new mode far from both components is where they part (see the chapter's distance section).
@@ -43,5 +44,13 @@ CONVENTIONS = {
     "authors": Conventions("authors", density_floor=1e-12, reward_floor=1e-12, grid_bi=(-8.0, 8.0, 500),
                            grid_uni=(-10.0, 10.0, 500)),
     "exact": Conventions("exact", density_floor=0.0, reward_floor=0.0, grid_bi=GRID, grid_uni=GRID),
+    # one floor at a time, on the wide grid: which of the authors' conventions carries which result
+    "density_floor": Conventions("density_floor", density_floor=1e-12, reward_floor=0.0, grid_bi=GRID, grid_uni=GRID),
+    "reward_floor": Conventions("reward_floor", density_floor=0.0, reward_floor=1e-12, grid_bi=GRID, grid_uni=GRID),
 }
-CONVENTION_LABELS = {"authors": "authors' conventions (floor 1e-12)", "exact": "exact (no floor)"}
+CONVENTION_LABELS = {
+    "authors": "authors' conventions (floors 1e-12)",
+    "exact": "exact (no floor)",
+    "density_floor": "density floor only",
+    "reward_floor": "reward floor only",
+}

@@ -10,7 +10,7 @@ import numpy as np
 
 from .conventions import GRID
 from .mixture import Mixture, weighted_pdf
-from .specs import PAPER, RunSpec
+from .specs import METHOD_LABELS, PAPER, RunSpec
 from .validate import check_threshold
 
 PARAM_NAMES = ("w_old", "mu_old", "s_old", "mu_new", "s_new")
@@ -191,6 +191,7 @@ def compare_with_paper(fits: dict, threshold: float = THRESHOLD):
             drop = r.final_drop[idx] if at_end else r.drop[idx[reached]]
             rows.append({
                 "start": start, "method": ref["method"], "lr": ref["lr"],
+                "conventions": ", ".join(sorted({fit.specs[i].conventions for i in idx})),
                 "read at": f"step {PAPER[start]['steps']} (end)" if at_end else f"Gain >= {threshold:g}",
                 "paper Gain": ref["gain"], "paper Drop": ref["drop"],
                 "seeds reaching": f"{reached.sum()}/{idx.size}",
@@ -202,3 +203,31 @@ def compare_with_paper(fits: dict, threshold: float = THRESHOLD):
                 "Drop max": np.max(drop) if drop.size else np.nan,
             })
     return pd.DataFrame(rows)
+
+
+def equal_gain_prose(equal_gain, level: float, lr: float) -> str:
+    """Markdown: each method's median Drop when Gain first reaches ``level`` at learning rate ``lr``, from a
+    ``drop_at_gain`` table."""
+    col = f"Drop at Gain {level:g} (median)"
+    t = equal_gain.set_index(["method", "lr"])
+    parts = []
+    for m in dict.fromkeys(equal_gain.method):
+        v = t.loc[(m, lr), col] if (m, lr) in t.index else np.nan
+        parts.append(f"{METHOD_LABELS[m]} " + ("never reaches it" if np.isnan(v) else f"{v:.3f}"))
+    return f"Drop when Gain first reaches {level:g} (median over seeds), learning rate {lr:g}: " + ", ".join(parts) + "."
+
+
+def lr_sweep_prose(lr_table, threshold: float = THRESHOLD, methods=("fkl", "rkl")) -> str:
+    """Markdown: mean Drop at each learning rate where some seeds reach the threshold, per method, from a
+    ``summarise`` table."""
+    ok = lr_table[lr_table.reached > 0]
+    lines = []
+    for m in methods:
+        d = ok[ok.method == m].sort_values("lr")
+        if len(d):
+            lines.append(f"- {METHOD_LABELS[m]}: mean Drop " + ", ".join(f"{x.drop_mean:.2f} (lr {x.lr:g})"
+                                                                      for x in d.itertuples())
+                         + f", over the learning rates at which some seeds reach Gain {threshold:g}.")
+        else:
+            lines.append(f"- {METHOD_LABELS[m]}: no seed reaches Gain {threshold:g} at any learning rate.")
+    return "\n".join(lines)

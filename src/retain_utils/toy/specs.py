@@ -121,13 +121,14 @@ DISTANCE_RANGE = (1.0, 8.0)
 
 
 def distance_specs(distances: Sequence[float], seeds: Iterable[int],
-                   conventions: Sequence[str] = tuple(CONVENTIONS)) -> list[RunSpec]:
-    """The appendix experiment's runs (``DISTANCE_EXPERIMENT["runs"]``, bi-modal start) for every distance
-    (mean of the new mode), seed and convention."""
+                   conventions: Sequence[str] = ("authors", "exact"),
+                   runs: Sequence[tuple[str, float]] = DISTANCE_EXPERIMENT["runs"]) -> list[RunSpec]:
+    """The appendix experiment's runs (``runs``: (method, lr) pairs; default ``DISTANCE_EXPERIMENT["runs"]``,
+    bi-modal start) for every distance (mean of the new mode), seed and convention."""
     check_reals("distances", distances, *DISTANCE_RANGE, why="mean of the new mode")
     seeds = list(seeds)
     return [RunSpec(method=m, lr=lr, seed=int(s), start="bi", new_mean=float(d), conventions=c)
-            for c in conventions for d in distances for m, lr in DISTANCE_EXPERIMENT["runs"] for s in seeds]
+            for c in conventions for d in distances for m, lr in runs for s in seeds]
 
 
 def check_settings(cfg, threshold: float) -> None:
