@@ -111,8 +111,7 @@ def disagreements(summary, share_tol: float = SHARE_TOL, value_tol: float = VALU
                      **{f"{k} differs": v for k, v in gaps.items()},
                      "reached authors": int(x["reached", "authors"]), "reached exact": int(x["reached", "exact"]),
                      "seeds": int(x["seeds", "authors"]),
-                     "final gain authors": x["final_gain_mean", "authors"], "final gain exact": x["final_gain_mean", "exact"],
-                     "final drop authors": x["final_drop_mean", "authors"], "final drop exact": x["final_drop_mean", "exact"]})
+                     **{f"final {q} {c}": x[f"final_{q}_mean", c] for q in ("gain", "drop") for c in ("authors", "exact")}})
     return pd.DataFrame(rows)
 
 
@@ -156,9 +155,9 @@ def first_step_prose(summary, method: str = "fkl", lr: float = 0.15) -> str:
     parts = []
     for d, g in rows.groupby("new_mean"):
         by = g.set_index("conventions")
-        parts.append(f"new mode at {d:g}: mean {by.loc['authors', 'step1_mu_new']:.2f}, std "
-                     f"{by.loc['authors', 'step1_s_new']:.2f} with the floor, mean {by.loc['exact', 'step1_mu_new']:.2f}, "
-                     f"std {by.loc['exact', 'step1_s_new']:.2f} without")
+        a, e = by.loc["authors"], by.loc["exact"]
+        parts.append(f"new mode at {d:g}: mean {a.step1_mu_new:.2f}, std {a.step1_s_new:.2f} with the floor, "
+                     f"mean {e.step1_mu_new:.2f}, std {e.step1_s_new:.2f} without")
     return (f"After one step of {METHOD_LABELS[method]} at lr {lr:g} the new component (which starts at mean "
             f"{BI_START.means[1]:g}, std {BI_START.stds[1]:g}) sits at: " + "; ".join(parts)
             + f" (means over {int(rows.seeds.iloc[0])} seeds).")

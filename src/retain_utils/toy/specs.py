@@ -60,7 +60,8 @@ class RunSpec:
         if not 0 <= self.slow <= 1:
             raise ValueError(f"slow (old-mode learning-rate factor) must lie in [0, 1], got {self.slow}")
         if not self.reward_scale > 0:
-            raise ValueError(f"reward_scale (divides the reverse-KL reward's ratio) must be > 0, got {self.reward_scale}")
+            raise ValueError(f"reward_scale (divides the reverse-KL reward's ratio) must be > 0, "
+                             f"got {self.reward_scale}")
         if not self.accept_sigmas > 0:
             raise ValueError(f"accept_sigmas must be > 0, got {self.accept_sigmas}")
         if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
