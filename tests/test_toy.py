@@ -332,3 +332,29 @@ def test_drop_at_gain_reads_each_level_at_its_first_step():
             expect = np.nanmedian(r.drop[idx]) if r.reached[idx].any() else np.nan
             assert row[f"Drop at Gain {level:g} (median)"] == pytest.approx(expect, nan_ok=True)
             assert row[f"reached {level:g}"] == f"{r.reached[idx].sum()}/{idx.size}"
+
+
+def test_toy_modules_import_each_other_without_cycles():
+    """Each module of the toy package imports only modules listed before it (a DAG), never a sibling back."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(toy.__file__).parent
+    deps = {}
+    for path in pkg.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text())
+        deps[path.stem] = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+    done: set[str] = set()
+
+    def visit(mod, stack=()):
+        assert mod not in stack, f"import cycle: {' -> '.join(stack + (mod,))}"
+        if mod not in done:
+            for dep in deps.get(mod, ()):
+                visit(dep, stack + (mod,))
+            done.add(mod)
+
+    for mod in deps:
+        visit(mod)
+    assert {"mixture", "specs", "estimators", "engine", "readout", "conventions"} <= set(deps)
