@@ -111,3 +111,15 @@ def test_run_folder_on_drive_when_mounted(tmp_path):
     assert gpu.run_folder(drive_root=drive) == gpu.Path("runs")
     drive.mkdir()
     assert gpu.run_folder(drive_root=drive) == drive / "retaining-by-doing" / "runs"
+
+
+def test_reading_page_states_the_projected_colab_times():
+    """The Colab times in book/reading.md are the projection's own numbers, not typed by hand."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "book" / "reading.md").read_text()
+    found = dict(re.findall(r"\| `(0[234]_\w+)` \| (\d+) \|", text))
+    assert set(found) == {"02_rl_vs_sft", "03_ablations", "04_iterative_sft"}
+    for notebook, minutes in found.items():
+        assert int(minutes) == round(gpu.projected_minutes(notebook, "colab")), notebook
