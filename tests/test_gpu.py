@@ -123,3 +123,17 @@ def test_reading_page_states_the_projected_colab_times():
     assert set(found) == {"02_rl_vs_sft", "03_ablations", "04_iterative_sft"}
     for notebook, minutes in found.items():
         assert int(minutes) == round(gpu.projected_minutes(notebook, "colab")), notebook
+
+
+def test_check_before_load_reads_only_the_model_config(tmp_path):
+    model, tok = diverse_tiny_model()
+    model.config.save_pretrained(tmp_path)  # a config.json, no weights
+    configs = {"grpo": TrainConfig(), "sft": TrainConfig(method="sft", lora_rank=0)}
+    assert gpu.check_before_load(str(tmp_path), configs, available=GB15) == {"grpo": 0, "sft": 0}
+    with pytest.raises(gpu.DoesNotFit, match=r"needs ~\d+\.\d GiB .*this GPU has 0\.1 GiB"):
+        gpu.check_before_load(str(tmp_path), configs, available=int(0.1 * gpu.GIB))
+
+
+def test_check_before_load_off_cuda_reads_nothing():
+    assert gpu.check_before_load("no/such-model", [TrainConfig(), TrainConfig(method="sft", lora_rank=4)],
+                                 device="cpu") == {"grpo": 0, "sft": 4}

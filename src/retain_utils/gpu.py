@@ -230,6 +230,25 @@ def fit_to_device(model, config, *, bench_copy: bool = True):
     return config
 
 
+def check_before_load(model_name: str, configs, *, device=None, available: int | None = None) -> dict[str, int]:
+    """Before the model loads: {config.run_name or method: LoRA rank it will get} for each TrainConfig, from
+    the model's config alone (a few kB); raises DoesNotFit when a run cannot fit the CUDA device. Off CUDA
+    (and ``available`` None) nothing is checked and "auto" means full fine-tuning."""
+    configs = list(configs.values()) if isinstance(configs, dict) else list(configs)
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if available is None:
+        available = device_memory(device)
+    if available is None:
+        return {c.run_name or c.method: 0 if c.lora_rank == "auto" else c.lora_rank for c in configs}
+    dtype, shape = default_dtype(device), model_shape(hub_config(model_name))
+    ranks = {}
+    for c in configs:
+        rank = choose_lora_rank(shape, c, available, dtype)
+        check_fits(estimate_memory(shape, c, dtype=dtype, lora_rank=rank), available, model=model_name)
+        ranks[c.run_name or c.method] = rank
+    return ranks
+
+
 # ---------------------------------------------------------------------------------------------- colab
 
 
