@@ -42,7 +42,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "n_eval": 118, "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5,
                  "batch_size": 16, "eval_every": 10, "max_tokens": None},
         # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
-        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes)
+        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
+        # Its learning rates are quick's, not yet calibrated for LoRA on Qwen (no GPU run so far).
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 8,
                   "eval_every": 20, "max_tokens": None},
