@@ -203,24 +203,56 @@ def paired_intervals(initial: dict, final: dict, target: str, *, level: float = 
 # ---------------------------------------------------------------------------------------------- KL
 
 
-def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> list[torch.Tensor]:
-    """Per completion, log-softmax over the vocabulary at each completion position (float32)."""
+KL_CHUNK = 256  # completion tokens whose full-vocabulary logits exist at once (x 2 models, fp32)
+
+
+def _completion_hidden(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> torch.Tensor:
+    """The final hidden state at every position that predicts a completion token, all completions
+    concatenated in order: (total completion tokens, hidden). The LM head is applied later, a chunk at a time."""
     width = max(len(p) + len(c) for p, c in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    scored = torch.zeros((len(sequences), width), dtype=torch.bool)
     for i, (p, c) in enumerate(sequences):
         seq = p + c
         ids[i, width - len(seq):] = torch.tensor(seq)
         mask[i, width - len(seq):] = 1
+        scored[i, width - len(c) - 1: width - 1] = True  # position t predicts token t + 1
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=position_ids.to(device)).logits
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # unwrap peft
+    hidden = base.base_model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             position_ids=position_ids.to(device), use_cache=False).last_hidden_state
+    return hidden[scored.to(device)]
+
+
+def _head_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the vocabulary of ``hidden`` rows (float32)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return F.log_softmax(base.get_output_embeddings()(hidden).float(), dim=-1)
+
+
+def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device,
+                         chunk: int = KL_CHUNK) -> list[torch.Tensor]:
+    """Per completion, log-softmax over the vocabulary at each completion position (float32). The LM head
+    runs ``chunk`` tokens at a time; the result is (tokens x vocabulary) - ``kl_to_initial`` never keeps it."""
+    hidden = _completion_hidden(model, sequences, pad_id, device)
+    flat = torch.cat([_head_logprobs(model, hidden[i:i + chunk]) for i in range(0, hidden.shape[0], chunk)])
+    return list(flat.split([len(c) for _, c in sequences]))
+
+
+def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: int = KL_CHUNK) -> torch.Tensor:
+    """KL[ref || model] of the next-token distributions at every completion position: (total tokens,).
+    Full-vocabulary logits exist for ``chunk`` tokens at a time only, whatever the batch."""
+    with ref_ctx():
+        ref_hidden = _completion_hidden(ref_model, sequences, pad_id, device)
+    hidden = _completion_hidden(model, sequences, pad_id, device)
     out = []
-    for i, (p, c) in enumerate(sequences):
-        # logits at position t predict token t+1: the completion's tokens are predicted from width-len(c)-1 on
-        rows = logits[i, width - len(c) - 1: width - 1].float()
-        out.append(F.log_softmax(rows, dim=-1))
-    return out
+    for i in range(0, hidden.shape[0], chunk):
+        with ref_ctx():
+            a = _head_logprobs(ref_model, ref_hidden[i:i + chunk])
+        b = _head_logprobs(model, hidden[i:i + chunk])
+        out.append((a.exp() * (a - b)).sum(-1))
+    return torch.cat(out)
 
 
 @torch.inference_mode()
@@ -237,6 +269,7 @@ def kl_to_initial(
     seed: int = 0,
     per_token: bool = False,
     progress: bool = False,
+    chunk: int = KL_CHUNK,
 ) -> float:
     """KL[pi_0 || pi_theta] in nats, estimated on responses sampled from pi_0 (``ref_model``, temperature 1).
 
@@ -244,7 +277,8 @@ def kl_to_initial(
     (sum over the vocabulary) - the chain rule makes this an unbiased, low-variance estimate of the
     sequence-level KL. Returns the mean per response (``per_token=False``) or per generated token.
     ``ref_model=None`` with a peft model uses the model with its adapter disabled as pi_0.
-    ``examples``: Examples (chat messages built by their task) or chat message lists.
+    ``examples``: Examples (chat messages built by their task) or chat message lists. The vocabulary-wide
+    sum runs ``chunk`` tokens at a time, so peak memory does not grow with vocabulary x batch.
     """
     if not examples:
         raise ValueError("kl_to_initial needs at least one prompt")
@@ -278,12 +312,9 @@ def kl_to_initial(
             batch = [(c.prompt_ids, c.completion_ids) for c in completions[i:i + batch_size] if c.completion_ids]
             if not batch:
                 continue
-            with ref_ctx():
-                ref_lp = _completion_logprobs(ref_model, batch, pad_id, device)
-            lp = _completion_logprobs(model, batch, pad_id, device)
-            for a, b in zip(ref_lp, lp):
-                total += float((a.exp() * (a - b)).sum())
-                tokens += a.shape[0]
+            kl = _token_kl(ref_model, model, ref_ctx, batch, pad_id, device, chunk)
+            total += float(kl.sum())
+            tokens += kl.shape[0]
     finally:
         model.train(was_training[0])
         ref_model.train(was_training[1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "full", "colab")  # colab: a free Colab T4, Qwen2.5-0.5B (gpu.py)
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters.
@@ -43,6 +43,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
                  "n_eval": 118, "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5,
                  "batch_size": 16, "eval_every": 10, "max_tokens": None},
+        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
+        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
+        # Its learning rates are quick's, not yet calibrated for LoRA on Qwen (no GPU run so far).
+        "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
+                  "n_eval_target": 118, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 8,
+                  "eval_every": 20, "max_tokens": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
     # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
@@ -55,6 +61,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "lr_sft": 1e-4, "lr_rl": 4e-5,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4],
                  "self_sft_steps": [30, 60]},
+        "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "lr_sft": 1e-4, "lr_rl": 4e-5,
+                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4],
+                  "self_sft_steps": [40]},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
     "04_iterative_sft": {
@@ -64,6 +73,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "lr_rl": 4e-5, "group_size": 4, "batch_size": 4, "eval_every": 4, "max_tokens": None},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
+        "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
+                  "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 4, "batch_size": 8, "eval_every": 20,
+                  "max_tokens": None},
     },
     "05_results": {  # each point runs 02_rl_vs_sft at the same profile; seeds and methods come from 02's profile
         "smoke": {"grid": {"target": ["mmlu"]}},
@@ -71,6 +83,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"grid": {"target": ["ifeval", "mmlu", "countdown"]}},
     },
 }
+
+# 01 (the toy model, CPU-sized) and 05 (a sweep over 02 at the same profile) need no rows of their own.
+for _notebook in ("01_toy_kl", "05_results"):
+    PROFILES[_notebook]["colab"] = PROFILES[_notebook]["quick"]
 
 
 def check_profile(profile: str) -> None:

@@ -10,7 +10,7 @@ from ..evaluation import EVAL_BATCH_SIZE
 
 METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # fp16 trains with a GradScaler
 ROLLOUT_SOURCES = ("policy", "initial")
 
 
@@ -43,7 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0            # max global gradient norm (0 = no clipping)
     precision: str = "auto"           # bf16 autocast where the hardware has it ("auto"), or forced
-    lora_rank: int = 0                # 0 = full fine-tuning
+    lora_rank: int | str = "auto"     # 0 = full fine-tuning; "auto": LoRA (rank 16) only where full FT would not fit the GPU
     lora_alpha: float | None = None   # default 2 x rank
     eval_every: int = 10              # evaluate every task every this many steps (and at steps 0 and the end)
     eval_max_new_tokens: int | None = None  # None = each task's own budget
@@ -128,8 +128,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
             raise ValueError(f"{name} must be >= 0, got {getattr(c, name)}")
     if not 0 <= c.warmup_frac < 1:
         raise ValueError(f"warmup_frac must be in [0, 1), got {c.warmup_frac}")
-    if c.lora_rank < 0 or not isinstance(c.lora_rank, int):
-        raise ValueError(f"lora_rank must be an int >= 0 (0 = full fine-tuning), got {c.lora_rank!r}")
+    if c.lora_rank != "auto" and (isinstance(c.lora_rank, bool) or not isinstance(c.lora_rank, int) or c.lora_rank < 0):
+        raise ValueError(f"lora_rank must be an int >= 0 (0 = full fine-tuning) or 'auto', got {c.lora_rank!r}")
     if c.checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be >= 0 (0 = only at the end), got {c.checkpoint_every}")
     return c
