@@ -9,7 +9,7 @@ import torch
 
 from retain_utils.evaluation import TaskScore, evaluate
 from retain_utils.generation import encode_prompts
-from retain_utils.retention import (answer_logliks, baseline_answers, reference_logliks, retention,
+from retain_utils.retention import (Retention, answer_logliks, baseline_answers, reference_logliks, retention,
                                     retention_difference)
 from retain_utils.tasks import get_task
 from retain_utils.training.loop import collate, completion_logprobs
@@ -83,6 +83,7 @@ def test_a_model_trained_to_answer_otherwise_loses_retention(tiny, fresh_tiny):
     assert out.mean < -2.0 and out.high < -1.0 and out.low <= out.mean <= out.high  # nats per token
     assert all(t.mean < -1.0 for t in out.tasks.values())
     same = retention(copy.deepcopy(model), tok, answers, ref)
+    assert Retention.from_dict(json.loads(json.dumps(out.to_dict()))) == out  # a run record keeps it whole
     d = retention_difference(out, same, labels=("trained", "copy"))
     assert d.difference == pytest.approx(out.mean) and d.high < 0
     assert retention(trained, tok, answers, ref) == out  # seeded: the same numbers every time

@@ -136,6 +136,13 @@ class Retention:
                           for k, v in self.tasks.items()},
                 "mean": self.mean, "low": self.low, "high": self.high, "level": self.level}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Retention":
+        """The Retention that ``to_dict`` (or its JSON) came from: run records can be compared after loading."""
+        tasks = {k: TaskRetention(v["task"], tuple(v["index"]), tuple(v["per_question"]), v["mean"], v["low"],
+                                  v["high"]) for k, v in d["tasks"].items()}
+        return cls(tasks, d["mean"], d["low"], d["high"], d["level"])
+
     def frame(self):
         """One row per task, then the mean: questions, retention and interval (nats/token)."""
         import pandas as pd
