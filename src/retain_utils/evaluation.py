@@ -33,11 +33,22 @@ class TaskScore:
     n_tokens: int = 0  # generated tokens, all responses
     seconds: float = 0.0  # generation + scoring time
     correct: tuple[int, ...] = ()  # 1 / 0 per example, in order: two models compare question by question
+    # generated token ids per example (EOS included when it finished), kept by ``evaluate(keep_answers=True)``:
+    # the baseline's answers, whose likelihood under a trained model measures retention without generating
+    answer_ids: tuple[tuple[int, ...], ...] = ()
 
     def to_dict(self) -> dict:
-        """As stored in logs and results files (JSON: ``correct`` as a list), so a resumed run's scores, read
+        """As stored in logs and results files (JSON: tuples as lists), so a resumed run's scores, read
         back from its logs, equal a fresh run's."""
-        return {**asdict(self), "correct": list(self.correct)}
+        return {**asdict(self), "correct": list(self.correct), "answer_ids": [list(a) for a in self.answer_ids]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskScore":
+        """The TaskScore that ``to_dict`` (or its JSON) came from; fields a log lacks take their defaults."""
+        d = dict(d)
+        d["correct"] = tuple(int(c) for c in d.get("correct", ()))
+        d["answer_ids"] = tuple(tuple(int(t) for t in a) for a in d.get("answer_ids", ()))
+        return cls(**d)
 
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
@@ -57,16 +68,18 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def score_texts(task: Task, examples: list[Example], texts: list[str], *, truncated: list[bool] | None = None,
-                n_tokens: int = 0, seconds: float = 0.0) -> TaskScore:
-    """TaskScore of responses ``texts`` (one per example)."""
+                n_tokens: int = 0, seconds: float = 0.0, answer_ids: list[list[int]] | None = None) -> TaskScore:
+    """TaskScore of responses ``texts`` (one per example); ``answer_ids``: their token ids, to keep."""
     if len(texts) != len(examples):
         raise ValueError(f"{len(texts)} responses for {len(examples)} examples")
+    if answer_ids is not None and len(answer_ids) != len(texts):
+        raise ValueError(f"{len(answer_ids)} answer token lists for {len(texts)} responses")
     scores = [task.score(e, t) for e, t in zip(examples, texts)]
     k = int(sum(r for r, _ in scores))
     lo, hi = wilson_interval(k, len(scores))
     return TaskScore(task.name, k / len(scores) if scores else 0.0, lo, hi, len(scores), k,
                      sum(not ok for _, ok in scores), sum(truncated or []), n_tokens, seconds,
-                     tuple(int(r) for r, _ in scores))
+                     tuple(int(r) for r, _ in scores), tuple(tuple(a) for a in answer_ids or ()))
 
 
 def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task] | None) -> dict[str, Task]:
@@ -93,11 +106,14 @@ def evaluate(
     batch_size: int = EVAL_BATCH_SIZE,
     tasks: dict[str, Task] | None = None,
     progress: bool = False,
+    keep_answers: bool = False,
 ) -> dict[str, TaskScore]:
     """Greedy accuracy of ``model`` on each list of held-out examples.
 
     ``max_new_tokens``: one budget for all tasks, a dict per label, or None for each task's own default.
     ``tasks`` maps a label to the Task that scores it (default: ``get_task(example.task)``).
+    ``keep_answers``: keep each answer's token ids (``TaskScore.answer_ids``), e.g. the baseline's, which
+    ``retention.retention`` scores under a trained model.
     """
     tasks = _tasks_for(examples_by_task, tasks)
     out = {}
@@ -111,7 +127,8 @@ def evaluate(
         out[label] = score_texts(task, examples, [c.text for c in completions],
                                  truncated=[not c.finished for c in completions],
                                  n_tokens=sum(len(c.completion_ids) for c in completions),
-                                 seconds=time.perf_counter() - start)
+                                 seconds=time.perf_counter() - start,
+                                 answer_ids=[c.completion_ids for c in completions] if keep_answers else None)
     return out
 
 
@@ -331,7 +348,7 @@ def scores_frame(scores: dict[str, TaskScore]) -> pd.DataFrame:
     rows = []
     for label, s in scores.items():
         row = asdict(s)
-        del row["correct"]
+        del row["correct"], row["answer_ids"]
         row["task"] = label
         for k in ("accuracy", "ci_low", "ci_high"):
             row[k] = 100.0 * row[k]

@@ -2,9 +2,10 @@
 
 Two formats. ``"choice"`` is the paper's MMLU setting: four lettered options, the answer is a letter.
 ``"open"`` asks the bare question and checks the answer text against the correct option (and its
-aliases), rejecting answers that also name a wrong option. Offline the questions come from a bank that
-ships with the package (``data/knowledge_bank.jsonl``: capitals, geography, science, everyday facts) in
-MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
+aliases), rejecting answers that also name a wrong option. Offline the questions come from an MMLU-style
+factual bank that ships with the package - not MMLU itself - (``data/knowledge_bank.jsonl``: 307 hand-written
+questions on capitals, geography, science and everyday facts, plus chemical elements, currencies and official
+languages generated from packaged data by ``scripts/build_knowledge_bank.py``) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
 ``source="hub"`` it is MMLU itself (cais/mmlu). The offline default is ``"open"``: SmolLM2-135M cannot map
 knowledge to option letters (its letter accuracy is at chance, see notes/calibration.md), so the
 multiple-choice format would leave no baseline to forget. Questions, not prompts, are split between
@@ -139,7 +140,8 @@ def open_answer_correct(answer: str, correct: list[str], wrong: list[str]) -> bo
 
 @dataclass
 class MMLUTask(Task):
-    """Multiple-choice knowledge questions; ``source``: None (shipped bank), a file, or ``"hub"`` (MMLU)."""
+    """Knowledge questions; ``source``: None (the shipped MMLU-style factual bank, not MMLU), a file in MMLU's
+    schema, or ``"hub"`` (MMLU itself)."""
 
     source: str | None = None
     subjects: tuple[str, ...] | None = None
