@@ -4,8 +4,8 @@ Two formats. ``"choice"`` is the paper's MMLU setting: four lettered options, th
 ``"open"`` asks the bare question and checks the answer text against the correct option (and its
 aliases), rejecting answers that also name a wrong option. Offline the questions come from an MMLU-style
 factual bank that ships with the package - not MMLU itself - (``data/knowledge_bank.jsonl``: 307 hand-written
-questions on capitals, geography, science and everyday facts, plus chemical elements, currencies and official
-languages generated from packaged data by ``scripts/build_knowledge_bank.py``) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
+questions on capitals, geography, science and everyday facts; ``scripts/build_knowledge_bank.py`` can grow it
+from packaged data, not shipped yet: see that script) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
 ``source="hub"`` it is MMLU itself (cais/mmlu). The offline default is ``"open"``: SmolLM2-135M cannot map
 knowledge to option letters (its letter accuracy is at chance, see notes/calibration.md), so the
 multiple-choice format would leave no baseline to forget. Questions, not prompts, are split between
