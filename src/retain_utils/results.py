@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, results_file
+
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
 
 
@@ -73,7 +75,7 @@ def load(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 
 
-# ----- a sweep's results (folder layout: retain_utils.sweep) -------------------------------------------------
+# ----- a sweep's results (folder layout: retain_utils.layout) -------------------------------------------------
 
 RUN_KEYS = ("method", "target", "seed", "gain", "drop")  # what paper_table needs from each run
 
@@ -87,15 +89,6 @@ def _flatten(record: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _point_folders(sweep_dir: str | os.PathLike) -> list[Path]:
-    from .sweep import PARAMS_FILE
-
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"no sweep folder {sweep_dir}")
-    return sorted(p.parent for p in sweep_dir.glob(f"*/{PARAMS_FILE}"))
 
 
 def _point_columns(meta: dict, fixed: dict) -> dict:
@@ -120,10 +113,8 @@ def points(sweep_dir: str | os.PathLike):
     notebook, profile, its parameters, ``seconds`` and ``error``. Unfinished: killed, or running now."""
     import pandas as pd
 
-    from .sweep import ERROR_FILE, PARAMS_FILE, finished_record
-
     rows, params = [], {}
-    for folder in _point_folders(sweep_dir):
+    for folder in point_folders(sweep_dir):
         meta = load(folder / PARAMS_FILE)
         params.update(dict.fromkeys(meta["params"]))
         row = _point_columns(meta, {"point": meta["key"], "status": "unfinished", "notebook": meta["notebook"],
@@ -155,15 +146,13 @@ def collect(sweep_dir: str | os.PathLike):
     """
     import pandas as pd
 
-    from .sweep import PARAMS_FILE, finished_record
-
     rows, params = [], {}
-    for folder in _point_folders(sweep_dir):
+    for folder in point_folders(sweep_dir):
         meta = load(folder / PARAMS_FILE)
         params.update(dict.fromkeys(meta["params"]))
         if finished_record(folder, meta["notebook"]) is None:
             continue
-        record = load(folder / f"{meta['notebook']}.results.json")
+        record = load(results_file(folder, meta["notebook"]))
         base = _point_columns(meta, {"point": meta["key"], "notebook": meta["notebook"], "profile": meta["profile"]})
         for i, run in enumerate(record.get("runs") or []):
             flat = _flatten(run)

@@ -1,8 +1,6 @@
 """Batch execution: one notebook over a grid of parameters (seeds x methods x targets), resumable.
 
-Layout: ``<sweep_dir>/<key>/`` per point, ``key`` a stable hash of (notebook, profile, parameters). A point
-folder holds ``params.json``, the executed notebook, its results JSON, then ``done.json`` once it finished
-(or ``error.json`` if it failed). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
+Each point runs in its own folder (layout: ``retain_utils.layout``). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
 sweeps sharing a folder never run a point twice, and a killed sweep leaves no lock behind (the OS drops it).
 Rerunning a sweep skips finished points and retries failed or unfinished ones.
 """
@@ -26,11 +24,11 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from . import results, runner
+from .layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file
 from .profiles import PROFILES, check_profile
 
 BACKENDS = ("local", "ray")
 RAY_PIN = "ray==2.60.0"
-PARAMS_FILE, DONE_FILE, ERROR_FILE, LOCK_FILE = "params.json", "done.json", "error.json", ".lock"
 
 
 @dataclass(frozen=True)
@@ -210,14 +208,6 @@ def code_hash(source: Path) -> str:
 
 # ----- one point --------------------------------------------------------------------------------------------
 
-def finished_record(folder: Path, notebook: str) -> dict | None:
-    """The point's done record if it finished (done marker and results file both there), else None."""
-    done = folder / DONE_FILE
-    if done.exists() and (folder / f"{notebook}.results.json").exists():
-        return results.load(done)
-    return None
-
-
 @contextmanager
 def _claim(folder: Path) -> Iterator[bool]:
     """Hold an exclusive lock on the point while it runs; yields False if another process holds it."""
@@ -250,8 +240,8 @@ def run_point(point: Point, sweep_dir: str | Path, notebook_dir: str | Path = ru
         if record is not None and (not rerun_changed or record.get("code") == version):
             return Outcome(point.key, "skipped")  # another sweep finished it meanwhile
         # Start clean: results.save merges into an existing file, so a half-run's results must go.
-        for name in (DONE_FILE, ERROR_FILE, f"{point.notebook}.results.json", f"{point.notebook}.ipynb"):
-            (folder / name).unlink(missing_ok=True)
+        for stale in (folder / DONE_FILE, folder / ERROR_FILE, results_file(folder, point.notebook), folder / f"{point.notebook}.ipynb"):
+            stale.unlink(missing_ok=True)
         results.write_json_atomic(folder / PARAMS_FILE, {
             "notebook": point.notebook, "profile": point.profile, "params": point.params, "key": point.key})
         start = time.perf_counter()
