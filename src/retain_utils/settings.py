@@ -225,6 +225,10 @@ def resolve(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
     ``None`` filled from ``profile`` and checked in turn. Raises ValueError naming the parameter."""
     profiles.check_profile(profile)
     controlled = profiles.values(notebook, profile)
+    unknown = sorted(set(params) - set(controlled) - set(VALIDATORS))
+    if unknown:
+        raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(set(controlled) | set(params) - set(unknown)))}")
     for name, value in params.items():
         check_value(notebook, profile, name, value)
     cfg = profiles.resolve(notebook, profile, **{k: v for k, v in params.items() if k in controlled})
