@@ -172,3 +172,11 @@ def test_readable_tables_have_units_and_no_exponents():
                          index=pd.Index(["mmlu"], name="task"))
     assert tables.baseline(frame).loc["mmlu", "95 % interval (%)"] == "30.0 to 70.0"
     assert tables.mean_sd(1.234, float("nan")) == "+1.2" and tables.mean_sd(-1.0, 0.25) == "-1.0 ± 0.2"
+
+
+def test_the_api_reference_documents_every_field_of_the_run_record():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "book" / "api.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    assert {f.name for f in dataclasses.fields(RunRecord)} <= rows
