@@ -220,7 +220,7 @@ class Setup:
                 f"{len(self.cfg.seeds)} seed(s): " + ", ".join(v.label for v in self.variants))
 
 
-def resolve(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
+def resolve(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
     """Every parameter checked (types and ranges: ``check_value``), then the profile-controlled ones left at
     ``None`` filled from ``profile`` and checked in turn. Raises ValueError naming the parameter."""
     profiles.check_profile(profile)
@@ -238,7 +238,7 @@ def resolve(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
     return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
 
 
-def setup(notebook: str, profile: str, results_path=None, *, model: str, target: str, **params: Any) -> Setup:
+def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
     """An LLM notebook's settings: ``resolve``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
     cfg = resolve(notebook, profile, model=model, target=target, **params)
