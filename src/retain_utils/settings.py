@@ -220,7 +220,7 @@ class Setup:
                 f"{len(self.cfg.seeds)} seed(s): " + ", ".join(v.label for v in self.variants))
 
 
-def resolve(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
+def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
     """Every parameter checked (types and ranges: ``check_value``), then the profile-controlled ones left at
     ``None`` filled from ``profile`` and checked in turn. Raises ValueError naming the parameter."""
     profiles.check_profile(profile)
@@ -239,9 +239,9 @@ def resolve(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
 
 
 def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
-    """An LLM notebook's settings: ``resolve``, then every variant's TrainConfig built and checked, all before
+    """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
-    cfg = resolve(notebook, profile, model=model, target=target, **params)
+    cfg = checked(notebook, profile, model=model, target=target, **params)
     del cfg.model, cfg.target
     budget = cfg.max_tokens or get_task(target).max_new_tokens
     task_options = {t: {"max_new_tokens": cfg.max_tokens} for t in TASK_NAMES} if cfg.max_tokens else None
