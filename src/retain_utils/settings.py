@@ -9,6 +9,7 @@ results file.
 from __future__ import annotations
 
 import ast
+import json
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -186,7 +187,7 @@ def check_value(notebook: str, profile: str, name: str, value: Any, default: str
     example, origin = example_of(notebook, profile, name, default)
     if example is not None and not fits(value, example):
         raise ValueError(f"{what} {value!r} for {name!r} does not parse as {type(example).__name__} ({origin}); "
-                         f"quote strings as JSON if needed, e.g. {name}='\"{value}\"'")
+                         f"values are JSON, e.g. {name} '{json.dumps(example)}'")
     if name in VALIDATORS:
         VALIDATORS[name](name, value)
 
