@@ -50,3 +50,13 @@ def test_no_block_of_six_lines_repeats_across_the_chapters():
         for i in range(len(lines) - 5):
             block = tuple(lines[i:i + 6])
             assert seen.setdefault(block, stem) == stem, f"{stem} repeats {seen[block]}: {block}"
+
+
+@pytest.mark.parametrize("stem", runner.notebook_names())
+def test_papermill_reads_every_name_of_the_parameters_cell(stem):
+    """A comment papermill cannot parse (e.g. one holding ``0 = never``) silently drops the parameter from
+    ``run -p`` and ``sweep --grid``."""
+    path = runner.NOTEBOOK_DIR / f"{stem}.ipynb"
+    cell = next(c for c in cells(stem) if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line and not line.startswith("#")}
+    assert names <= set(runner.declared_parameters(path))
