@@ -55,9 +55,9 @@ def main() -> None:
             t0 = time.time()
             r = experiment.run_variant(bench, config, label=text, progress=False)
             row = {"variant": text, "target": args.target, "seed": seed, "steps": args.steps,
-                   "n_eval": args.n_eval, "temperature": args.temperature, "gain": r["gain"], "drop": r["drop"],
-                   "kl": round(r["kl"], 4), "trajectory": [(p["step"], p["gain"], p["drop"]) for p in r["trajectory"]],
-                   "final": r["accuracy_final"], "seconds": round(time.time() - t0, 1)}
+                   "n_eval": args.n_eval, "temperature": args.temperature, "gain": r.gain, "drop": r.drop,
+                   "kl": round(r.kl, 4), "trajectory": [(p["step"], p["gain"], p["drop"]) for p in r.trajectory],
+                   "final": r.accuracy_final, "seconds": round(time.time() - t0, 1)}
             print(json.dumps(row), flush=True)
             with open(args.log, "a") as f:
                 f.write(json.dumps(row) + "\n")

@@ -1,6 +1,7 @@
 """The commands the README and the book's prose tell a reader to type name notebooks, profiles and parameters
 that exist: each is checked the way the command line checks it, without running anything."""
 
+import ast
 import re
 import shlex
 from pathlib import Path
@@ -32,9 +33,26 @@ def check(command: str) -> None:
     args = build_parser().parse_args(shlex.split(command, comments=True)[3:])
     source = runner.find_notebook(args.notebook)
     if args.command == "run":
-        runner.check_parameters(source, _params(args.param))
+        # a folder under $PWD is one the reader's earlier command (the sweep) creates: any folder stands in for it
+        params = {k: str(ROOT) if str(v).startswith("$PWD/") else v for k, v in _params(args.param).items()}
+        runner.check_parameters(source, params, args.profile)  # names, types and ranges
     else:
         sweep.check_grid(source, args.profile, sweep.parse_grid(args.grid))
+
+
+SNIPPET = re.compile(r'run_notebook\("(\w+)", profile="(\w+)", params=(\{[^}]*\})\)')
+
+
+def documented_snippets() -> list[tuple[str, str, str]]:
+    """``runner.run_notebook("NB", profile="P", params={...})`` calls shown in the docs."""
+    return [m.groups() for doc in DOCS for m in SNIPPET.finditer(doc.read_text())]
+
+
+def test_every_documented_run_notebook_call_is_valid():
+    snippets = documented_snippets()
+    assert snippets, "book/running.md shows a run_notebook call"
+    for notebook, profile, params in snippets:
+        runner.check_parameters(runner.find_notebook(notebook), ast.literal_eval(params), profile)
 
 
 def test_the_docs_have_commands_to_check():
@@ -50,5 +68,7 @@ def test_every_documented_command_is_valid(where, command):
 def test_the_check_catches_an_undeclared_parameter():
     with pytest.raises(ValueError, match="declares no parameter 'seeds'"):
         check("python -m retain_utils run 01_toy_kl --profile smoke -p seeds 3")
+    with pytest.raises(ValueError, match="n_seeds must be an int >= 2"):
+        check("python -m retain_utils run 01_toy_kl --profile smoke -p n_seeds 1")
     with pytest.raises(ValueError, match="declares no parameter 'method'"):
         check("python -m retain_utils sweep 02_rl_vs_sft --profile full --grid method=sft,grpo")

@@ -4,7 +4,10 @@ import json
 
 import pytest
 
+import dataclasses
+
 from retain_utils import experiment, models
+from retain_utils.records import RunRecord
 from retain_utils.training import TrainConfig
 
 
@@ -31,15 +34,16 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
         config = TrainConfig(method=method, task="mmlu", steps=1, batch_size=2, group_size=2, eval_every=1,
                              max_new_tokens=4, eval_max_new_tokens=4)
         record = experiment.run_variant(bench, config, results_path=path, kl_prompts=2, progress=False)
-        assert record["trajectory"][0]["gain"] == 0 and record["trajectory"][0]["drop"] == 0
-        assert record["kl"] >= 0
-        lo, hi = record["gain_interval"]  # over the 2 held-out questions: it holds the point estimate
-        assert lo <= record["gain"] <= hi and record["drop_interval"][0] <= record["drop"]
+        assert record.trajectory[0]["gain"] == 0 and record.trajectory[0]["drop"] == 0
+        assert record.kl >= 0 and record.method == method
+        lo, hi = record.gain_interval  # over the 2 held-out questions: it holds the point estimate
+        assert lo <= record.gain <= hi and record.drop_interval[0] <= record.drop
     runs = json.loads(path.read_text())["runs"]
-    assert [r["method"] for r in runs] == ["sft", "grpo"]
+    assert [(r["variant"], r["method"]) for r in runs] == [("SFT", "sft"), ("GRPO", "grpo")]
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}
+    assert RunRecord.from_dict(runs[1]) == record, "a record reads back from the results file as it was"
     table = experiment.summary(runs)
-    assert list(table.index) == ["sft", "grpo"] and (table["seeds"] == 1).all()
+    assert list(table.index) == ["SFT", "GRPO"] and (table["seeds"] == 1).all()
 
 
 def test_trainer_samples_greedily_like_the_baseline_model():
@@ -82,7 +86,7 @@ def test_run_variant_reuses_the_baseline_as_step_0(monkeypatch):
     bench.baseline["mmlu"] = dataclasses.replace(bench.baseline["mmlu"], n_correct=1, accuracy=0.5)  # a marker
     config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
     record = experiment.run_variant(bench, config, kl_prompts=2, progress=False)
-    assert record["accuracy_initial"]["mmlu"] == 50.0
+    assert record.accuracy_initial["mmlu"] == 50.0
     with pytest.raises(ValueError, match="initial_scores must score exactly eval_examples"):
         experiment.training.train(config, bench.reference, bench.tokenizer, bench.tasks, bench.train,
                                   {"mmlu": bench.eval["mmlu"]}, initial_scores=bench.baseline)
@@ -99,14 +103,17 @@ def test_sft_on_the_rollouts_rl_accepted(monkeypatch):
                          eval_max_new_tokens=4)
     record = experiment.run_variant(bench, config, label="sft on rl", train_examples=examples, kl_prompts=2,
                                     progress=False)
-    assert record["method"] == "sft on rl" and record["train_seconds"] > 0 and "correct_rollouts" not in record
+    assert record.variant == "sft on rl" and record.method == "sft" and record.train_seconds > 0
+    assert record.correct_rollouts is None and "correct_rollouts" not in record.to_dict()
     with pytest.raises(ValueError, match="no accepted rollouts"):
         experiment.examples_from_rollouts(bench, [])
 
 
-def _record(method, seed, gain, drop, tokens=0):
-    return {"method": method, "seed": seed, "gain": gain, "drop": drop, "kl": 0.1, "seconds": 60.0,
-            "train_seconds": 30.0, "generated_tokens": tokens}
+def _record(variant, seed, gain, drop, tokens=0, method="grpo", target="mmlu"):
+    return RunRecord(variant=variant, method=method, target=target, seed=seed, gain=gain, drop=drop,
+                     gain_interval=None, drop_interval=None, kl=0.1, accuracy_initial={}, accuracy_final={},
+                     n_eval={}, trajectory=[], status="done", seconds=60.0, train_seconds=30.0,
+                     generated_tokens=tokens, config={})
 
 
 def test_effects_rank_factors_by_their_effect_on_drop():
@@ -152,7 +159,7 @@ def test_run_folders_are_per_config_and_data_and_keep_only_logs(tmp_path, monkey
     config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
     first = experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
     again = experiment.run_variant(bench, config, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
-    assert again["accuracy_final"] == first["accuracy_final"] and len(list(tmp_path.iterdir())) == 1
+    assert again.accuracy_final == first.accuracy_final and len(list(tmp_path.iterdir())) == 1
     other = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4, lr=3e-4)
     experiment.run_variant(bench, other, label="SFT", out_dir=tmp_path, kl_prompts=2, progress=False)
     examples = experiment.examples_from_rollouts(bench, [{"example": 0, "text": "x"}, {"example": 1, "text": "y"}])
@@ -171,10 +178,10 @@ def test_not_learned_flags_a_gain_of_at_most_one_held_out_question():
 
 
 def test_gain_clarity_names_the_gains_whose_interval_reaches_zero():
-    records = [{**_record("sft", 0, 20.0, 3.8), "gain_interval": (7.5, 32.5), "drop_interval": (-2.5, 10.0)},
-               {**_record("self_sft", 0, 7.5, 2.5), "gain_interval": (-5.0, 20.0), "drop_interval": (-5.0, 10.0)},
-               {**_record("grpo", 0, 15.0, 1.2), "gain_interval": (2.5, 27.5), "drop_interval": (-5.0, 7.5)},
-               {**_record("grpo", 1, 10.0, 1.2), "gain_interval": (0.0, 20.0), "drop_interval": (-5.0, 7.5)}]
+    records = [dataclasses.replace(_record("sft", 0, 20.0, 3.8), gain_interval=(7.5, 32.5), drop_interval=(-2.5, 10.0)),
+               dataclasses.replace(_record("self_sft", 0, 7.5, 2.5), gain_interval=(-5.0, 20.0), drop_interval=(-5.0, 10.0)),
+               dataclasses.replace(_record("grpo", 0, 15.0, 1.2), gain_interval=(2.5, 27.5), drop_interval=(-5.0, 7.5)),
+               dataclasses.replace(_record("grpo", 1, 10.0, 1.2), gain_interval=(0.0, 20.0), drop_interval=(-5.0, 7.5))]
     table = experiment.intervals(records)
     assert table.loc[("sft", 0), "clear_gain"] and not table.loc[("grpo", 1), "clear_gain"]
     text = experiment.gain_clarity(records)
@@ -183,8 +190,8 @@ def test_gain_clarity_names_the_gains_whose_interval_reaches_zero():
     assert "**self_sft** (seed 0: +7.5 pp, -5.0 to +20.0)" in unclear
     assert "**grpo** (seed 0: +15.0 pp, +2.5 to +27.5, seed 1: +10.0 pp, +0.0 to +20.0)" in unclear  # one seed is enough
     assert "Not clear" not in experiment.gain_clarity(records[:1])
-    loss = {**_record("stale", 0, -20.0, 0.0), "gain_interval": (-35.0, -5.0), "drop_interval": (-5.0, 5.0)}
+    loss = dataclasses.replace(_record("stale", 0, -20.0, 0.0), gain_interval=(-35.0, -5.0), drop_interval=(-5.0, 5.0))
     assert "Clear losses (interval below zero): **stale** (seed 0: -20.0 pp, -35.0 to -5.0)." in \
         experiment.gain_clarity([records[0], loss])
-    old = [{**records[0], "gain_interval": None, "drop_interval": None}]
+    old = [dataclasses.replace(records[0], gain_interval=None, drop_interval=None)]
     assert experiment.gain_clarity(old).startswith("Some runs have no per-question results")

@@ -94,3 +94,14 @@ def test_cast_parameters_keeps_buffers_in_their_precision():
     cast_parameters(model, torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
     assert {name: b.dtype for name, b in model.named_buffers()} == buffers
+
+
+def test_cuda_precision_by_compute_capability(monkeypatch):
+    # a T4 (7.5) reports is_bf16_supported() but emulates bf16: the capability decides
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for capability, dtype in [((7, 5), torch.float16), ((7, 0), torch.float16), ((8, 0), torch.bfloat16),
+                              ((8, 9), torch.bfloat16), ((9, 0), torch.bfloat16)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert default_dtype("cuda") == dtype, capability
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
+    assert default_dtype("cpu") == torch.float32  # CPUs unchanged: by their flags

@@ -12,10 +12,10 @@ from retain_utils import results, runner, sweep
 matplotlib.use("Agg")
 
 # gain, drop per (method, target) and seed: known means and standard deviations.
-GAINS = {("sft", "countdown"): [10.0, 12.0, 14.0], ("grpo", "countdown"): [8.0, 9.0, 10.0],
-         ("sft", "ifeval"): [20.0, 22.0, 24.0], ("grpo", "ifeval"): [15.0, 15.0, 18.0]}
-DROPS = {("sft", "countdown"): [5.0, 6.0, 7.0], ("grpo", "countdown"): [0.0, -1.0, 1.0],
-         ("sft", "ifeval"): [9.0, 9.0, 9.0], ("grpo", "ifeval"): [1.0, 2.0, 3.0]}
+GAINS = {("SFT", "countdown"): [10.0, 12.0, 14.0], ("GRPO", "countdown"): [8.0, 9.0, 10.0],
+         ("SFT", "ifeval"): [20.0, 22.0, 24.0], ("GRPO", "ifeval"): [15.0, 15.0, 18.0]}
+DROPS = {("SFT", "countdown"): [5.0, 6.0, 7.0], ("GRPO", "countdown"): [0.0, -1.0, 1.0],
+         ("SFT", "ifeval"): [9.0, 9.0, 9.0], ("GRPO", "ifeval"): [1.0, 2.0, 3.0]}
 
 
 def make_point(sweep_dir, params, runs=None, status="done", notebook="02_rl_vs_sft", profile="quick"):
@@ -34,8 +34,8 @@ def make_point(sweep_dir, params, runs=None, status="done", notebook="02_rl_vs_s
     return key
 
 
-def run_record(method, target, seed, gain, drop):
-    return {"method": method, "target": target, "seed": seed, "gain": gain, "drop": drop, "kl": 0.01 * seed,
+def run_record(variant, target, seed, gain, drop):
+    return {"variant": variant, "method": variant.lower(), "target": target, "seed": seed, "gain": gain, "drop": drop, "kl": 0.01 * seed,
             "accuracy_initial": {"ifeval": 30.0, "mmlu": 60.0, "countdown": 10.0},
             "accuracy_final": {"ifeval": 30.0 + gain, "mmlu": 60.0 - drop, "countdown": 10.0}, "n_eval": 100}
 
@@ -44,10 +44,10 @@ def run_record(method, target, seed, gain, drop):
 def sweep_dir(tmp_path):
     """A sweep over seed x method x target, one run per point, plus one failed and one unfinished point."""
     root = tmp_path / "sweep"
-    for (method, target), gains in GAINS.items():
-        for seed, (gain, drop) in enumerate(zip(gains, DROPS[method, target])):
-            make_point(root, {"seed": seed, "method": method, "target": target},
-                       [run_record(method, target, seed, gain, drop)])
+    for (variant, target), gains in GAINS.items():
+        for seed, (gain, drop) in enumerate(zip(gains, DROPS[variant, target])):
+            make_point(root, {"seed": seed, "method": variant.lower(), "target": target},
+                       [run_record(variant, target, seed, gain, drop)])
     make_point(root, {"seed": 3, "method": "sft", "target": "mmlu"}, status="failed")
     make_point(root, {"seed": 4, "method": "sft", "target": "mmlu"}, status="unfinished")
     return root
@@ -56,15 +56,15 @@ def sweep_dir(tmp_path):
 def test_collect_is_one_row_per_run_with_the_points_parameters(sweep_dir):
     runs = results.collect(sweep_dir)
     assert len(runs) == 12, "the failed and the unfinished point add no rows"
-    assert {"point", "notebook", "profile", "run", "seed", "method", "target", "gain", "drop", "kl",
+    assert {"point", "notebook", "profile", "run", "seed", "variant", "method", "target", "gain", "drop", "kl",
             "accuracy_final.mmlu", "accuracy_initial.ifeval", "n_eval"} <= set(runs.columns)
-    row = runs[(runs["method"] == "grpo") & (runs["target"] == "ifeval") & (runs["seed"] == 2)].iloc[0]
+    row = runs[(runs["variant"] == "GRPO") & (runs["target"] == "ifeval") & (runs["seed"] == 2)].iloc[0]
     assert (row["gain"], row["drop"], row["accuracy_final.mmlu"]) == (18.0, 3.0, 57.0)
     assert row["point"] == sweep.point_key("02_rl_vs_sft", "quick", {"seed": 2, "method": "grpo", "target": "ifeval"})
 
 
 def test_a_point_with_several_runs_and_one_with_none(tmp_path):
-    make_point(tmp_path, {"seed": 0}, [run_record("sft", "mmlu", 0, 1.0, 2.0), run_record("grpo", "mmlu", 0, 3.0, 4.0)])
+    make_point(tmp_path, {"seed": 0}, [run_record("SFT", "mmlu", 0, 1.0, 2.0), run_record("GRPO", "mmlu", 0, 3.0, 4.0)])
     make_point(tmp_path, {"seed": 1})  # a placeholder notebook: finished, no runs
     runs = results.collect(tmp_path)
     assert list(runs["run"]) == [0, 1] and list(runs["method"]) == ["sft", "grpo"]
@@ -79,7 +79,7 @@ def test_no_runs_is_an_empty_table_and_a_missing_folder_an_error(tmp_path):
 
 
 def test_a_run_contradicting_its_point_is_an_error(tmp_path):
-    make_point(tmp_path, {"seed": 1}, [run_record("sft", "mmlu", 0, 1.0, 2.0)])
+    make_point(tmp_path, {"seed": 1}, [run_record("SFT", "mmlu", 0, 1.0, 2.0)])
     with pytest.raises(ValueError, match="run 0 has seed=0 but the point ran with seed=1"):
         results.collect(tmp_path)
 
@@ -96,33 +96,33 @@ def test_points_and_failures(sweep_dir):
 
 def test_paper_table_means_spreads_and_counts(sweep_dir):
     text, numeric = results.paper_table(results.collect(sweep_dir))
-    assert list(text.index) == ["grpo", "sft"] and list(text.columns) == ["countdown", "ifeval"]
-    assert text.loc["sft", "countdown"] == "12.0 ± 2.0 / 6.0 ± 1.0 (n=3)"
-    assert text.loc["grpo", "ifeval"] == "16.0 ± 1.7 / 2.0 ± 1.0 (n=3)"
-    row = numeric.loc[("grpo", "countdown")]
+    assert list(text.index) == ["GRPO", "SFT"] and list(text.columns) == ["countdown", "ifeval"]
+    assert text.loc["SFT", "countdown"] == "12.0 ± 2.0 / 6.0 ± 1.0 (n=3)"
+    assert text.loc["GRPO", "ifeval"] == "16.0 ± 1.7 / 2.0 ± 1.0 (n=3)"
+    row = numeric.loc[("GRPO", "countdown")]
     assert (row["gain_mean"], row["gain_std"], row["drop_mean"], row["drop_std"], row["n"]) == (9.0, 1.0, 0.0, 1.0, 3)
-    assert math.isclose(numeric.loc[("grpo", "ifeval"), "gain_std"], math.sqrt(3))
+    assert math.isclose(numeric.loc[("GRPO", "ifeval"), "gain_std"], math.sqrt(3))
     _, sem = results.paper_table(results.collect(sweep_dir), spread="sem")
-    assert math.isclose(sem.loc[("grpo", "ifeval"), "gain_sem"], 1.0)
-    chosen, _ = results.paper_table(results.collect(sweep_dir), methods=["sft", "grpo"], targets=["ifeval"])
-    assert list(chosen.index) == ["sft", "grpo"] and list(chosen.columns) == ["ifeval"]
-    with pytest.raises(ValueError, match="no runs with method 'reinforce'; methods in the runs: grpo, sft"):
-        results.paper_table(results.collect(sweep_dir), methods=["reinforce"])
+    assert math.isclose(sem.loc[("GRPO", "ifeval"), "gain_sem"], 1.0)
+    chosen, _ = results.paper_table(results.collect(sweep_dir), variants=["SFT", "GRPO"], targets=["ifeval"])
+    assert list(chosen.index) == ["SFT", "GRPO"] and list(chosen.columns) == ["ifeval"]
+    with pytest.raises(ValueError, match="no runs with variant 'REINFORCE'; variants in the runs: GRPO, SFT"):
+        results.paper_table(results.collect(sweep_dir), variants=["REINFORCE"])
 
 
 def test_paper_table_with_one_seed_and_missing_cells():
-    runs = pd.DataFrame([run_record("sft", "mmlu", 0, 5.0, 1.0), run_record("grpo", "ifeval", 0, 2.0, 0.5)])
+    runs = pd.DataFrame([run_record("SFT", "mmlu", 0, 5.0, 1.0), run_record("GRPO", "ifeval", 0, 2.0, 0.5)])
     text, numeric = results.paper_table(runs)
-    assert text.loc["sft", "mmlu"] == "5.0 / 1.0 (n=1)", "no spread from a single seed"
-    assert text.loc["sft", "ifeval"] == "–"
-    assert math.isnan(numeric.loc[("sft", "mmlu"), "gain_std"])
+    assert text.loc["SFT", "mmlu"] == "5.0 / 1.0 (n=1)", "no spread from a single seed"
+    assert text.loc["SFT", "ifeval"] == "–"
+    assert math.isnan(numeric.loc[("SFT", "mmlu"), "gain_std"])
 
 
 def test_paper_table_refuses_what_it_cannot_tabulate():
     with pytest.raises(ValueError, match="runs lack gain, drop"):
-        results.paper_table(pd.DataFrame({"method": ["sft"], "target": ["mmlu"], "seed": [0]}))
-    twice = pd.DataFrame([run_record("sft", "mmlu", 0, 5.0, 1.0), {**run_record("sft", "mmlu", 0, 7.0, 1.0), "lr": 1}])
-    with pytest.raises(ValueError, match="method sft, target mmlu has seed 0 more than once"):
+        results.paper_table(pd.DataFrame({"variant": ["SFT"], "target": ["mmlu"], "seed": [0]}))
+    twice = pd.DataFrame([run_record("SFT", "mmlu", 0, 5.0, 1.0), {**run_record("SFT", "mmlu", 0, 7.0, 1.0), "lr": 1}])
+    with pytest.raises(ValueError, match="variant SFT, target mmlu has seed 0 more than once"):
         results.paper_table(twice)
     with pytest.raises(ValueError, match="no runs"):
         results.paper_table(pd.DataFrame(columns=list(results.RUN_KEYS)))
@@ -133,22 +133,22 @@ def test_paper_table_refuses_what_it_cannot_tabulate():
 def test_rl_vs_sft_verdict_says_where_the_paper_holds(sweep_dir):
     _, numeric = results.paper_table(results.collect(sweep_dir))
     text = results.rl_vs_sft_verdict(numeric)
-    assert "On **countdown**, grpo (gain +9.0, drop +0.0 pp) forgets less than sft (gain +12.0, drop +6.0 pp)" in text
+    assert "On **countdown**, GRPO (gain +9.0, drop +0.0 pp) forgets less than SFT (gain +12.0, drop +6.0 pp)" in text
     assert "On **ifeval**" in text and "spreads over seeds" in text
-    runs = pd.DataFrame([run_record("sft", "mmlu", 0, 5.0, 1.0), run_record("grpo", "mmlu", 0, 2.0, 3.0),
-                         run_record("sft", "countdown", 0, 5.0, 1.0)])
+    runs = pd.DataFrame([run_record("SFT", "mmlu", 0, 5.0, 1.0), run_record("GRPO", "mmlu", 0, 2.0, 3.0),
+                         run_record("SFT", "countdown", 0, 5.0, 1.0)])
     text = results.rl_vs_sft_verdict(results.paper_table(runs)[1])
-    assert "does **not** forget less than sft" in text and "unlike the paper" in text and "single seed" in text
+    assert "does **not** forget less than SFT" in text and "unlike the paper" in text and "single seed" in text
     assert "countdown" not in text, "a target without both methods gets no sentence"
-    assert results.rl_vs_sft_verdict(results.paper_table(runs)[1], rl="reinforce") == ""
+    assert results.rl_vs_sft_verdict(results.paper_table(runs)[1], rl="REINFORCE") == ""
 
 
 def test_gain_drop_scatter_has_title_units_and_one_mean_per_cell(sweep_dir):
     ax = results.gain_drop_scatter(results.collect(sweep_dir))
     assert ax.get_title() and "percentage points" in ax.get_xlabel() and "percentage points" in ax.get_ylabel()
     labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["grpo on countdown (n=3)", "grpo on ifeval (n=3)",
-                      "sft on countdown (n=3)", "sft on ifeval (n=3)"]
+    assert labels == ["GRPO on countdown (n=3)", "GRPO on ifeval (n=3)",
+                      "SFT on countdown (n=3)", "SFT on ifeval (n=3)"]
     assert len(ax.collections) >= 4, "one faint marker set per cell"
     import matplotlib.pyplot as plt
 
@@ -161,7 +161,7 @@ def test_export_csv_round_trips(sweep_dir, tmp_path):
     back = pd.read_csv(tmp_path / "csv" / "runs.csv")
     assert len(back) == 12 and back["gain"].sum() == sum(sum(g) for g in GAINS.values())
     table = pd.read_csv(tmp_path / "csv" / "paper_table.csv", index_col=[0, 1])
-    assert table.loc[("sft", "countdown"), "gain_mean"] == 12.0
+    assert table.loc[("SFT", "countdown"), "gain_mean"] == 12.0
     assert not list((tmp_path / "csv").glob("*.tmp"))
 
 
@@ -173,8 +173,8 @@ def test_results_chapter_renders_a_sweeps_tables(sweep_dir, tmp_path):
     assert record["notebook"] == "05_results" and record["config"]["profile"] == "smoke"
     assert record["config"]["sweep_dir"] == str(sweep_dir.resolve())
     assert (record["metrics"]["n_points"], record["metrics"]["n_failed"], record["metrics"]["n_runs"]) == (14, 1, 12)
-    cell = {(r["method"], r["target"]): r for r in record["metrics"]["table"]}
-    assert cell["sft", "countdown"]["gain_mean"] == 12.0 and cell["grpo", "countdown"]["drop_mean"] == 0.0
+    cell = {(r["variant"], r["target"]): r for r in record["metrics"]["table"]}
+    assert cell["SFT", "countdown"]["gain_mean"] == 12.0 and cell["GRPO", "countdown"]["drop_mean"] == 0.0
     executed = done.executed.read_text()
     assert "12.0 ± 2.0 / 6.0 ± 1.0 (n=3)" in executed and "image/png" in executed
     assert (sweep_dir / "paper_table.csv").exists()

@@ -23,6 +23,11 @@ def test_injects_profile_and_parameters_and_collects_results(tmp_path):
     assert record["versions"]["torch"] != "not installed"
     assert done.executed == tmp_path.resolve() / "ok.ipynb"
     assert "square is 49" in done.executed.read_text()
+    import nbformat
+
+    injected = [c for c in nbformat.read(done.executed, as_version=4).cells
+                if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"], "the book hides papermill's cell"
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,39 @@ def test_mmlu_loader_names_bad_line(tmp_path):
         load_mmlu(bad)
     with pytest.raises(FileNotFoundError):
         load_mmlu(tmp_path / "missing.jsonl")
+
+
+def test_mmlu_skips_duplicate_choices_with_a_warning(tmp_path):
+    good = {"question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 1}
+    path = tmp_path / "mmlu.jsonl"
+    rows = [good, {**good, "question": "R?", "choices": ["a", "a", "c", "d"]},
+            {**good, "question": "S?", "choices": ["x", "y", "x ", "z"]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(UserWarning, match="skipped 2 questions whose choices repeat"):
+        qs = load_mmlu(path)
+    assert [q.question for q in qs] == ["Q?"]
+
+
+def test_mmlu_parquet_with_aliases_column(tmp_path):
+    import pandas as pd
+
+    rows = [json.loads(line) for line in (Path(__file__).parents[1] / "src/retain_utils/data/knowledge_bank.jsonl")
+            .read_text().splitlines() if line.strip()]
+    path = tmp_path / "bank.parquet"
+    pd.DataFrame(rows).to_parquet(path)  # aliases: arrays in some rows, None in others
+    assert "aliases" in pd.read_parquet(path).columns
+    qs, ref = load_mmlu(path), load_mmlu()
+    assert qs == ref and any(q.aliases for q in qs)
+
+
+def test_csv_refused_for_list_columns(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "mmlu.csv"
+    pd.DataFrame([{"question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 1}]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"mmlu.csv: column\(s\) choices hold lists, which CSV cannot store; save"):
+        load_mmlu(path)
+    path = tmp_path / "countdown.csv"
+    pd.DataFrame([{"nums": [1, 2], "target": 3}]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"column\(s\) nums hold lists"):
+        load_countdown(path)

@@ -30,7 +30,7 @@ def test_mixture_sampling_moments():
 
 
 def _consts(**kw):
-    return toy._Consts.of([toy.RunSpec(method="fkl", lr=0.1, **kw)])
+    return toy.estimators.Consts.of([toy.RunSpec(method="fkl", lr=0.1, **kw)])
 
 
 def _log_q(theta, x, start):
@@ -76,7 +76,7 @@ def test_reverse_kl_uni_is_minus_the_gradient_of_kl():
     d/dmu = -(mu - m) / sp^2, d/ds = 1/s - s / sp^2."""
     mu, s, m, sp = 0.3, 1.2, 3.5, 0.7
     nodes, wts = toy.quadrature_nodes(2000)
-    k = toy._Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", reward_floor=0.0)])
+    k = toy.estimators.Consts.of([toy.RunSpec(method="rkl", lr=0.1, start="uni", conventions="exact")])
     theta = np.array([[0.0, mu, s, mu, s]])
     x, b = toy.points("rkl", "uni", theta, nodes[None, :], None, wts, k, quadrature=True)
     g = toy.gradient("rkl", "uni", theta, x, b, k)[0]
@@ -89,7 +89,7 @@ def test_quadrature_is_the_expectation_of_the_monte_carlo_estimate(method):
     """Bi-modal, components close enough that the importance weights are tame: the mean of many
     Monte-Carlo estimates matches quadrature within 5 standard errors, for every parameter."""
     theta = np.array([[0.7, -1.0, 1.0, 0.8, 0.9]])
-    k = toy._Consts.of([toy.RunSpec(method=method, lr=0.1, new_mean=2.0)])
+    k = toy.estimators.Consts.of([toy.RunSpec(method=method, lr=0.1, new_mean=2.0)])
     nodes, wts = toy.quadrature_nodes(4000)
     xq, bq = toy.points(method, "bi", theta, nodes[None, :], None, wts, k, quadrature=True)
     exact = toy.gradient(method, "bi", theta, xq, bq, k, importance=False if method == "rkl" else True)[0]
@@ -98,7 +98,7 @@ def test_quadrature_is_the_expectation_of_the_monte_carlo_estimate(method):
     eps = rng.standard_normal((reps, n))
     u = rng.random((reps, n))
     th = np.repeat(theta, reps, axis=0)
-    kk = toy._Consts(**{a: np.repeat(v, reps, axis=0) for a, v in vars(k).items()})
+    kk = toy.estimators.Consts(**{a: np.repeat(v, reps, axis=0) for a, v in vars(k).items()})
     x, b = toy.points(method, "bi", th, eps, u, 1.0 / n, kk)
     est = toy.gradient(method, "bi", th, x, b, kk)
     se = est.std(0) / np.sqrt(reps)
@@ -199,11 +199,82 @@ def test_never_reaching_the_threshold_is_reported_as_such():
         (lambda: toy.read(toy.simulate([toy.RunSpec("fkl", 0.1)], 2), 0.0), "threshold"),
         (lambda: toy.read(toy.simulate([toy.RunSpec("fkl", 0.1)], 2), 1.5), "threshold"),
         (lambda: toy.paper_specs("tri", [0]), "start"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=float("nan")), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=float("inf")), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean="5"), "new_mean"),
+        (lambda: toy.RunSpec("fkl", float("nan")), "lr"),
+        (lambda: toy.RunSpec("fkl", float("inf")), "lr"),
+        (lambda: toy.RunSpec("fkl", "0.1"), "lr"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_weight=float("nan")), "new_weight"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_std=float("inf")), "new_std"),
+        (lambda: toy.RunSpec("fkl", 0.1, slow=float("nan")), "slow"),
+        (lambda: toy.RunSpec("rkl", 0.1, reward_scale=float("nan")), "reward_scale"),
+        (lambda: toy.RunSpec("iter_sft", 0.1, accept_sigmas=float("inf")), "accept_sigmas"),
+        (lambda: toy.RunSpec("fkl", 0.1, new_mean=True), "new_mean"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed="1"), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed=-1), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, seed=1.5), "seed"),
+        (lambda: toy.RunSpec("fkl", 0.1, conventions="paper"), "conventions"),
+        (lambda: toy.simulate([toy.RunSpec("fkl", 0.1)], 10, grid=(8, -8, 500)), "grid"),
+        (lambda: toy.distance_specs([5.5, "far"], [0]), "distances"),
+        (lambda: toy.distance_specs([-2.0], [0]), "distances"),
     ],
 )
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def _settings(**change):
+    from types import SimpleNamespace
+
+    base = dict(n_seeds=2, n_samples=100, sweep_lrs=[0.01, 0.1], distances=[4.5, 6.5], distance_seeds=2,
+                distance_steps=10, anim_frames=3)
+    return SimpleNamespace(**{**base, **change})
+
+
+def test_check_settings_accepts_every_profile():
+    from retain_utils import profiles
+
+    for name in profiles.PROFILE_NAMES:
+        toy.check_settings(profiles.resolve("01_toy_kl", name), 0.9)
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        (dict(distances="5.5"), "distances"),
+        (dict(distances=5.5), "distances"),
+        (dict(distances=[]), "distances"),
+        (dict(distances=[4.5, "six"]), "distances"),
+        (dict(distances=[4.5, -1.0]), "distances"),
+        (dict(distances=[float("nan")]), "distances"),
+        (dict(distances=[4.5, float("inf")]), "distances"),
+        (dict(distances=[4.5, 4.5]), "distances"),
+        (dict(distances=[20.0]), "distances"),
+        (dict(n_seeds=1), "n_seeds"),
+        (dict(n_seeds=2.0), "n_seeds"),
+        (dict(n_seeds="10"), "n_seeds"),
+        (dict(distance_seeds=1), "distance_seeds"),
+        (dict(anim_frames=1), "anim_frames"),
+        (dict(distance_steps=0), "distance_steps"),
+        (dict(distance_steps=True), "distance_steps"),
+        (dict(n_samples=0), "n_samples"),
+        (dict(n_samples=1.5), "n_samples"),
+        (dict(sweep_lrs=[0.01, -0.1]), "sweep_lrs"),
+        (dict(sweep_lrs=[float("nan")]), "sweep_lrs"),
+        (dict(sweep_lrs=0.1), "sweep_lrs"),
+    ],
+)
+def test_check_settings_refuses_a_bad_value_naming_it(change, name):
+    with pytest.raises(ValueError, match=name):
+        toy.check_settings(_settings(**change), 0.9)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.5, float("nan"), "0.9", True])
+def test_check_settings_refuses_a_bad_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        toy.check_settings(_settings(), threshold)
 
 
 def test_unknown_method_lists_the_valid_ones():
@@ -261,3 +332,29 @@ def test_drop_at_gain_reads_each_level_at_its_first_step():
             expect = np.nanmedian(r.drop[idx]) if r.reached[idx].any() else np.nan
             assert row[f"Drop at Gain {level:g} (median)"] == pytest.approx(expect, nan_ok=True)
             assert row[f"reached {level:g}"] == f"{r.reached[idx].sum()}/{idx.size}"
+
+
+def test_toy_modules_import_each_other_without_cycles():
+    """Each module of the toy package imports only modules listed before it (a DAG), never a sibling back."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(toy.__file__).parent
+    deps = {}
+    for path in pkg.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text())
+        deps[path.stem] = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+    done: set[str] = set()
+
+    def visit(mod, stack=()):
+        assert mod not in stack, f"import cycle: {' -> '.join(stack + (mod,))}"
+        if mod not in done:
+            for dep in deps.get(mod, ()):
+                visit(dep, stack + (mod,))
+            done.add(mod)
+
+    for mod in deps:
+        visit(mod)
+    assert {"mixture", "specs", "estimators", "engine", "readout", "conventions"} <= set(deps)

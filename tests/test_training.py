@@ -416,3 +416,64 @@ def test_iterative_round_that_solves_nothing_keeps_the_previous_data(monkeypatch
     assert calls == [0, 1, 2] and res.status == "finished"
     assert res.steps[0]["data_accept_rate"] > 0 and res.steps[1]["data_accept_rate"] == 0
     assert res.steps[1]["data_size"] == res.steps[0]["data_size"]
+
+
+# ---------------------------------------------------------------------------------------------- GPU plan (on CPU)
+
+
+def test_fp16_trains_with_a_grad_scaler_that_skips_overflowing_steps(monkeypatch):
+    import functools
+
+    # an absurd initial scale overflows fp16 in the backward pass: the scaler must skip and shrink, not diverge
+    monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=2.0**60))
+    model, tok = diverse_tiny_model(seed=0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = train(config(method="sft", steps=2, precision="fp16", lr=1e-2, eval_every=100), model, tok,
+                [VOWEL, DIGIT], TRAIN, (), progress=False)
+    assert res.status == "finished"
+    first, last = res.steps[0], res.steps[-1]
+    assert first["overflow_skipped"] == 1.0 and first["grad_norm"] is None
+    assert last["loss_scale"] < 2.0**60
+
+
+def test_precision_auto_follows_the_device(monkeypatch):
+    from retain_utils import models
+    from retain_utils.training.loop import prepare_policy
+
+    model, _ = diverse_tiny_model(seed=0)
+    monkeypatch.setattr(models, "default_dtype", lambda device: torch.float16)  # as on a T4
+    policy, sampler, reference, autocast = prepare_policy(model, resolve(config(precision="auto", lora_rank=0)))
+    assert autocast == torch.float16 and next(sampler.parameters()).dtype == torch.float16
+    assert next(policy.parameters()).dtype == torch.float32  # fp32 master weights
+    model, _ = diverse_tiny_model(seed=0)
+    assert prepare_policy(model, resolve(config(precision="fp16", lora_rank=0)))[3] == torch.float16
+
+
+def test_lora_reference_is_the_initial_model_and_only_adapters_train():
+    from retain_utils.training.loop import collate, completion_logprobs
+
+    model, tok = diverse_tiny_model(seed=0)
+    initial, _ = diverse_tiny_model(seed=0)
+    base_before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = train(config(lora_rank=4, beta=0.05, steps=3, lr=1e-2, eval_every=100), model, tok, [VOWEL, DIGIT],
+                TRAIN, (), progress=False)
+    policy = res.model
+    batch = collate([[5, 6, 7, 8], [9, 10]], [[11, 12, 13], [14]], tok.pad_token_id)
+    with torch.no_grad():
+        want = completion_logprobs(initial, batch)
+        with policy.disable_adapter():
+            ref = completion_logprobs(policy, batch)
+        now = completion_logprobs(policy, batch)
+    assert torch.allclose(ref, want, atol=1e-6)  # adapters off = the initial model, no second copy
+    assert not torch.allclose(now, want, atol=1e-4)  # the adapters did train
+    base_after = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+                  for n, p in policy.named_parameters() if "lora_" not in n}
+    assert set(base_after) == set(base_before)
+    assert all(torch.equal(base_after[n], base_before[n]) for n in base_before)  # frozen base unchanged
+    assert all(p.requires_grad == ("lora_" in n) for n, p in policy.named_parameters())
+
+
+def test_lora_rank_auto_is_full_fine_tuning_on_cpu():
+    res = run(config(steps=1, eval_every=100))
+    assert TrainConfig().lora_rank == "auto" and res.config.lora_rank == 0
+    assert not hasattr(res.model, "peft_config")

@@ -33,11 +33,22 @@ class TaskScore:
     n_tokens: int = 0  # generated tokens, all responses
     seconds: float = 0.0  # generation + scoring time
     correct: tuple[int, ...] = ()  # 1 / 0 per example, in order: two models compare question by question
+    # generated token ids per example (EOS included when it finished), kept by ``evaluate(keep_answers=True)``:
+    # the baseline's answers, whose likelihood under a trained model measures retention without generating
+    answer_ids: tuple[tuple[int, ...], ...] = ()
 
     def to_dict(self) -> dict:
-        """As stored in logs and results files (JSON: ``correct`` as a list), so a resumed run's scores, read
+        """As stored in logs and results files (JSON: tuples as lists), so a resumed run's scores, read
         back from its logs, equal a fresh run's."""
-        return {**asdict(self), "correct": list(self.correct)}
+        return {**asdict(self), "correct": list(self.correct), "answer_ids": [list(a) for a in self.answer_ids]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskScore":
+        """The TaskScore that ``to_dict`` (or its JSON) came from; fields a log lacks take their defaults."""
+        d = dict(d)
+        d["correct"] = tuple(int(c) for c in d.get("correct", ()))
+        d["answer_ids"] = tuple(tuple(int(t) for t in a) for a in d.get("answer_ids", ()))
+        return cls(**d)
 
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
@@ -57,16 +68,18 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def score_texts(task: Task, examples: list[Example], texts: list[str], *, truncated: list[bool] | None = None,
-                n_tokens: int = 0, seconds: float = 0.0) -> TaskScore:
-    """TaskScore of responses ``texts`` (one per example)."""
+                n_tokens: int = 0, seconds: float = 0.0, answer_ids: list[list[int]] | None = None) -> TaskScore:
+    """TaskScore of responses ``texts`` (one per example); ``answer_ids``: their token ids, to keep."""
     if len(texts) != len(examples):
         raise ValueError(f"{len(texts)} responses for {len(examples)} examples")
+    if answer_ids is not None and len(answer_ids) != len(texts):
+        raise ValueError(f"{len(answer_ids)} answer token lists for {len(texts)} responses")
     scores = [task.score(e, t) for e, t in zip(examples, texts)]
     k = int(sum(r for r, _ in scores))
     lo, hi = wilson_interval(k, len(scores))
     return TaskScore(task.name, k / len(scores) if scores else 0.0, lo, hi, len(scores), k,
                      sum(not ok for _, ok in scores), sum(truncated or []), n_tokens, seconds,
-                     tuple(int(r) for r, _ in scores))
+                     tuple(int(r) for r, _ in scores), tuple(tuple(a) for a in answer_ids or ()))
 
 
 def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task] | None) -> dict[str, Task]:
@@ -93,11 +106,14 @@ def evaluate(
     batch_size: int = EVAL_BATCH_SIZE,
     tasks: dict[str, Task] | None = None,
     progress: bool = False,
+    keep_answers: bool = False,
 ) -> dict[str, TaskScore]:
     """Greedy accuracy of ``model`` on each list of held-out examples.
 
     ``max_new_tokens``: one budget for all tasks, a dict per label, or None for each task's own default.
     ``tasks`` maps a label to the Task that scores it (default: ``get_task(example.task)``).
+    ``keep_answers``: keep each answer's token ids (``TaskScore.answer_ids``), e.g. the baseline's, which
+    ``retention.retention`` scores under a trained model.
     """
     tasks = _tasks_for(examples_by_task, tasks)
     out = {}
@@ -111,7 +127,8 @@ def evaluate(
         out[label] = score_texts(task, examples, [c.text for c in completions],
                                  truncated=[not c.finished for c in completions],
                                  n_tokens=sum(len(c.completion_ids) for c in completions),
-                                 seconds=time.perf_counter() - start)
+                                 seconds=time.perf_counter() - start,
+                                 answer_ids=[c.completion_ids for c in completions] if keep_answers else None)
     return out
 
 
@@ -203,24 +220,56 @@ def paired_intervals(initial: dict, final: dict, target: str, *, level: float = 
 # ---------------------------------------------------------------------------------------------- KL
 
 
-def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> list[torch.Tensor]:
-    """Per completion, log-softmax over the vocabulary at each completion position (float32)."""
+KL_CHUNK = 256  # completion tokens whose full-vocabulary logits exist at once (x 2 models, fp32)
+
+
+def _completion_hidden(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> torch.Tensor:
+    """The final hidden state at every position that predicts a completion token, all completions
+    concatenated in order: (total completion tokens, hidden). The LM head is applied later, a chunk at a time."""
     width = max(len(p) + len(c) for p, c in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    scored = torch.zeros((len(sequences), width), dtype=torch.bool)
     for i, (p, c) in enumerate(sequences):
         seq = p + c
         ids[i, width - len(seq):] = torch.tensor(seq)
         mask[i, width - len(seq):] = 1
+        scored[i, width - len(c) - 1: width - 1] = True  # position t predicts token t + 1
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=position_ids.to(device)).logits
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # unwrap peft
+    hidden = base.base_model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             position_ids=position_ids.to(device), use_cache=False).last_hidden_state
+    return hidden[scored.to(device)]
+
+
+def _head_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the vocabulary of ``hidden`` rows (float32)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return F.log_softmax(base.get_output_embeddings()(hidden).float(), dim=-1)
+
+
+def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device,
+                         chunk: int = KL_CHUNK) -> list[torch.Tensor]:
+    """Per completion, log-softmax over the vocabulary at each completion position (float32). The LM head
+    runs ``chunk`` tokens at a time; the result is (tokens x vocabulary) - ``kl_to_initial`` never keeps it."""
+    hidden = _completion_hidden(model, sequences, pad_id, device)
+    flat = torch.cat([_head_logprobs(model, hidden[i:i + chunk]) for i in range(0, hidden.shape[0], chunk)])
+    return list(flat.split([len(c) for _, c in sequences]))
+
+
+def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: int = KL_CHUNK) -> torch.Tensor:
+    """KL[ref || model] of the next-token distributions at every completion position: (total tokens,).
+    Full-vocabulary logits exist for ``chunk`` tokens at a time only, whatever the batch."""
+    with ref_ctx():
+        ref_hidden = _completion_hidden(ref_model, sequences, pad_id, device)
+    hidden = _completion_hidden(model, sequences, pad_id, device)
     out = []
-    for i, (p, c) in enumerate(sequences):
-        # logits at position t predict token t+1: the completion's tokens are predicted from width-len(c)-1 on
-        rows = logits[i, width - len(c) - 1: width - 1].float()
-        out.append(F.log_softmax(rows, dim=-1))
-    return out
+    for i in range(0, hidden.shape[0], chunk):
+        with ref_ctx():
+            a = _head_logprobs(ref_model, ref_hidden[i:i + chunk])
+        b = _head_logprobs(model, hidden[i:i + chunk])
+        out.append((a.exp() * (a - b)).sum(-1))
+    return torch.cat(out)
 
 
 @torch.inference_mode()
@@ -237,6 +286,7 @@ def kl_to_initial(
     seed: int = 0,
     per_token: bool = False,
     progress: bool = False,
+    chunk: int = KL_CHUNK,
 ) -> float:
     """KL[pi_0 || pi_theta] in nats, estimated on responses sampled from pi_0 (``ref_model``, temperature 1).
 
@@ -244,7 +294,8 @@ def kl_to_initial(
     (sum over the vocabulary) - the chain rule makes this an unbiased, low-variance estimate of the
     sequence-level KL. Returns the mean per response (``per_token=False``) or per generated token.
     ``ref_model=None`` with a peft model uses the model with its adapter disabled as pi_0.
-    ``examples``: Examples (chat messages built by their task) or chat message lists.
+    ``examples``: Examples (chat messages built by their task) or chat message lists. The vocabulary-wide
+    sum runs ``chunk`` tokens at a time, so peak memory does not grow with vocabulary x batch.
     """
     if not examples:
         raise ValueError("kl_to_initial needs at least one prompt")
@@ -278,12 +329,9 @@ def kl_to_initial(
             batch = [(c.prompt_ids, c.completion_ids) for c in completions[i:i + batch_size] if c.completion_ids]
             if not batch:
                 continue
-            with ref_ctx():
-                ref_lp = _completion_logprobs(ref_model, batch, pad_id, device)
-            lp = _completion_logprobs(model, batch, pad_id, device)
-            for a, b in zip(ref_lp, lp):
-                total += float((a.exp() * (a - b)).sum())
-                tokens += a.shape[0]
+            kl = _token_kl(ref_model, model, ref_ctx, batch, pad_id, device, chunk)
+            total += float(kl.sum())
+            tokens += kl.shape[0]
     finally:
         model.train(was_training[0])
         ref_model.train(was_training[1])
@@ -300,7 +348,7 @@ def scores_frame(scores: dict[str, TaskScore]) -> pd.DataFrame:
     rows = []
     for label, s in scores.items():
         row = asdict(s)
-        del row["correct"]
+        del row["correct"], row["answer_ids"]
         row["task"] = label
         for k in ("accuracy", "ci_low", "ci_high"):
             row[k] = 100.0 * row[k]

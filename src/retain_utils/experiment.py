@@ -1,8 +1,9 @@
 """One LLM experiment: a model, every task split into training and held-out examples, and training variants
 that all start from the same initial weights, each scored by gain, drop and KL to the initial model.
 
-Notebooks 2-4 are this module's callers: ``make_bench`` once, then ``run_variant`` per (variant, seed).
-Each finished variant is appended to the results file at once, so a later failure loses nothing.
+Notebooks 2-4 are this module's callers: ``settings.setup``, then ``load_bench`` once, then ``run_variants`` (one
+``run_variant`` per variant and seed). Each finished run is appended to the results file at once, so a later
+failure loses nothing; each is a ``records.RunRecord``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from . import evaluation, results, training
 from .models import cast_parameters, default_dtype, load_model
+from .records import METHOD_LABELS, RunRecord, as_records
 from .tasks import TASK_NAMES, Example, Task, get_task
 from .training import TrainConfig
 
@@ -85,6 +87,16 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
                  time.perf_counter() - start)
 
 
+def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
+    """``make_bench`` with a notebook's checked settings (``settings.setup``); the baseline goes to the results
+    file."""
+    cfg = setup.cfg
+    made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
+                      task_options=setup.task_options, progress=progress)
+    results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"))
+    return made
+
+
 def baseline_frame(bench: Bench):
     """The initial model's accuracy (%, Wilson 95 % interval) on every task's held-out examples."""
     return evaluation.scores_frame(bench.baseline)
@@ -108,10 +120,11 @@ def _percent(scores: dict) -> dict[str, float]:
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
                 out_dir: str | Path | None = None, kl_prompts: int = 32, train_examples: list[Example] | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True) -> RunRecord:
     """Train a fresh copy of the initial model with ``config`` on the target task and score it.
 
-    ``label`` names the variant in tables (default: the method), so ablations of one method stay apart.
+    ``label`` names the variant in tables (default: the method's METHOD_LABELS name), so ablations of one method
+    stay apart.
     ``train_examples`` replaces the bench's training examples (e.g. ``examples_from_rollouts``).
     The returned record (also appended to ``runs`` in the results file) holds gain, drop, KL to the
     initial model, accuracies before and after, the gain/drop trajectory over training and the compute
@@ -121,7 +134,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     """
     if config.task != bench.target:
         raise ValueError(f"config.task {config.task!r} differs from the bench's target {bench.target!r}")
-    label = label or config.method
+    label = label or METHOD_LABELS[config.method]
     run_dir = None
     if out_dir is not None:  # one folder per (variant, config, data): a rerun resumes only the very same run
         safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
@@ -149,35 +162,54 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     trajectory = [{**point, "accuracy": _percent(e["accuracy"])}
                   for point, e in zip(result.trajectory(), result.evals)]
     intervals = evaluation.paired_intervals(result.evals[0]["scores"], result.evals[-1]["scores"], bench.target)
-    record = {
-        "method": label,
-        "algorithm": result.config.method,
-        "target": bench.target,
-        "seed": config.seed,
-        "gain": trajectory[-1]["gain"],
-        "drop": trajectory[-1]["drop"],
-        "gain_interval": intervals and intervals["gain"],  # 95 %, over held-out questions (None: old logs)
-        "drop_interval": intervals and intervals["drop"],
-        "kl": kl,
-        "accuracy_initial": _percent(initial),
-        "accuracy_final": _percent(final),
-        "n_eval": {name: len(ex) for name, ex in bench.eval.items()},
-        "trajectory": trajectory,
-        "status": result.status,
-        "seconds": result.seconds,
-        "train_seconds": sum(s["seconds"] for s in result.steps),  # sampling included, evaluations not
-        "generated_tokens": int(sum(s.get("generated_tokens", 0) for s in result.steps)),
-        "config": result.config.to_dict(),
-    }
-    if result.config.keep_correct:
-        record["correct_rollouts"] = result.correct
+    record = RunRecord(
+        variant=label, method=result.config.method, target=bench.target, seed=config.seed,
+        gain=trajectory[-1]["gain"], drop=trajectory[-1]["drop"],
+        gain_interval=intervals and tuple(intervals["gain"]), drop_interval=intervals and tuple(intervals["drop"]),
+        kl=kl, accuracy_initial=_percent(initial), accuracy_final=_percent(final),
+        n_eval={name: len(ex) for name, ex in bench.eval.items()}, trajectory=trajectory, status=result.status,
+        seconds=result.seconds,
+        train_seconds=sum(s["seconds"] for s in result.steps),  # sampling included, evaluations not
+        generated_tokens=int(sum(s.get("generated_tokens", 0) for s in result.steps)),
+        config=result.config.to_dict(),
+        correct_rollouts=result.correct if result.config.keep_correct else None)
     if results_path is not None:
         previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
-        results.save(results_path, runs=[*previous, record])
+        results.save(results_path, runs=[*previous, record.to_dict()])
     if run_dir is not None:  # it only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
         (run_dir / training.CHECKPOINT).unlink(missing_ok=True)
     del model, result
     return record
+
+
+def run_variants(bench: Bench, setup, results_path=None, *, progress: bool = True) -> list[RunRecord]:
+    """Every variant of ``setup`` (``settings.setup``) for every seed, in order, each saved at once. A variant with
+    ``rollouts_of`` trains on the accepted rollouts of that variant's run of the same seed (skipped, with a note,
+    when it accepted none). Each run checkpoints under ``setup.run_dir`` while it trains. The records returned
+    hold no rollouts (the results file keeps them)."""
+    start = time.perf_counter()
+    records = []
+    for seed in setup.cfg.seeds:
+        accepted: dict[str, list[dict]] = {}
+        for variant in setup.variants:
+            examples = None
+            if variant.rollouts_of is not None:
+                if not accepted.get(variant.rollouts_of):
+                    print(f"seed {seed}: {variant.rollouts_of} accepted no rollouts, so there is nothing to train "
+                          f"'{variant.label}' on")
+                    continue
+                examples = examples_from_rollouts(bench, accepted[variant.rollouts_of])
+            record = run_variant(bench, dataclasses.replace(variant.config, seed=seed), label=variant.label,
+                                 train_examples=examples, results_path=results_path, out_dir=setup.run_dir,
+                                 kl_prompts=setup.kl_prompts, progress=progress)
+            if record.correct_rollouts is not None:
+                accepted[variant.label] = record.correct_rollouts
+                print(f"seed {seed}: {variant.label} kept {len(record.correct_rollouts)} accepted rollouts "
+                      f"on {len({r['example'] for r in record.correct_rollouts})} distinct prompts")
+                record = dataclasses.replace(record, correct_rollouts=None)
+            records.append(record)
+    results.save(results_path, timings={"total_s": bench.seconds + time.perf_counter() - start})
+    return records
 
 
 def examples_from_rollouts(bench: Bench, rollouts: list[dict]) -> list[Example]:
@@ -199,39 +231,39 @@ def not_learned(label: str, gain: float, n_eval: int, budget: str) -> str:
             "at a useful gain. The `full` profile trains longer.")
 
 
-def summary(records: list[dict]) -> "Any":
-    """Per variant: gain, drop and KL as mean ± std over seeds, the seed count, and the compute of one run
-    (mean training minutes, sampling included, and thousands of generated tokens)."""
+def summary(records: list) -> "Any":
+    """Per variant: gain and drop as mean ± std over seeds, mean KL, the seed count, and the compute of one run
+    (mean training minutes, sampling included, and thousands of generated tokens). Two decimals, KL four."""
     import pandas as pd
 
-    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "gain": r["gain"], "drop": r["drop"],
-                           "kl": r["kl"], "train_seconds": r.get("train_seconds", r["seconds"]),
-                           "generated_tokens": r.get("generated_tokens", 0)} for r in records])
-    grouped = frame.groupby("method", sort=False)
+    frame = pd.DataFrame([{"variant": r.variant, "seed": r.seed, "gain": r.gain, "drop": r.drop, "kl": r.kl,
+                           "train_seconds": r.train_seconds, "generated_tokens": r.generated_tokens}
+                          for r in as_records(records)])
+    grouped = frame.groupby("variant", sort=False)
     table = grouped.agg(gain_mean=("gain", "mean"), gain_std=("gain", "std"), drop_mean=("drop", "mean"),
                         drop_std=("drop", "std"), kl_mean=("kl", "mean"), seeds=("seed", "nunique"),
                         train_min=("train_seconds", lambda s: float(np.mean(s)) / 60),
                         gen_ktokens=("generated_tokens", lambda s: float(np.mean(s)) / 1000))
-    return table.round(2)
+    return table.round(2).assign(kl_mean=table["kl_mean"].round(4))  # a short run's KL is ~1e-3 nats
 
 
-def effects(records: list[dict], comparisons: list[tuple[str, str, str]]) -> "Any":
+def effects(records: list, comparisons: list[tuple[str, str, str]]) -> "Any":
     """How much each factor changes drop and gain: for each (factor, variant with it, variant without it),
     the per-seed difference without - with, as mean ± std over the seeds both variants ran.
     Rows are sorted by the size of the effect on drop; a positive ``drop_effect`` means the factor reduces
     forgetting."""
     import pandas as pd
 
-    by = {(r["method"], r["seed"]): r for r in records}
-    known = sorted({r["method"] for r in records})
+    by = {(r.variant, r.seed): r for r in as_records(records)}
+    known = sorted({variant for variant, _ in by})
     rows = []
     for factor, with_, without in comparisons:
         for label in (with_, without):
             if label not in known:
                 raise ValueError(f"no runs of variant {label!r}; variants: {', '.join(known)}")
         seeds = sorted({s for m, s in by if m == with_} & {s for m, s in by if m == without})
-        d_drop = [by[without, s]["drop"] - by[with_, s]["drop"] for s in seeds]
-        d_gain = [by[without, s]["gain"] - by[with_, s]["gain"] for s in seeds]
+        d_drop = [by[without, s].drop - by[with_, s].drop for s in seeds]
+        d_gain = [by[without, s].gain - by[with_, s].gain for s in seeds]
         rows.append({"factor": factor, "with": with_, "without": without,
                      "drop_effect": float(np.mean(d_drop)) if seeds else float("nan"),
                      "drop_effect_std": float(np.std(d_drop, ddof=1)) if len(seeds) > 1 else float("nan"),
@@ -250,7 +282,7 @@ def frontier(table) -> "Any":
     return table.index.to_series().map(lambda i: not dominated(i)).rename("on_frontier")
 
 
-def plot_cost(records: list[dict], cost: str = "generated_tokens", ax=None):
+def plot_cost(records: list, cost: str = "generated_tokens", ax=None):
     """Drop against compute per variant (mean ± std over seeds), each point labelled with its mean gain:
     the cost-vs-forgetting frontier. ``cost``: ``generated_tokens`` or ``train_seconds``."""
     import matplotlib.pyplot as plt
@@ -259,12 +291,12 @@ def plot_cost(records: list[dict], cost: str = "generated_tokens", ax=None):
         raise ValueError(f"unknown cost {cost!r}; valid: generated_tokens, train_seconds")
     ax = ax or plt.gca()
     scale, unit = (1e3, "thousand generated tokens") if cost == "generated_tokens" else (60, "training minutes")
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(r["method"], []).append(r)
+    groups: dict[str, list[RunRecord]] = {}
+    for r in as_records(records):
+        groups.setdefault(r.variant, []).append(r)
     for label, runs in groups.items():
-        x = np.array([r.get(cost, 0) for r in runs]) / scale
-        drop, gain = np.array([r["drop"] for r in runs]), np.mean([r["gain"] for r in runs])
+        x = np.array([getattr(r, cost) for r in runs]) / scale
+        drop, gain = np.array([r.drop for r in runs]), np.mean([r.gain for r in runs])
         ax.errorbar(x.mean(), drop.mean(), xerr=x.std(), yerr=drop.std(), marker="o", capsize=3, label=label)
         ax.annotate(f"gain {gain:+.1f}", (x.mean(), drop.mean()), textcoords="offset points", xytext=(5, 5),
                     fontsize=8)
@@ -275,16 +307,16 @@ def plot_cost(records: list[dict], cost: str = "generated_tokens", ax=None):
     return ax
 
 
-def plot_trajectories(records: list[dict], ax=None):
+def plot_trajectories(records: list, ax=None):
     """Gain against drop at every evaluation during training, mean over seeds, one line per variant."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
     ax = ax or plt.gca()
-    rows = [{"method": r["method"], "seed": r["seed"], **point} for r in records for point in r["trajectory"]]
-    frame = pd.DataFrame(rows).groupby(["method", "step"], sort=False)[["gain", "drop"]].mean().reset_index()
-    for method, line in frame.groupby("method", sort=False):
-        ax.plot(line["drop"], line["gain"], marker="o", label=method)
+    rows = [{"variant": r.variant, "seed": r.seed, **point} for r in as_records(records) for point in r.trajectory]
+    frame = pd.DataFrame(rows).groupby(["variant", "step"], sort=False)[["gain", "drop"]].mean().reset_index()
+    for variant, line in frame.groupby("variant", sort=False):
+        ax.plot(line["drop"], line["gain"], marker="o", label=variant)
         ax.annotate(f"step {line['step'].iloc[-1]}", (line["drop"].iloc[-1], line["gain"].iloc[-1]), fontsize=8)
     ax.axhline(0, color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.5)
@@ -294,22 +326,40 @@ def plot_trajectories(records: list[dict], ax=None):
     return ax
 
 
-def intervals(records: list[dict]) -> "Any":
+def plot_kl(records: list, ax=None):
+    """Drop against KL[pi_0 || pi_theta] to the initial model, one point per run, coloured by variant."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    groups: dict[str, list[RunRecord]] = {}
+    for r in as_records(records):
+        groups.setdefault(r.variant, []).append(r)
+    for variant, runs in groups.items():
+        ax.scatter([r.kl for r in runs], [r.drop for r in runs], label=variant)
+    ax.set_xlabel("KL[π₀ ‖ π_θ] per response (nats)")
+    ax.set_ylabel("drop on the other tasks (percentage points)")
+    ax.set_title("Drop against KL to the initial model")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend()
+    return ax
+
+
+def intervals(records: list) -> "Any":
     """One row per run: gain and drop (pp) with their 95 % intervals over the held-out questions
     (``evaluation.paired_intervals``), and whether the gain is clear: its whole interval above zero."""
     import pandas as pd
 
     rows = []
-    for r in records:
-        gain_lo, gain_hi = r.get("gain_interval") or (float("nan"),) * 2
-        drop_lo, drop_hi = r.get("drop_interval") or (float("nan"),) * 2
-        rows.append({"method": r["method"], "seed": r["seed"], "gain": r["gain"], "gain_low": gain_lo,
-                     "gain_high": gain_hi, "drop": r["drop"], "drop_low": drop_lo, "drop_high": drop_hi,
+    for r in as_records(records):
+        gain_lo, gain_hi = r.gain_interval or (float("nan"),) * 2
+        drop_lo, drop_hi = r.drop_interval or (float("nan"),) * 2
+        rows.append({"variant": r.variant, "seed": r.seed, "gain": r.gain, "gain_low": gain_lo,
+                     "gain_high": gain_hi, "drop": r.drop, "drop_low": drop_lo, "drop_high": drop_hi,
                      "clear_gain": bool(gain_lo > 0)})
-    return pd.DataFrame(rows).set_index(["method", "seed"]).round(1)
+    return pd.DataFrame(rows).set_index(["variant", "seed"]).round(1)
 
 
-def gain_clarity(records: list[dict]) -> str:
+def gain_clarity(records: list) -> str:
     """Which variants gained clearly (interval above zero in every seed), which lost clearly (below zero in every
     seed) and which cannot be told apart from evaluation noise, with their numbers."""
     table = intervals(records)
@@ -320,7 +370,7 @@ def gain_clarity(records: list[dict]) -> str:
         return ", ".join(f"seed {seed}: {row.gain:+.1f} pp, {row.gain_low:+.1f} to {row.gain_high:+.1f}"
                          for (_, seed), row in table.loc[[label]].iterrows())
 
-    labels = list(dict.fromkeys(table.index.get_level_values("method")))
+    labels = list(dict.fromkeys(table.index.get_level_values("variant")))
     gained = [m for m in labels if table.loc[[m], "clear_gain"].all()]
     lost = [m for m in labels if (table.loc[[m], "gain_high"] < 0).all()]
     unclear = [m for m in labels if m not in gained + lost]

@@ -59,11 +59,18 @@ def cpu_has_bf16() -> bool:
     return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
 
 
+def cuda_dtype(capability: tuple[int, int]) -> torch.dtype:
+    """bf16 from Ampere on (compute capability 8.0+); fp16 before (T4, V100). A T4 reports
+    ``torch.cuda.is_bf16_supported()`` but only emulates bf16, so the capability decides, not that flag."""
+    return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
+
+
 def default_dtype(device: torch.device | str) -> torch.dtype:
-    """bf16 where the hardware computes it natively (CUDA with bf16, AMX / AVX512-BF16 CPUs), else fp32."""
+    """The fast 16-bit type the hardware computes natively: on CUDA by compute capability (``cuda_dtype``),
+    on CPUs bf16 with AMX / AVX512-BF16, else fp32."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return cuda_dtype(torch.cuda.get_device_capability(device))
     if device.type == "cpu":
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
     return torch.float32

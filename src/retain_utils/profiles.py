@@ -10,22 +10,24 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "full", "colab")  # colab: a free Colab T4, Qwen2.5-0.5B (gpu.py)
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
-# Every profile of a notebook must name the same parameters.
+# Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the sweeps and the animation.
+    # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the learning-rate sweep, the paper's
+    # distance experiment (new-mode means, its seeds and steps; the paper: 4.5, 5.5, 6.5 and 200 steps; 3.5,
+    # the main setting, for reference) and the animation.
     "01_toy_kl": {
         "smoke": {"n_seeds": 2, "n_samples": 200, "sweep_lrs": [0.01, 0.15],
-                  "distances": [3.5, 6.5], "distance_steps": 300, "anim_frames": 6},
+                  "distances": [4.5, 5.5, 6.5], "distance_seeds": 2, "distance_steps": 50, "anim_frames": 6},
         "quick": {"n_seeds": 10, "n_samples": 1000,
                   "sweep_lrs": [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
-                  "distances": [3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5], "distance_steps": 1000, "anim_frames": 30},
+                  "distances": [3.5, 4.5, 5.5, 6.5], "distance_seeds": 20, "distance_steps": 200, "anim_frames": 30},
         "full": {"n_seeds": 30, "n_samples": 1000,
                  "sweep_lrs": [0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3],
-                 "distances": [3.5, 3.75, 4.0, 4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 5.75, 6.0, 6.25, 6.5],
-                 "distance_steps": 1000, "anim_frames": 30},
+                 "distances": [3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5], "distance_seeds": 50, "distance_steps": 200,
+                 "anim_frames": 30},
     },
     # RL vs SFT: methods, seeds and the training budget. quick fits 15 min on a 2-core CPU with one seed (a GRPO
     # step costs ~17 s, an evaluation ~40 s; see benchmarks/CALIBRATION.md) and asks the target all 118 held-out
@@ -33,41 +35,61 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # evaluation noise; full runs three seeds, with 118 held-out questions per task (mmlu's bank holds no more).
     "02_rl_vs_sft": {
         "smoke": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 4,
-                  "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 2, "batch_size": 2,
-                  "eval_every": 2, "max_tokens": 16},
+                  "n_eval_target": None, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
         "quick": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 12, "n_train": 64, "n_eval": 40,
-                  "n_eval_target": 118, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 6,
-                  "eval_every": 6, "max_tokens": None},
+                  "n_eval_target": 118, "group_size": 5, "batch_size": 6, "eval_every": 6, "max_tokens": None},
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
-                 "n_eval": 118, "n_eval_target": None, "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5,
-                 "batch_size": 16, "eval_every": 10, "max_tokens": None},
+                 "n_eval": 118, "n_eval_target": None, "group_size": 5, "batch_size": 16, "eval_every": 10,
+                 "max_tokens": None},
+        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
+        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
+        # Its learning rates and temperature are SHARED's (calibrated on SmolLM2), not yet for LoRA on Qwen.
+        "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
+                  "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
     # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
     "03_ablations": {
-        "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "lr_sft": 1e-4, "lr_rl": 4e-5,
-                  "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2]},
-        "quick": {"seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24, "lr_sft": 1e-4, "lr_rl": 4e-5,
-                  "group_size": 4, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
-                  "self_sft_steps": [6]},
-        "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "lr_sft": 1e-4, "lr_rl": 4e-5,
-                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4],
-                 "self_sft_steps": [30, 60]},
+        "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2, "batch_size": 2,
+                  "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2]},
+        "quick": {"seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24, "group_size": 4, "batch_size": 4,
+                  "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [6]},
+        "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "group_size": 5, "batch_size": 8,
+                 "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60]},
+        "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "group_size": 4, "batch_size": 8,
+                  "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40]},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
     "04_iterative_sft": {
-        "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "lr_sft": 1e-4,
-                  "lr_rl": 4e-5, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
-        "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "lr_sft": 1e-4,
-                  "lr_rl": 4e-5, "group_size": 4, "batch_size": 4, "eval_every": 4, "max_tokens": None},
+        "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
+                  "batch_size": 2, "eval_every": 2, "max_tokens": 16},
+        "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
+                  "batch_size": 4, "eval_every": 4, "max_tokens": None},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
-                 "lr_sft": 1e-4, "lr_rl": 4e-5, "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
+                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
+        "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
+                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None},
     },
     "05_results": {  # each point runs 02_rl_vs_sft at the same profile; seeds and methods come from 02's profile
         "smoke": {"grid": {"target": ["mmlu"]}},
         "quick": {"grid": {"target": ["countdown"], "methods": [["sft", "grpo"]]}},  # keeps the book build short
         "full": {"grid": {"target": ["ifeval", "mmlu", "countdown"]}},
     },
+}
+
+# 01 (the toy model, CPU-sized) and 05 (a sweep over 02 at the same profile) need no rows of their own.
+for _notebook in ("01_toy_kl", "05_results"):
+    PROFILES[_notebook]["colab"] = PROFILES[_notebook]["quick"]
+
+
+# The LLM notebooks' values that every profile shares (calibrated on this model: benchmarks/CALIBRATION.md):
+# the paper's learning rate for the SFT family, 4e-5 for RL, and sampling at 0.6 rather than the paper's 0.8,
+# at which this model's samples are rarely correct. A profile's own value of the same name wins.
+LLM_SHARED = {"lr_sft": 1e-4, "lr_rl": 4e-5, "temperature": 0.6}
+SHARED: dict[str, dict[str, Any]] = {
+    "02_rl_vs_sft": LLM_SHARED,
+    "03_ablations": LLM_SHARED,
+    "04_iterative_sft": LLM_SHARED,
 }
 
 
@@ -81,12 +103,17 @@ def resolve(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
     check_profile(profile)
     if notebook not in PROFILES:
         raise ValueError(f"no profiles for notebook {notebook!r}; known: {', '.join(sorted(PROFILES))}")
-    table = PROFILES[notebook][profile]
+    table = values(notebook, profile)
     unknown = sorted(set(params) - set(table))
     if unknown:
         raise ValueError(
             f"{notebook}: {', '.join(unknown)} not profile-controlled; "
             f"profile-controlled parameters: {', '.join(sorted(table))}"
         )
-    values = {k: (table[k] if params.get(k) is None else params[k]) for k in table}
-    return SimpleNamespace(profile=profile, **values)
+    return SimpleNamespace(profile=profile, **{k: (table[k] if params.get(k) is None else params[k]) for k in table})
+
+
+def values(notebook: str, profile: str) -> dict[str, Any]:
+    """The profile-controlled values of ``notebook`` in ``profile``: the notebook's shared ones, then the
+    profile's own ({} for a notebook without profiles)."""
+    return {**SHARED.get(notebook, {}), **PROFILES.get(notebook, {}).get(profile, {})}

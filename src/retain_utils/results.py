@@ -5,7 +5,9 @@ Later steps (the book, sweeps, the results chapter) read these files, never a no
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import platform
 import tempfile
@@ -13,6 +15,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, results_file
 
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
 
@@ -29,6 +33,8 @@ def library_versions() -> dict[str, str]:
 
 def _jsonable(obj: Any) -> Any:
     """numpy scalars/arrays and dataclass-like objects -> plain JSON types."""
+    if dataclasses.is_dataclass(obj) and hasattr(obj, "to_dict"):
+        return obj.to_dict()
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
@@ -38,6 +44,18 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to a results file")
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None: JSON has no NaN (``json`` would write a bare ``NaN``
+    that other readers reject); ``null`` reads back as NaN in a pandas float column and in ``RunRecord``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
@@ -45,7 +63,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable, allow_nan=True)
+            json.dump(finite(json.loads(json.dumps(data, default=_jsonable))), f, indent=2, allow_nan=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -61,7 +79,7 @@ def save(path: str | os.PathLike | None, **sections: Any) -> dict:
     record: dict[str, Any] = {}
     if path is not None and Path(path).exists():
         record = json.loads(Path(path).read_text())
-    record.update(json.loads(json.dumps(sections, default=_jsonable)))
+    record.update(finite(json.loads(json.dumps(sections, default=_jsonable))))
     record["versions"] = library_versions()
     record["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if path is not None:
@@ -73,9 +91,9 @@ def load(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 
 
-# ----- a sweep's results (folder layout: retain_utils.sweep) -------------------------------------------------
+# ----- a sweep's results (folder layout: retain_utils.layout) -------------------------------------------------
 
-RUN_KEYS = ("method", "target", "seed", "gain", "drop")  # what paper_table needs from each run
+RUN_KEYS = ("variant", "target", "seed", "gain", "drop")  # what paper_table needs from each run
 
 
 def _flatten(record: dict, prefix: str = "") -> dict:
@@ -87,15 +105,6 @@ def _flatten(record: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _point_folders(sweep_dir: str | os.PathLike) -> list[Path]:
-    from .sweep import PARAMS_FILE
-
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"no sweep folder {sweep_dir}")
-    return sorted(p.parent for p in sweep_dir.glob(f"*/{PARAMS_FILE}"))
 
 
 def _point_columns(meta: dict, fixed: dict) -> dict:
@@ -120,10 +129,8 @@ def points(sweep_dir: str | os.PathLike):
     notebook, profile, its parameters, ``seconds`` and ``error``. Unfinished: killed, or running now."""
     import pandas as pd
 
-    from .sweep import ERROR_FILE, PARAMS_FILE, finished_record
-
     rows, params = [], {}
-    for folder in _point_folders(sweep_dir):
+    for folder in point_folders(sweep_dir):
         meta = load(folder / PARAMS_FILE)
         params.update(dict.fromkeys(meta["params"]))
         row = _point_columns(meta, {"point": meta["key"], "status": "unfinished", "notebook": meta["notebook"],
@@ -138,6 +145,20 @@ def points(sweep_dir: str | os.PathLike):
     fixed = ["point", "status", "notebook", "profile", "seconds", "error"]
     table = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys([*fixed, *(k for r in rows for k in r)])))
     return _sorted(table[[*fixed[:4], *(c for c in table.columns if c not in fixed), *fixed[4:]]], params)
+
+
+def status_line(points_table, sweep_dir: str | os.PathLike) -> str:
+    """``3 point(s) in /abs/sweep: 2 done, 1 failed`` from :func:`points`."""
+    counts = points_table["status"].value_counts()
+    return (f"{len(points_table)} point(s) in {Path(sweep_dir).resolve()}: "
+            + (", ".join(f"{n} {status}" for status, n in counts.items()) or "none"))
+
+
+def no_runs_note(points_table) -> str:
+    """Why a sweep has no table yet: no point finished, or the finished ones wrote no per-run results."""
+    done = int((points_table["status"] == "done").sum()) if len(points_table) else 0
+    return "No runs yet: " + (f"the {done} finished point(s) of this sweep wrote no per-run results"
+                              if done else "no point of this sweep has finished") + ", so there is no table to show."
 
 
 def failures(sweep_dir: str | os.PathLike):
@@ -155,15 +176,13 @@ def collect(sweep_dir: str | os.PathLike):
     """
     import pandas as pd
 
-    from .sweep import PARAMS_FILE, finished_record
-
     rows, params = [], {}
-    for folder in _point_folders(sweep_dir):
+    for folder in point_folders(sweep_dir):
         meta = load(folder / PARAMS_FILE)
         params.update(dict.fromkeys(meta["params"]))
         if finished_record(folder, meta["notebook"]) is None:
             continue
-        record = load(folder / f"{meta['notebook']}.results.json")
+        record = load(results_file(folder, meta["notebook"]))
         base = _point_columns(meta, {"point": meta["key"], "notebook": meta["notebook"], "profile": meta["profile"]})
         for i, run in enumerate(record.get("runs") or []):
             flat = _flatten(run)
@@ -177,13 +196,24 @@ def collect(sweep_dir: str | os.PathLike):
     return _sorted(pd.DataFrame(rows), [*params, "run"])
 
 
-def paper_table(runs, spread: str = "std", methods: list[str] | None = None, targets: list[str] | None = None):
-    """Table 1 of the paper from :func:`collect`'s table: rows method, columns target, cells
-    ``gain / drop`` as mean ± spread over seeds with the number of seeds. Returns ``(text, numeric)``;
-    ``numeric`` has one row per (method, target): gain_mean, gain_std, drop_mean, drop_std, n.
+def runs_frame(records: list) -> "Any":
+    """A notebook's run records as one tidy table, like :func:`collect`'s (nested fields flattened), so
+    :func:`paper_table` and :func:`rl_vs_sft_verdict` read 02's, 03's and 04's runs alike."""
+    import pandas as pd
+
+    from .records import as_records
+
+    return pd.DataFrame([_flatten(r.to_dict()) for r in as_records(records)])
+
+
+def paper_table(runs, spread: str = "std", variants: list[str] | None = None, targets: list[str] | None = None):
+    """Table 1 of the paper from :func:`collect`'s (or :func:`runs_frame`'s) table: rows variant (a method's
+    plain run is labelled "SFT", "GRPO", ...), columns target, cells ``gain / drop`` as mean ± spread over seeds
+    with the number of seeds. Returns ``(text, numeric)``; ``numeric`` has one row per (variant, target):
+    gain_mean, gain_std, drop_mean, drop_std, n.
 
     ``spread``: ``std`` (sample standard deviation over seeds) or ``sem`` (its standard error).
-    ``methods`` / ``targets``: which rows / columns, in that order (default: all, in the runs' order).
+    ``variants`` / ``targets``: which rows / columns, in that order (default: all, in the runs' order).
     """
     if spread not in ("std", "sem"):
         raise ValueError(f"unknown spread {spread!r}; valid: std, sem")
@@ -192,20 +222,20 @@ def paper_table(runs, spread: str = "std", methods: list[str] | None = None, tar
         raise ValueError(f"runs lack {', '.join(missing)}; columns: {', '.join(map(str, runs.columns))}")
     if runs.empty:
         raise ValueError("no runs to tabulate")
-    for name, chosen in (("method", methods), ("target", targets)):
+    for name, chosen in (("variant", variants), ("target", targets)):
         unknown = sorted(set(chosen or []) - set(runs[name]))
         if unknown:
             raise ValueError(f"no runs with {name} {', '.join(map(repr, unknown))}; "
                              f"{name}s in the runs: {', '.join(map(str, dict.fromkeys(runs[name])))}")
-    methods = list(methods or dict.fromkeys(runs["method"]))
+    variants = list(variants or dict.fromkeys(runs["variant"]))
     targets = list(targets or dict.fromkeys(runs["target"]))
-    runs = runs[runs["method"].isin(methods) & runs["target"].isin(targets)]
-    twice = runs[runs.duplicated(["method", "target", "seed"], keep=False)]
+    runs = runs[runs["variant"].isin(variants) & runs["target"].isin(targets)]
+    twice = runs[runs.duplicated(["variant", "target", "seed"], keep=False)]
     if not twice.empty:
         row = twice.iloc[0]
-        raise ValueError(f"method {row['method']}, target {row['target']} has seed {row['seed']} more than once: "
+        raise ValueError(f"variant {row['variant']}, target {row['target']} has seed {row['seed']} more than once: "
                          "the runs differ in something besides the seed; select one setting first")
-    numeric = runs.groupby(["method", "target"], sort=False).agg(
+    numeric = runs.groupby(["variant", "target"], sort=False).agg(
         gain_mean=("gain", "mean"), gain_std=("gain", "std"),
         drop_mean=("drop", "mean"), drop_std=("drop", "std"), n=("seed", "nunique"))
     if spread == "sem":
@@ -219,14 +249,15 @@ def paper_table(runs, spread: str = "std", methods: list[str] | None = None, tar
         return f"{one('gain')} / {one('drop')} (n={int(row['n'])})"
 
     text = numeric.apply(cell, axis=1).unstack("target")
-    text = text.reindex(index=methods, columns=targets)
+    text = text.reindex(index=variants, columns=targets)
     text.columns.name = f"gain / drop, pp (mean ± {spread} over seeds)"
     return text.fillna("–"), numeric
 
 
-def rl_vs_sft_verdict(numeric, rl: str = "grpo", sft: str = "sft") -> str:
-    """One sentence per target, from :func:`paper_table`'s numeric table: does ``rl`` forget less than ``sft``,
-    as the paper finds on every target of its Table 1? Empty when no target has both methods."""
+def rl_vs_sft_verdict(numeric, rl: str = "GRPO", sft: str = "SFT") -> str:
+    """One sentence per target, from :func:`paper_table`'s numeric table: does variant ``rl`` forget less than
+    ``sft``, as the paper finds on every target of its Table 1? The defaults are the plain GRPO and SFT runs'
+    labels in every notebook (``records.METHOD_LABELS``). Empty when no target has both."""
     lines, seeds = [], []
     for target in dict.fromkeys(numeric.index.get_level_values("target")):
         rows = numeric.xs(target, level="target")
@@ -248,7 +279,7 @@ def rl_vs_sft_verdict(numeric, rl: str = "grpo", sft: str = "sft") -> str:
 
 
 def gain_drop_scatter(runs, ax=None):
-    """Gain against drop: every run faint, each (method, target) mean ± std over seeds bold. Up-left is best."""
+    """Gain against drop: every run faint, each (variant, target) mean ± std over seeds bold. Up-left is best."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -256,9 +287,9 @@ def gain_drop_scatter(runs, ax=None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     markers = "osD^vP*X"
     targets = list(dict.fromkeys(runs["target"]))
-    for i, method in enumerate(dict.fromkeys(runs["method"])):
+    for i, variant in enumerate(dict.fromkeys(runs["variant"])):
         for target in targets:
-            sub = runs[(runs["method"] == method) & (runs["target"] == target)]
+            sub = runs[(runs["variant"] == variant) & (runs["target"] == target)]
             if sub.empty:
                 continue
             style = dict(color=colors[i % len(colors)], marker=markers[targets.index(target) % len(markers)])
@@ -266,13 +297,13 @@ def gain_drop_scatter(runs, ax=None):
             spread = len(sub) > 1
             ax.errorbar(sub["drop"].mean(), sub["gain"].mean(),
                         xerr=sub["drop"].std() if spread else None, yerr=sub["gain"].std() if spread else None,
-                        markersize=8, capsize=3, linestyle="none", label=f"{method} on {target} (n={len(sub)})",
+                        markersize=8, capsize=3, linestyle="none", label=f"{variant} on {target} (n={len(sub)})",
                         **style)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("Drop on the other tasks (percentage points)")
     ax.set_ylabel("Gain on the target task (percentage points)")
-    ax.set_title("Gain vs drop per method and target\n(mean ± std over seeds; faint markers: single runs)")
+    ax.set_title("Gain vs drop per variant and target\n(mean ± std over seeds; faint markers: single runs)")
     ax.legend(fontsize="small")
     return ax
 

@@ -7,6 +7,7 @@ Layout of one run: ``<output_dir>/<stem>.ipynb`` (the executed copy) beside ``<s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,15 @@ def declared_parameters(path: Path) -> dict[str, Any]:
     return papermill.inspect_notebook(str(path))
 
 
-def check_parameters(path: Path, params: dict[str, Any]) -> None:
+def check_parameters(path: Path, params: dict[str, Any], profile: str | None = None, what: str = "value") -> None:
+    """Every name declared by the notebook and not set by the runner; with ``profile``, every value of its
+    parameter's type and in range (``settings.check_value``, the checks the notebooks' setup makes)."""
+    from . import settings  # the checks import the trainers' config, which a bare ``--help`` need not load
+
+    for name in RUNNER_PARAMETERS:
+        if name in params:
+            raise ValueError(f"{name!r} cannot be set as a parameter: the runner sets it"
+                             + (" (use --profile for the profile)" if name == "profile" else ""))
     declared = declared_parameters(path)
     if not declared:
         raise ValueError(f"{path.name} has no cell tagged 'parameters'")
@@ -75,6 +84,24 @@ def check_parameters(path: Path, params: dict[str, Any]) -> None:
             f"{path.name} declares no parameter {', '.join(map(repr, unknown))}; "
             f"its parameters: {', '.join(declared)}"
         )
+    if profile is not None:
+        for name, value in params.items():
+            settings.check_value(path.stem, profile, name, value, declared[name]["default"], what=what)
+
+
+def output_folder(path: str | Path, what: str = "output folder") -> Path:
+    """``path`` resolved and created; a file, a folder that cannot be created or one not writable is a one-line
+    ValueError."""
+    path = Path(path).resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create {what} {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} is not writable")
+    return path
 
 
 def run_notebook(
@@ -96,10 +123,8 @@ def run_notebook(
     check_profile(profile)
     params = dict(params or {})
     source = find_notebook(name, notebook_dir)
-    check_parameters(source, params)
-    out = Path(output_dir) if output_dir is not None else BUILD_DIR / "executed" / profile
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    check_parameters(source, params, profile)
+    out = output_folder(output_dir if output_dir is not None else BUILD_DIR / "executed" / profile)
     executed = out / source.name
     results = out / f"{source.stem}.results.json"
     injected = {**params, "profile": profile, "results_path": str(results)}
@@ -116,9 +141,23 @@ def run_notebook(
             f"{e.ename}: {e.evalue}\nexecuted copy with the full traceback: {executed}"
         ) from None
     seconds = time.perf_counter() - start
+    hide_injected_parameters(executed)
     if not results.exists():
         raise NotebookError(f"notebook {source.stem} ran but wrote no results file {results}")
     return NotebookRun(source.stem, executed, results, seconds)
+
+
+def hide_injected_parameters(executed: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``, so the book shows the notebook's own parameters
+    cell (with its comments) and not a second, machine-written one."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, executed)
 
 
 def run_all(

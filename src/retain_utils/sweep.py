@@ -1,15 +1,12 @@
 """Batch execution: one notebook over a grid of parameters (seeds x methods x targets), resumable.
 
-Layout: ``<sweep_dir>/<key>/`` per point, ``key`` a stable hash of (notebook, profile, parameters). A point
-folder holds ``params.json``, the executed notebook, its results JSON, then ``done.json`` once it finished
-(or ``error.json`` if it failed). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
+Each point runs in its own folder (layout: ``retain_utils.layout``). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
 sweeps sharing a folder never run a point twice, and a killed sweep leaves no lock behind (the OS drops it).
 Rerunning a sweep skips finished points and retries failed or unfinished ones.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import itertools
 import json
@@ -25,12 +22,12 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from . import results, runner
-from .profiles import PROFILES, check_profile
+from . import results, runner, settings
+from .layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file
+from .profiles import check_profile
 
 BACKENDS = ("local", "ray")
 RAY_PIN = "ray==2.60.0"
-PARAMS_FILE, DONE_FILE, ERROR_FILE, LOCK_FILE = "params.json", "done.json", "error.json", ".lock"
 
 
 @dataclass(frozen=True)
@@ -117,30 +114,6 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _example_value(default: str) -> Any:
-    """The Python value of a declared default (``"3"`` -> 3); ``None`` when it is not a literal."""
-    try:
-        return ast.literal_eval(default)
-    except (ValueError, SyntaxError, TypeError):
-        return None
-
-
-def _fits(value: Any, example: Any) -> bool:
-    """Does ``value`` have the type of ``example``? (An int is a fine float; a bool is not an int.)"""
-    if isinstance(example, bool):
-        return isinstance(value, bool)
-    if isinstance(example, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(example, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(example, (list, tuple)):
-        return isinstance(value, list)
-    for kind in (str, dict):
-        if isinstance(example, kind):
-            return isinstance(value, kind)
-    return True
-
-
 def undeclared(notebook: str, grid: dict[str, Any], notebook_dir: Path = runner.NOTEBOOK_DIR) -> list[str]:
     """The grid's names that the notebook's parameters cell does not declare."""
     declared = runner.declared_parameters(runner.find_notebook(notebook, notebook_dir))
@@ -148,7 +121,8 @@ def undeclared(notebook: str, grid: dict[str, Any], notebook_dir: Path = runner.
 
 
 def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
-    """Every name declared by the notebook, every value of its parameter's type; raise ValueError if not."""
+    """Every name declared by the notebook, every value of its parameter's type and in range (the checks ``run``
+    and the notebooks' setup make: ``settings.check_value``); raise ValueError if not."""
     if not isinstance(grid, dict) or not grid:
         raise ValueError("empty grid: give at least one parameter, e.g. --grid target=mmlu,countdown")
     for name in runner.RUNNER_PARAMETERS:
@@ -156,7 +130,6 @@ def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
             raise ValueError(f"{name!r} cannot be in the grid: the sweep sets it (use --profile for the profile)")
     runner.check_parameters(source, {name: None for name in grid})
     declared = runner.declared_parameters(source)
-    profile_values = PROFILES.get(source.stem, {}).get(profile, {})
     for name, values in grid.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"grid parameter {name!r} needs a non-empty list of values, got {values!r}")
@@ -166,15 +139,7 @@ def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
             if token in seen:
                 raise ValueError(f"grid parameter {name!r} lists {value!r} twice")
             seen.add(token)
-        example, origin = _example_value(declared[name]["default"]), f"its default is {declared[name]['default']}"
-        if example is None and profile_values.get(name) is not None:
-            example, origin = profile_values[name], f"its {profile} profile value is {profile_values[name]!r}"
-        for value in values:
-            if example is not None and not _fits(value, example):
-                raise ValueError(
-                    f"grid value {value!r} for {name!r} does not parse as {type(example).__name__} ({origin}); "
-                    f"quote strings as JSON if needed, e.g. {name}='\"{value}\"'"
-                )
+            settings.check_value(source.stem, profile, name, value, declared[name]["default"], what="grid value")
 
 
 def expand(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -210,14 +175,6 @@ def code_hash(source: Path) -> str:
 
 # ----- one point --------------------------------------------------------------------------------------------
 
-def finished_record(folder: Path, notebook: str) -> dict | None:
-    """The point's done record if it finished (done marker and results file both there), else None."""
-    done = folder / DONE_FILE
-    if done.exists() and (folder / f"{notebook}.results.json").exists():
-        return results.load(done)
-    return None
-
-
 @contextmanager
 def _claim(folder: Path) -> Iterator[bool]:
     """Hold an exclusive lock on the point while it runs; yields False if another process holds it."""
@@ -250,8 +207,8 @@ def run_point(point: Point, sweep_dir: str | Path, notebook_dir: str | Path = ru
         if record is not None and (not rerun_changed or record.get("code") == version):
             return Outcome(point.key, "skipped")  # another sweep finished it meanwhile
         # Start clean: results.save merges into an existing file, so a half-run's results must go.
-        for name in (DONE_FILE, ERROR_FILE, f"{point.notebook}.results.json", f"{point.notebook}.ipynb"):
-            (folder / name).unlink(missing_ok=True)
+        for stale in (folder / DONE_FILE, folder / ERROR_FILE, results_file(folder, point.notebook), folder / f"{point.notebook}.ipynb"):
+            stale.unlink(missing_ok=True)
         results.write_json_atomic(folder / PARAMS_FILE, {
             "notebook": point.notebook, "profile": point.profile, "params": point.params, "key": point.key})
         start = time.perf_counter()
@@ -370,8 +327,8 @@ def run_sweep(
     points = plan(source.stem, grid, profile, notebook_dir)
     stem = source.stem
     version = code_hash(source)
-    sweep_dir = Path(sweep_dir if sweep_dir is not None else Path("sweeps") / stem / profile).resolve()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    sweep_dir = runner.output_folder(sweep_dir if sweep_dir is not None else Path("sweeps") / stem / profile,
+                                     "sweep folder")
 
     summary = Summary(sweep_dir, len(points))
     todo, changed = [], 0
@@ -421,6 +378,24 @@ def run_sweep(
     return summary
 
 
+def ensure(notebook: str, grid: dict[str, list[Any]], profile: str = "quick", sweep_dir: str | Path | None = None,
+           workers: int = 1) -> Path:
+    """The folder of a sweep to read: ``sweep_dir`` as given, else ``notebook``'s sweep over ``grid`` run now (or
+    resumed) into ``sweeps/NOTEBOOK/PROFILE``, rerunning points whose notebook code changed. A notebook that does
+    not declare the grid's names gets an empty folder and a note, so a reader still gets the chapter."""
+    if sweep_dir is not None:
+        return Path(sweep_dir)
+    sweep_dir = Path("sweeps") / notebook / profile
+    missing = undeclared(notebook, grid)
+    if missing:
+        print(f"{notebook} does not take the parameter(s) {', '.join(missing)}: there is no sweep to run, "
+              "and the tables below stay empty.")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        print(run_sweep(notebook, grid, profile, sweep_dir, workers=workers, rerun_changed=True))
+    return sweep_dir
+
+
 def command_line(notebook: str, grid: dict[str, list[Any]], profile: str = "quick") -> str:
     """The shell command that runs this sweep (``parse_grid`` reads its ``--grid`` back to ``grid``)."""
     import shlex
@@ -435,4 +410,4 @@ def command_line(notebook: str, grid: dict[str, list[Any]], profile: str = "quic
 
 
 __all__ = ["BACKENDS", "Point", "Outcome", "Summary", "parse_grid", "check_grid", "undeclared", "expand",
-           "point_key", "plan", "code_hash", "run_point", "run_sweep", "command_line"]
+           "point_key", "plan", "code_hash", "run_point", "run_sweep", "ensure", "command_line"]

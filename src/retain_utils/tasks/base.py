@@ -99,10 +99,12 @@ class Task:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
+def read_rows(path: str | Path, list_columns: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
     """(line number, row) for each row of a JSONL / JSON-list / parquet / CSV file.
 
-    A malformed row raises ValueError naming the file and line (JSONL) or row index (other formats).
+    Parquet's array cells come back as plain lists (pandas gives numpy arrays). ``list_columns`` names the
+    columns that hold lists: CSV cannot hold lists, so a CSV file with such a column is refused. A malformed
+    row raises ValueError naming the file and line (JSONL) or row index (other formats).
     """
     path = Path(path)
     if not path.exists():
@@ -128,14 +130,36 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}, row {i}: expected a JSON object, got {type(row).__name__}")
             yield i, row
-    elif suffix in (".parquet", ".csv"):
+    elif suffix == ".parquet":
         import pandas as pd
 
-        frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        for i, row in enumerate(pd.read_parquet(path).to_dict("records"), 1):
+            yield i, {k: _plain(v) for k, v in row.items()}
+    elif suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        lists = [c for c in list_columns if c in frame.columns]
+        if lists:
+            raise ValueError(f"{path}: column(s) {', '.join(lists)} hold lists, which CSV cannot store; "
+                             f"save the data as .jsonl or .parquet (e.g. DataFrame.to_parquet)")
         for i, row in enumerate(frame.to_dict("records"), 1):
             yield i, row
     else:
-        raise ValueError(f"{path}: unsupported dataset format {suffix!r}; use .jsonl, .json, .parquet or .csv")
+        raise ValueError(f"{path}: unsupported dataset format {suffix!r}; use .jsonl, .json, .parquet or .csv (CSV only without list columns)")
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays (and arrays inside dicts / lists) as lists, missing values (None / NaN) as None."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def row_error(path: str | Path, lineno: int, message: str) -> ValueError:

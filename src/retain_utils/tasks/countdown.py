@@ -317,7 +317,7 @@ def load_countdown(source: str | Path) -> list[tuple[list[int], int]]:
         data = load_dataset("Jiayi-Pan/Countdown-Tasks-3to4", split="train")
         return [(list(map(int, r["nums"])), int(r["target"])) for r in data]
     rows = []
-    for lineno, row in read_rows(source):
+    for lineno, row in read_rows(source, list_columns=("nums",)):
         nums, target = row.get("nums"), row.get("target")
         if isinstance(nums, (str, bytes)) or not hasattr(nums, "__len__") or len(nums) == 0 \
                 or not all(isinstance(x, numbers.Integral) for x in nums):

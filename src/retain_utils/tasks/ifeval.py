@@ -427,7 +427,7 @@ def load_ifeval_rlvr(source: str | Path) -> list[tuple[str, dict]]:
 
         records = enumerate(load_dataset("allenai/RLVR-IFeval", split="train"), 1)
     else:
-        records = read_rows(source)
+        records = read_rows(source, list_columns=("messages",))
     rows, skipped = [], 0
     for lineno, row in records:
         messages, gt = row.get("messages"), row.get("ground_truth")

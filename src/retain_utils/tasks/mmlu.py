@@ -2,9 +2,10 @@
 
 Two formats. ``"choice"`` is the paper's MMLU setting: four lettered options, the answer is a letter.
 ``"open"`` asks the bare question and checks the answer text against the correct option (and its
-aliases), rejecting answers that also name a wrong option. Offline the questions come from a bank that
-ships with the package (``data/knowledge_bank.jsonl``: capitals, geography, science, everyday facts) in
-MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
+aliases), rejecting answers that also name a wrong option. Offline the questions come from an MMLU-style
+factual bank that ships with the package - not MMLU itself - (``data/knowledge_bank.jsonl``: 307 hand-written
+questions on capitals, geography, science and everyday facts; ``scripts/build_knowledge_bank.py`` can grow it
+from packaged data, not shipped yet: see that script) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
 ``source="hub"`` it is MMLU itself (cais/mmlu). The offline default is ``"open"``: SmolLM2-135M cannot map
 knowledge to option letters (its letter accuracy is at chance, see notes/calibration.md), so the
 multiple-choice format would leave no baseline to forget. Questions, not prompts, are split between
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 import random
+import warnings
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -54,7 +56,8 @@ def bank_path() -> Path:
 def load_mmlu(source: str | Path | None = None, *, subjects: tuple[str, ...] | None = None) -> list[Question]:
     """Questions from a file in MMLU's schema (default: the shipped bank) or from the hub (``"hub"``).
 
-    ``answer`` may be an index 0-3 or a letter A-D. A malformed row names the file and line.
+    ``answer`` may be an index 0-3 or a letter A-D. A malformed row names the file and line. Questions whose
+    choices repeat (a few in MMLU's test split, see hendrycks/test issue 29) are skipped with a warning.
     """
     if str(source) == "hub":
         from datasets import load_dataset
@@ -62,8 +65,8 @@ def load_mmlu(source: str | Path | None = None, *, subjects: tuple[str, ...] | N
         records = enumerate(load_dataset("cais/mmlu", "all", split="test"), 1)
     else:
         source = bank_path() if source is None else Path(source)
-        records = read_rows(source)
-    out = []
+        records = read_rows(source, list_columns=("choices", "aliases"))
+    out, duplicates = [], 0
     for lineno, row in records:
         q, choices, answer = row.get("question"), row.get("choices"), row.get("answer")
         if not isinstance(q, str) or not q.strip():
@@ -75,13 +78,17 @@ def load_mmlu(source: str | Path | None = None, *, subjects: tuple[str, ...] | N
             answer = LETTERS.index(answer)
         if not isinstance(answer, numbers.Integral) or not 0 <= answer < 4:
             raise row_error(source, lineno, f"'answer' must be 0-3 or A-D, got {answer!r}")
-        if len(set(choices)) != 4:
-            raise row_error(source, lineno, "'choices' must be distinct")
+        if len({c.strip() for c in choices}) != 4:  # the answer would be ambiguous
+            duplicates += 1
+            continue
         subject = str(row.get("subject") or "general knowledge").replace("_", " ")
-        aliases = row.get("aliases") or ()
-        if isinstance(aliases, str) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        aliases = row.get("aliases")
+        aliases = () if aliases is None else aliases
+        if isinstance(aliases, str) or not hasattr(aliases, "__iter__") or not all(isinstance(a, str) and a.strip() for a in aliases):
             raise row_error(source, lineno, f"'aliases' must be a list of non-empty strings, got {aliases!r}")
         out.append(Question(q.strip(), tuple(c.strip() for c in choices), int(answer), subject, tuple(aliases)))
+    if duplicates:
+        warnings.warn(f"{source}: skipped {duplicates} questions whose choices repeat (the answer is ambiguous)")
     if subjects:
         known = sorted({q.subject for q in out})
         bad = [s for s in subjects if s not in known]
@@ -133,7 +140,8 @@ def open_answer_correct(answer: str, correct: list[str], wrong: list[str]) -> bo
 
 @dataclass
 class MMLUTask(Task):
-    """Multiple-choice knowledge questions; ``source``: None (shipped bank), a file, or ``"hub"`` (MMLU)."""
+    """Knowledge questions; ``source``: None (the shipped MMLU-style factual bank, not MMLU), a file in MMLU's
+    schema, or ``"hub"`` (MMLU itself)."""
 
     source: str | None = None
     subjects: tuple[str, ...] | None = None

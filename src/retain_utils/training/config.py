@@ -10,7 +10,7 @@ from ..evaluation import EVAL_BATCH_SIZE
 
 METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # fp16 trains with a GradScaler
 ROLLOUT_SOURCES = ("policy", "initial")
 
 
@@ -43,7 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0            # max global gradient norm (0 = no clipping)
     precision: str = "auto"           # bf16 autocast where the hardware has it ("auto"), or forced
-    lora_rank: int = 0                # 0 = full fine-tuning
+    lora_rank: int | str = "auto"     # 0 = full fine-tuning; "auto": LoRA (rank 16) only where full FT would not fit the GPU
     lora_alpha: float | None = None   # default 2 x rank
     eval_every: int = 10              # evaluate every task every this many steps (and at steps 0 and the end)
     eval_max_new_tokens: int | None = None  # None = each task's own budget
@@ -61,17 +61,74 @@ class TrainConfig:
 _RL = ("grpo", "reinforce")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not to a config
+
+
+def _int_at_least(name: str, value, minimum: int, note: str = "") -> None:
+    if not (_is_int(value) and value >= minimum):
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}{note}, got {value!r}")
+
+
+def _number(name: str, value, *, positive: bool = False, optional: bool = False, note: str = "") -> None:
+    """A finite real number (not a bool), > 0 with ``positive`` else >= 0; ``None`` allowed with ``optional``."""
+    if value is None and optional:
+        return
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > 0 if positive else value >= 0))
+    if not ok:
+        what = "a positive finite number" if positive else "a finite number >= 0"
+        raise ValueError(f"{name} must be {what}{note}{' (or None)' if optional else ''}, got {value!r}")
+
+
+def _flag(name: str, value, optional: bool = False) -> None:
+    if not (isinstance(value, bool) or (optional and value is None)):
+        raise ValueError(f"{name} must be True or False{' (or None)' if optional else ''}, got {value!r}")
+
+
+def _check_types(c: TrainConfig) -> None:
+    """Every field of the right type and range, whatever the method: names the field and the bad value."""
+    for name, valid in (("method", METHOD_NAMES), ("kl_estimator", KL_ESTIMATORS), ("precision", PRECISIONS),
+                        ("rollouts_from", ROLLOUT_SOURCES)):
+        value = getattr(c, name)
+        if not isinstance(value, str) or value not in valid:
+            listing = "valid methods" if name == "method" else "valid"
+            raise ValueError(f"unknown {name} {value!r}; {listing}: {', '.join(valid)}")
+    if not isinstance(c.task, str) or not c.task:
+        raise ValueError(f"task must be the name of the target task, got {c.task!r}")
+    for name in ("steps", "batch_size", "grad_accum", "micro_batch_size", "micro_batch_tokens", "max_new_tokens",
+                 "reuse", "eval_every", "eval_batch_size", "rollout_batch_size"):
+        _int_at_least(name, getattr(c, name), 1)
+    _int_at_least("group_size", c.group_size, 1)
+    _int_at_least("seed", c.seed, 0)
+    if c.lora_rank != "auto":
+        _int_at_least("lora_rank", c.lora_rank, 0, " (0 = full fine-tuning, or 'auto')")
+    _int_at_least("checkpoint_every", c.checkpoint_every, 0, " (0 = only at the end)")
+    for name in ("eval_max_new_tokens", "regenerate_every"):
+        if getattr(c, name) is not None:
+            _int_at_least(name, getattr(c, name), 1)
+    _number("lr", c.lr, positive=True, optional=True)
+    _number("lora_alpha", c.lora_alpha, positive=True, optional=True)
+    _number("clip_eps", c.clip_eps, positive=True, optional=True)
+    _number("beta", c.beta, optional=True)
+    _number("temperature", c.temperature)
+    for name in ("weight_decay", "grad_clip", "warmup_frac"):
+        _number(name, getattr(c, name))
+    if not c.warmup_frac < 1:
+        raise ValueError(f"warmup_frac must be in [0, 1), got {c.warmup_frac}")
+    _flag("keep_correct", c.keep_correct)
+    for name in ("use_baseline", "normalize_std"):
+        _flag(name, getattr(c, name), optional=True)
+    for name in ("out_dir", "run_name"):
+        if getattr(c, name) is not None and not isinstance(getattr(c, name), str):
+            raise ValueError(f"{name} must be a string (or None), got {getattr(c, name)!r}")
+
+
 def resolve(config: TrainConfig) -> TrainConfig:
     """A copy with the method's defaults filled in; raises ValueError on any bad value, before any compute."""
     c = dataclasses.replace(config)
-    if c.method not in METHOD_NAMES:
-        raise ValueError(f"unknown method {c.method!r}; valid methods: {', '.join(METHOD_NAMES)}")
-    if not isinstance(c.task, str) or not c.task:
-        raise ValueError(f"task must be the name of the target task, got {c.task!r}")
-    if c.kl_estimator not in KL_ESTIMATORS:
-        raise ValueError(f"unknown kl_estimator {c.kl_estimator!r}; valid: {', '.join(KL_ESTIMATORS)}")
-    if c.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {c.precision!r}; valid: {', '.join(PRECISIONS)}")
+    _check_types(c)
     rl = c.method in _RL
     if c.lr is None:
         c.lr = 5e-6 if rl else 1e-4
@@ -85,8 +142,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
     else:
         c.use_baseline = True if c.use_baseline is None else c.use_baseline
         c.normalize_std = True if c.normalize_std is None else c.normalize_std
-    if c.rollouts_from not in ROLLOUT_SOURCES:
-        raise ValueError(f"unknown rollouts_from {c.rollouts_from!r}; valid: {', '.join(ROLLOUT_SOURCES)}")
     if c.clip_eps is None and (c.reuse > 1 or c.rollouts_from == "initial"):
         c.clip_eps = 0.2
     if c.method == "iterative_sft" and c.regenerate_every is None:
@@ -95,41 +150,14 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"regenerate_every is only for method='iterative_sft', not {c.method!r}")
     if c.run_name is None:
         c.run_name = f"{c.method}-{c.task}-s{c.seed}"
-
-    def positive(name, value, integer=True):
-        ok = value > 0 and math.isfinite(value) and (not integer or isinstance(value, int))
-        if not ok:
-            raise ValueError(f"{name} must be a positive {'int' if integer else 'number'}, got {value!r}")
-
-    positive("lr", c.lr, integer=False)
-    for name in ("steps", "batch_size", "grad_accum", "micro_batch_size", "micro_batch_tokens", "max_new_tokens", "reuse",
-                 "eval_every", "eval_batch_size", "rollout_batch_size"):
-        positive(name, getattr(c, name))
-    if c.eval_max_new_tokens is not None:
-        positive("eval_max_new_tokens", c.eval_max_new_tokens)
     if c.method in ("grpo", "reinforce", "self_sft", "iterative_sft"):
-        positive("temperature", c.temperature, integer=False)  # rollouts are sampled: 0 would be greedy
+        _number("temperature", c.temperature, positive=True, note=" (rollouts are sampled: 0 would be greedy)")
     if c.method in _RL and c.group_size < 2:
         raise ValueError(f"group_size must be >= 2 for {c.method} (advantages compare samples of one prompt), "
                          f"got {c.group_size}")
-    if c.group_size < 1:
-        raise ValueError(f"group_size must be >= 1, got {c.group_size}")
-    if c.regenerate_every is not None:
-        positive("regenerate_every", c.regenerate_every)
     if c.reuse > 1 and c.method not in _RL:
         raise ValueError(f"reuse > 1 (several steps per batch of rollouts) is for RL methods, not {c.method!r}")
     for name, off in (("rollouts_from", "policy"), ("keep_correct", False)):
         if getattr(c, name) != off and c.method not in _RL:
             raise ValueError(f"{name}={getattr(c, name)!r} is for RL methods, not {c.method!r}")
-    if c.clip_eps is not None and not c.clip_eps > 0:
-        raise ValueError(f"clip_eps must be > 0 (or None), got {c.clip_eps}")
-    for name in ("beta", "weight_decay", "grad_clip"):
-        if not getattr(c, name) >= 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(c, name)}")
-    if not 0 <= c.warmup_frac < 1:
-        raise ValueError(f"warmup_frac must be in [0, 1), got {c.warmup_frac}")
-    if c.lora_rank < 0 or not isinstance(c.lora_rank, int):
-        raise ValueError(f"lora_rank must be an int >= 0 (0 = full fine-tuning), got {c.lora_rank!r}")
-    if c.checkpoint_every < 0:
-        raise ValueError(f"checkpoint_every must be >= 0 (0 = only at the end), got {c.checkpoint_every}")
     return c

@@ -213,20 +213,25 @@ class Run:
                     s.copy_(p)
 
 
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
 def prepare_policy(model, config: TrainConfig):
     """-> (policy, sampler, reference, autocast dtype).
 
-    Full fine-tuning: fp32 master weights under bf16 autocast where bf16 runs natively, a frozen fp32 copy
-    as the reference, a bf16 copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen
+    Full fine-tuning: fp32 master weights under 16-bit autocast where the hardware has it (bf16 on Ampere+
+    and bf16 CPUs, fp16 with loss scaling before Ampere: ``models.default_dtype``), a frozen fp32 copy as the
+    reference, a 16-bit copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen 16-bit
     base; the policy samples itself and the reference is the base with adapters disabled (no copy)."""
     from ..models import LORA_TARGETS, cast_parameters, default_dtype
 
     device = next(model.parameters()).device
-    if config.precision == "auto":
-        autocast_dtype = torch.bfloat16 if default_dtype(device) == torch.bfloat16 else None
-    else:
-        autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
-    low = autocast_dtype or torch.float32
+    if config.lora_rank == "auto":  # train() resolves it first; direct callers get the same choice
+        from ..gpu import fit_to_device
+
+        config = fit_to_device(model, config)
+    low = default_dtype(device) if config.precision == "auto" else PRECISION_DTYPES[config.precision]
+    autocast_dtype = None if low == torch.float32 else low
     if config.lora_rank > 0:
         from peft import LoraConfig, get_peft_model
 
@@ -282,18 +287,18 @@ def _trainable_state(policy) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(path: Path, run: Run, optimizer, step: int, history: dict) -> None:
+def save_checkpoint(path: Path, run: Run, optimizer, step: int, history: dict, scaler=None) -> None:
     """One file, written beside and renamed into place: a crash never leaves half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": step, "config": run.config.to_dict(), "policy": _trainable_state(run.policy),
              "optimizer": optimizer.state_dict(), "data": run.data, "history": history,
-             "torch_rng": torch.get_rng_state()}
+             "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict() if scaler is not None else None}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, run: Run, optimizer) -> tuple[int, dict]:
+def load_checkpoint(path: Path, run: Run, optimizer, scaler=None) -> tuple[int, dict]:
     state = torch.load(path, weights_only=False)
     ignore = {"out_dir", "progress"}
     saved = {k: v for k, v in state["config"].items() if k not in ignore}
@@ -307,6 +312,8 @@ def load_checkpoint(path: Path, run: Run, optimizer) -> tuple[int, dict]:
         for name, value in state["policy"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     run.data = state["data"]
     torch.set_rng_state(state["torch_rng"])
     run.sync_sampler()
@@ -332,12 +339,15 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     params = [p for p in run.policy.parameters() if p.requires_grad]
     # fused: one kernel per step and no full-size temporaries (the foreach default needs several)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    # fp16's range is too narrow for small gradients: scale the loss, unscale before clipping, and skip
+    # (and halve the scale on) a step whose gradient overflowed. A no-op under bf16 / fp32.
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.autocast_dtype == torch.float16)
     out = Path(cfg.out_dir) if cfg.out_dir else None
     ckpt = out / CHECKPOINT if out else None
     history: dict = {"steps": [], "evals": [], "status": "running"}
     start = 0
     if ckpt is not None and ckpt.exists():
-        start, history = load_checkpoint(ckpt, run, optimizer)
+        start, history = load_checkpoint(ckpt, run, optimizer, scaler)
         if run.progress:
             print(f"resuming {cfg.run_name} from step {start} ({ckpt})")
     if out is not None:  # the logs say exactly what the checkpoint says (a crash may have left later lines)
@@ -378,7 +388,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
                 mb = mb.to(run.device)
                 with run.autocast():
                     loss, loss_metrics = loss_fn(run, mb)
-                (loss / cfg.grad_accum).backward()
+                scaler.scale(loss / cfg.grad_accum).backward()
                 loss_total += loss.item() / cfg.grad_accum
                 n_tokens += int(mb.attention_mask.sum())
                 for k, v in loss_metrics.items():
@@ -386,8 +396,10 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         for p in params:  # a step whose every sequence was skipped still is an (all-zero gradient) Adam step
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
+        scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        if not (math.isfinite(loss_total) and torch.isfinite(grad_norm)):
+        overflow = scaler.is_enabled() and not torch.isfinite(grad_norm)  # the scaler skips this step
+        if not (math.isfinite(loss_total) and (overflow or torch.isfinite(grad_norm))):
             history["status"] = f"diverged at step {step}"
             bar.close()
             where = (f"last good checkpoint: {ckpt} (step {torch.load(ckpt, weights_only=False)['step']})"
@@ -398,11 +410,14 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
                 + (f" in {out / 'metrics.jsonl'}" if out else "") + ". Try a lower lr.")
             err.history = history
             raise err
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         run.sync_sampler()
+        if scaler.is_enabled():
+            metrics.update(loss_scale=scaler.get_scale(), overflow_skipped=float(overflow))
         seconds = time.time() - t0
         row = {"step": step + 1, "loss": loss_total, "lr": optimizer.param_groups[0]["lr"],
-               "grad_norm": float(grad_norm), "seconds": seconds, "data_seconds": t_data,
+               "grad_norm": float(grad_norm) if torch.isfinite(grad_norm) else None, "seconds": seconds, "data_seconds": t_data,
                "train_tokens_per_s": n_tokens / max(seconds - t_data, 1e-9), **metrics}
         log("steps", row)
         bar.update(1)
@@ -411,7 +426,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         if done % cfg.eval_every == 0 or done == cfg.steps:
             run_eval(done)
         if ckpt is not None and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps):
-            save_checkpoint(ckpt, run, optimizer, done, history)
+            save_checkpoint(ckpt, run, optimizer, done, history, scaler)
     bar.close()
     history["status"] = "finished"
     return history

@@ -1,0 +1,153 @@
+"""What the LLM notebooks' runs say, against the paper: the comparisons, the paper's claims beside them and the
+computed sentences each chapter ends with. Every sentence is built from the tables it is given."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from . import experiment, profiles, results
+from .records import as_records
+from .variants import self_sft_label
+
+# ----- 02: RL vs SFT ------------------------------------------------------------------------------------------
+
+
+def rl_vs_sft(table, setup, n_eval_target: int) -> str:
+    """02's sentence: which variant gained most and which dropped least, against the paper's ordering."""
+    best_gain, least_drop = table["gain_mean"].idxmax(), table["drop_mean"].idxmin()
+    cfg = setup.cfg
+    return (f"On **{setup.target}** with `{setup.model}` ({len(cfg.seeds)} seed(s), {n_eval_target} held-out prompts "
+            f"of the target and {cfg.n_eval} of each other task, {cfg.steps} steps): the largest mean gain is "
+            f"**{best_gain}** ({table.loc[best_gain, 'gain_mean']:+.1f} pp), the smallest mean drop **{least_drop}** "
+            f"({table.loc[least_drop, 'drop_mean']:+.1f} pp). The paper (Table 1, 7-8B models) finds GRPO with far "
+            "less drop than SFT at a comparable gain; "
+            + ("this run agrees on the ordering of drops." if least_drop == "GRPO" else
+               "this run does **not** show GRPO forgetting least; see the caveats below."))
+
+
+def rl_vs_sft_line(records: list) -> str:
+    """``results.rl_vs_sft_verdict`` on a notebook's own runs (its plain GRPO and SFT variants)."""
+    return results.rl_vs_sft_verdict(results.paper_table(results.runs_frame(records))[1])
+
+
+# ----- 03: ablations --------------------------------------------------------------------------------------------
+
+OWN_ANSWERS, STALE = "model's own vs expert answers (SFT)", "fresh vs stale rollouts"
+# (factor, variant with it, variant without it)
+COMPARISONS = [("KL penalty (GRPO)", "GRPO", "GRPO, β=0"), ("KL penalty (SFT)", "SFT + KL", "SFT"),
+               ("baseline + std normalisation", "GRPO", "REINFORCE"),
+               ("std normalisation", "GRPO", "GRPO, baseline only"), (STALE, "GRPO", "GRPO, stale rollouts"),
+               (OWN_ANSWERS, "SFT on GRPO's rollouts", "SFT")]
+PAPER = {  # the paper's conclusion for each comparison
+    "KL penalty (GRPO)": "small: GRPO without the KL term forgets about as little (one exception)",
+    "KL penalty (SFT)": "not tested in the paper",
+    "baseline + std normalisation": "small: REINFORCE also forgets little (Table 1)",
+    "std normalisation": "not tested separately",
+    STALE: "not tested; the paper's account predicts stale (off-policy) rollouts forget more",
+    OWN_ANSWERS: "large: on-policy data is the main factor",
+    "lower Self-SFT learning rate": "Self-SFT can still forget badly; a smaller learning rate / fewer epochs "
+                                    "trade gain for less drop",
+}
+PAPER["fewer Self-SFT steps (epochs)"] = PAPER["lower Self-SFT learning rate"]
+
+
+def comparisons(cfg: SimpleNamespace) -> list[tuple[str, str, str]]:
+    """03's comparisons for its settings: the fixed ones, and with the Self-SFT sweep its two."""
+    chosen = list(COMPARISONS)
+    if "self_sft" in cfg.ablations:
+        low, high = min(cfg.self_sft_lrs), max(cfg.self_sft_lrs)
+        few, many = min(cfg.self_sft_steps), max(cfg.self_sft_steps)
+        chosen += [("lower Self-SFT learning rate", self_sft_label(low, many), self_sft_label(high, many)),
+                   ("fewer Self-SFT steps (epochs)", self_sft_label(high, few), self_sft_label(high, many))]
+    return chosen
+
+
+def ablation_effects(records: list, cfg: SimpleNamespace):
+    """``experiment.effects`` of every comparison both of whose variants ran, with the paper's conclusion."""
+    ran = {r.variant for r in as_records(records)}
+    table = experiment.effects(records, [c for c in comparisons(cfg) if c[1] != c[2] and {c[1], c[2]} <= ran])
+    table["paper"] = table["factor"].map(PAPER)
+    return table
+
+
+def drop_verdict(effects, factor: str) -> str:
+    """How much ``factor`` changes drop, and whether that stands out of the spread over seeds."""
+    rows = effects.set_index("factor")
+    if factor not in rows.index:
+        return "was not run"
+    effect, sd, n = rows.loc[factor, "drop_effect"], rows.loc[factor, "drop_effect_std"], rows.loc[factor, "seeds"]
+    effect = round(effect, 1) + 0.0  # no "-0.0"
+    if n < 2:
+        return f"changes drop by {effect:+.1f} pp (a single seed: not a finding)"
+    return (f"changes drop by {effect:+.1f} ± {sd:.1f} pp over {n} seeds"
+            + ("" if abs(effect) > 2 * sd else ", within seed noise"))
+
+
+def ablation_verdict(effects, table, setup) -> str:
+    """03's closing paragraph: the largest factor, each factor's effect, and whether on-policy data leads as in
+    the paper."""
+    cfg = setup.cfg
+    if effects.empty:
+        return "No comparison had both of its variants run, so there is no factor to rank."
+    largest = effects["factor"].iloc[0]
+    on_policy_leads = largest in (OWN_ANSWERS, STALE) and effects["drop_effect"].iloc[0] > 0
+    text = (f"On **{setup.target}** the largest effect on drop comes from **{largest}**. "
+            f"The KL penalty in GRPO {drop_verdict(effects, 'KL penalty (GRPO)')}; GRPO's advantage normalisation "
+            f"{drop_verdict(effects, 'baseline + std normalisation')}; fresh instead of stale rollouts "
+            f"{drop_verdict(effects, STALE)}; the model's own answers instead of the expert's in SFT "
+            f"{drop_verdict(effects, OWN_ANSWERS)}. "
+            + ("Like the paper, on-policy data reduces drop more than the KL penalty and the advantage estimator do"
+               if on_policy_leads else
+               "Unlike the paper, on-policy data is **not** the largest factor *reducing* drop in this run")
+            + (" (one seed: an illustration, not a finding)." if len(cfg.seeds) < 2 else "."))
+    if "GRPO" in table.index:
+        text += " " + experiment.not_learned("GRPO", table.loc["GRPO", "gain_mean"], cfg.n_eval, setup.budget_text)
+    return text.strip()
+
+
+def ablation_variants(setup, key: str, table) -> list[str]:
+    """The variants of comparison ``key`` (a variants.ABLATIONS key) that ran, in run order."""
+    return [v.label for v in setup.variants if key in v.ablations and v.label in set(table.index)]
+
+
+def section_note(setup, key: str, labels: list[str]) -> str:
+    """Why 03's Self-SFT section compares nothing when its profile runs a single setting; empty otherwise."""
+    if key != "self_sft" or len(labels) >= 2:
+        return ""
+    full = profiles.resolve(setup.notebook, "full")
+    return (f"The `{setup.profile}` profile runs a single Self-SFT setting, so there is no sweep to compare here; "
+            f"the `full` profile sweeps learning rates {full.self_sft_lrs} and step counts {full.self_sft_steps}.")
+
+
+# ----- 04: Iterative-SFT -----------------------------------------------------------------------------------------
+
+
+def recommendation(table, setup) -> str:
+    """04's recommendation: among the Iterative-SFT settings with at least half of SFT's gain, the one that forgets
+    least, its cost against GRPO's, and whether it reproduces the paper's finding."""
+    cfg = setup.cfg
+    iterative = [label for label in table.index if label.startswith("Iterative-SFT")]
+    sft, grpo = table.loc["SFT"], table.loc["GRPO"]
+    useful = table.loc[iterative][table.loc[iterative, "gain_mean"] >= 0.5 * max(sft["gain_mean"], 1e-9)]
+    lines = [f"SFT: gain {sft['gain_mean']:+.1f}, drop {sft['drop_mean']:+.1f} pp, no sampling. "
+             f"GRPO: gain {grpo['gain_mean']:+.1f}, drop {grpo['drop_mean']:+.1f} pp, "
+             f"{grpo['gen_ktokens']:.1f}k generated tokens, {grpo['train_min']:.1f} training min per run."]
+    if useful.empty:
+        lines.append("No Iterative-SFT setting reached half of SFT's gain in this run, so none can be recommended "
+                     "over SFT or GRPO from these numbers.")
+    else:
+        best = useful["drop_mean"].idxmin()
+        row = useful.loc[best]
+        lines.append(f"Of the Iterative-SFT settings with at least half of SFT's gain, **{best}** forgets least: gain "
+                     f"{row['gain_mean']:+.1f}, drop {row['drop_mean']:+.1f} pp, {row['gen_ktokens']:.1f}k generated "
+                     f"tokens ({row['gen_ktokens'] / max(grpo['gen_ktokens'], 1e-9):.0%} of GRPO's), "
+                     f"{row['train_min']:.1f} training min. ")
+        lines.append(f"Its drop is {'below' if row['drop_mean'] < sft['drop_mean'] else '**not** below'} SFT's "
+                     f"and {'at or below' if row['drop_mean'] <= grpo['drop_mean'] else 'above'} GRPO's.")
+        lines.append("The paper finds Iterative-SFT matching SFT's gain with mild or no forgetting; "
+                     + ("this run is consistent with that" if row["drop_mean"] < sft["drop_mean"] else
+                        "this run does not reproduce that") + f" ({len(cfg.seeds)} seed(s): "
+                     + ("compare the differences with the spreads in the table)." if len(cfg.seeds) > 1 else
+                        "a single seed, so read it as an illustration, not a finding)."))
+    lines.append(experiment.not_learned("GRPO", grpo["gain_mean"], cfg.n_eval, setup.budget_text))
+    return " ".join(lines)

@@ -1,0 +1,343 @@
+"""Telling forgetting apart: the difference of two methods' drops paired on the same held-out questions (at the
+end of training and at matched gain), and the smallest drop difference an evaluation of a given size can detect.
+
+An *evaluation* here maps task -> per-question results: a ``TaskScore``, a TaskScore as a dict (logs, results
+files) or a plain sequence of 0/1. A *trajectory* is a run's list of evaluations in training order (its
+``TrainResult.evals``: entries with a ``"scores"`` mapping, and a ``"step"``), the first being step 0.
+
+Pairing. Two runs started from the same model are scored on the same held-out questions, so question i of a
+task is one paired unit: its drop contribution in run a, (initial - final correctness), sits beside run b's.
+The bootstrap resamples each task's questions (with both runs' values together) and recomputes the paper's
+drop (mean over the other tasks) of each run and their difference. At a matched gain level between two
+evaluations k-1 and k, a run's per-question value is the linear interpolation (1 - w) d_{k-1,i} + w d_{k,i},
+with w fixed where the observed target gain crosses the level; since the drop is linear in the per-question
+values, bootstrapping the two bracketing evaluations' results and interpolating each resample gives the same
+numbers. The interval is therefore conditional on where each run crossed the level: it holds the other tasks'
+evaluation noise, not the noise in the target gain that located the crossing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------- reading runs
+
+
+def correct_vector(scores: Mapping, task: str) -> np.ndarray:
+    """The 0/1 per-question results of ``task`` in one evaluation (TaskScore, its dict, or a sequence)."""
+    if task not in scores:
+        raise ValueError(f"no results for task {task!r}; tasks in this evaluation: {', '.join(scores)}")
+    value = scores[task]
+    if hasattr(value, "correct"):  # a TaskScore
+        value = value.correct
+    elif isinstance(value, Mapping):
+        value = value.get("correct")
+    if value is None or isinstance(value, (str, bytes, float, int)) or len(value) == 0:
+        raise ValueError(f"task {task!r} has no per-question results (``correct``); an accuracy alone cannot be paired")
+    out = np.asarray(value, dtype=float)
+    if out.ndim != 1 or not np.isin(out, (0.0, 1.0)).all():
+        raise ValueError(f"task {task!r}: per-question results must be a flat list of 0/1")
+    return out
+
+
+def _scores(entry: Mapping) -> Mapping:
+    """The task -> results mapping of one trajectory entry (a TrainResult.evals entry or a bare evaluation)."""
+    scores = entry.get("scores") if isinstance(entry, Mapping) else None
+    return scores if isinstance(scores, Mapping) else entry
+
+
+def _check_trajectory(evals: Sequence, target: str) -> list[Mapping]:
+    if isinstance(evals, Mapping) or not isinstance(evals, Sequence) or len(evals) == 0:
+        raise ValueError("a trajectory is a non-empty list of evaluations (the first one at step 0)")
+    out = [_scores(e) for e in evals]
+    tasks = list(out[0])
+    if target not in tasks:
+        raise ValueError(f"target {target!r} is not evaluated; tasks: {', '.join(tasks)}")
+    if len(tasks) < 2:
+        raise ValueError(f"drop needs a task besides the target {target!r}; got only {tasks}")
+    for k, scores in enumerate(out):
+        if sorted(scores) != sorted(tasks):
+            raise ValueError(f"evaluation {k} scores tasks {sorted(scores)}, the first one {sorted(tasks)}")
+        for task in tasks:
+            if len(correct_vector(scores, task)) != len(correct_vector(out[0], task)):
+                raise ValueError(f"evaluation {k}, task {task!r}: a different number of questions than at step 0")
+    return out
+
+
+def check_gain_level(level: float) -> float:
+    """A matched-gain level in percentage points, in (0, 100]; anything else is refused."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level) \
+            or not 0 < level <= 100:
+        raise ValueError(f"gain level must be a number in (0, 100] percentage points, got {level!r}")
+    return float(level)
+
+
+@dataclass(frozen=True)
+class DropReading:
+    """One run read at one point: per other task and question, initial - then correctness (1: forgotten,
+    -1: newly right; a fraction between two evaluations). Empty ``per_question`` when the run never reached it."""
+
+    where: str                      # "end" or "gain 20 pp"
+    reached: bool
+    gain: float                     # target gain (pp) at this point; when not reached, the run's best gain
+    step: float | None              # training step (interpolated), None when not reached
+    per_question: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def drop(self) -> float:
+        """The paper's drop (pp): mean over the other tasks of the mean per-question loss; NaN when not reached."""
+        if not self.reached:
+            return float("nan")
+        return 100.0 * float(np.mean([v.mean() for v in self.per_question.values()]))
+
+
+def _gains(evals: list[Mapping], target: str) -> np.ndarray:
+    first = correct_vector(evals[0], target)
+    # from counts, so that e.g. 2 more right of 20 is exactly 10 pp and matches a 10 pp level
+    return np.array([100.0 * (correct_vector(e, target).sum() - first.sum()) / len(first) for e in evals])
+
+
+def _drops(evals: list[Mapping], k: int, target: str) -> dict[str, np.ndarray]:
+    return {t: correct_vector(evals[0], t) - correct_vector(evals[k], t) for t in evals[0] if t != target}
+
+
+def _step(entry: Any, k: int) -> float:
+    return float(entry.get("step", k)) if isinstance(entry, Mapping) and "scores" in entry else float(k)
+
+
+def read_end(evals: Sequence, target: str) -> DropReading:
+    """A run's per-question drops at its last evaluation, against its first (step 0)."""
+    scores = _check_trajectory(evals, target)
+    return DropReading("end", True, float(_gains(scores, target)[-1]), _step(evals[-1], len(evals) - 1),
+                       _drops(scores, len(scores) - 1, target))
+
+
+def read_at_gain(evals: Sequence, target: str, gain_level: float) -> DropReading:
+    """A run's per-question drops where its target gain first reaches ``gain_level`` pp, interpolated
+    linearly between the two evaluations around that crossing (see the module's docstring for the pairing).
+    A run whose gain never reaches the level gives ``reached=False`` and its best gain."""
+    level = check_gain_level(gain_level)
+    scores = _check_trajectory(evals, target)
+    gains = _gains(scores, target)
+    where = f"gain {level:g} pp"
+    hits = np.flatnonzero(gains >= level - 1e-9)
+    if len(hits) == 0:
+        return DropReading(where, False, float(gains.max()), None)
+    k = int(hits[0])  # >= 1: the gain at step 0 is 0 < level
+    w = min(1.0, (level - gains[k - 1]) / (gains[k] - gains[k - 1]))
+    before, after = _drops(scores, k - 1, target), _drops(scores, k, target)
+    per_question = {t: (1 - w) * before[t] + w * after[t] for t in before}
+    step = (1 - w) * _step(evals[k - 1], k - 1) + w * _step(evals[k], k)
+    return DropReading(where, True, level, float(step), per_question)
+
+
+# ---------------------------------------------------------------------------------------------- differences
+
+
+def paired_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n_boot: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean over tasks of each task's mean per-question value, resampling every
+    task's questions independently (a question's value already holds both runs' results: paired)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if not values or any(len(v) == 0 for v in values.values()):
+        raise ValueError("paired_bootstrap needs at least one task with at least one question")
+    rng = np.random.default_rng(seed)
+    means = []
+    for task in sorted(values):  # sorted: the same draws whatever order the tasks came in
+        v = np.asarray(values[task], dtype=float)
+        means.append(v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1))
+    stat = np.mean(means, axis=0)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0  # no -0.0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Drop of run ``a`` minus drop of run ``b`` (pp) at one point, with its paired bootstrap interval.
+    Positive: ``a`` forgets more. NaN with a ``note`` when a run never reached the point."""
+
+    a: str
+    b: str
+    where: str
+    difference: float
+    low: float
+    high: float
+    level: float
+    drop_a: float
+    drop_b: float
+    n: dict[str, int]               # held-out questions per other task
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """"a forgets more", "b forgets more", "not told apart" or "not reached"."""
+        if math.isnan(self.difference):
+            return "not reached"
+        if self.low > 0:
+            return f"{self.a} forgets more"
+        if self.high < 0:
+            return f"{self.b} forgets more"
+        return "not told apart"
+
+
+def drop_difference(a: DropReading, b: DropReading, *, labels: tuple[str, str] = ("a", "b"), level: float = 0.95,
+                    n_boot: int = 2000, seed: int = 0) -> Difference:
+    """Drop of ``a`` minus drop of ``b``, paired on the same held-out questions, with a ``level`` interval."""
+    if a.where != b.where:
+        raise ValueError(f"readings at different points: {a.where!r} and {b.where!r}")
+    missing = [(label, r) for label, r in zip(labels, (a, b)) if not r.reached]
+    if missing:
+        note = "; ".join(f"{label} never reaches {r.where} (its best gain: {r.gain:+.1f} pp)" for label, r in missing)
+        nan = float("nan")
+        return Difference(*labels, a.where, nan, nan, nan, level, a.drop, b.drop, {}, note)
+    if sorted(a.per_question) != sorted(b.per_question):
+        raise ValueError(f"runs evaluated on different tasks: {sorted(a.per_question)} and {sorted(b.per_question)}")
+    for task in a.per_question:
+        if len(a.per_question[task]) != len(b.per_question[task]):
+            raise ValueError(f"{task}: {len(a.per_question[task])} and {len(b.per_question[task])} questions; "
+                             "a paired difference needs the same held-out questions")
+    values = {t: a.per_question[t] - b.per_question[t] for t in a.per_question}
+    low, high = paired_bootstrap(values, level=level, n_boot=n_boot, seed=seed)
+    return Difference(*labels, a.where, a.drop - b.drop, 100 * low, 100 * high, level, a.drop, b.drop,
+                      {t: len(v) for t, v in values.items()})
+
+
+def drop_differences(runs: Mapping[str, Sequence], target: str, pairs: Sequence[tuple[str, str]], *,
+                     gain_levels: Sequence[float] = (), level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Table of drop differences (pp) for each (a, b) pair of run labels in ``runs`` (label -> trajectory):
+    at the end and at each matched ``gain_levels`` value, with the interval and whether a run never got there."""
+    import pandas as pd
+
+    levels = [check_gain_level(g) for g in gain_levels]  # refused before any compute
+    for a, b in pairs:
+        for label in (a, b):
+            if label not in runs:
+                raise ValueError(f"no run called {label!r}; runs: {', '.join(runs)}")
+    rows = []
+    for a, b in pairs:
+        readers = [("end", lambda ev: read_end(ev, target))]
+        readers += [(g, lambda ev, g=g: read_at_gain(ev, target, g)) for g in levels]
+        for _, read in readers:
+            d = drop_difference(read(runs[a]), read(runs[b]), labels=(a, b), level=level, n_boot=n_boot, seed=seed)
+            rows.append({"comparison": f"{a} - {b}", "at": d.where, "drop a (pp)": d.drop_a, "drop b (pp)": d.drop_b,
+                         "difference (pp)": d.difference, f"{100 * level:g} % low": d.low,
+                         f"{100 * level:g} % high": d.high, "verdict": d.verdict, "note": d.note})
+    return pd.DataFrame(rows)
+
+
+def difference_sentence(d: Difference) -> str:
+    """One sentence that answers "does ``a`` forget more than ``b``?" from the interval."""
+    if d.verdict == "not reached":
+        return f"At matched {d.where}: no comparison, {d.note}."
+    span = f"{d.difference:+.1f} pp, {100 * d.level:g} % interval {d.low:+.1f} to {d.high:+.1f}"
+    at = "at the end of training" if d.where == "end" else f"at matched {d.where}"
+    if d.verdict == "not told apart":
+        return (f"{at.capitalize()}, {d.a}'s drop minus {d.b}'s is {span}: the interval includes zero, so at this "
+                f"evaluation size the two cannot be told apart (the interval rules out differences beyond it).")
+    more, less = (d.a, d.b) if d.low > 0 else (d.b, d.a)
+    return f"{at.capitalize()}, {d.a}'s drop minus {d.b}'s is {span}: {more} forgets more than {less}."
+
+
+# ---------------------------------------------------------------------------------------------- power
+
+
+def discordance(scores_a: Mapping, scores_b: Mapping, tasks: Sequence[str]) -> dict[str, float]:
+    """Per task, the share of held-out questions two evaluations (e.g. two methods' final ones) answer
+    differently: what makes a paired difference noisy."""
+    out = {}
+    for task in tasks:
+        a, b = correct_vector(scores_a, task), correct_vector(scores_b, task)
+        if len(a) != len(b):
+            raise ValueError(f"{task}: {len(a)} and {len(b)} questions; discordance needs the same questions")
+        out[task] = float(np.mean(a != b))
+    return out
+
+
+def min_detectable_difference(n: Mapping[str, int], discordance: Mapping[str, float], *, level: float = 0.95,
+                              power: float = 0.8) -> float:
+    """The smallest drop difference (pp) between two methods that a two-sided paired test at ``level`` detects
+    with probability ``power``, for ``n[task]`` held-out questions and discordance ``psi[task]`` per other task.
+
+    Per question of task j the paired difference D = (drop contribution of a) - (of b) is +1, -1 or 0, with
+    P(D != 0) = psi_j (McNemar). The drop difference is the mean over the M tasks of D's task means, so with
+    the same true difference delta on every task its variance is V(delta) = sum_j (psi_j - delta^2) / n_j / M^2
+    (V(0) under no difference). The normal approximation of paired proportions (Connor 1987, the power of
+    McNemar's test) gives the detectable delta as the root of
+        delta = z_{1 - (1 - level)/2} sqrt(V(0)) + z_{power} sqrt(V(delta)),
+    about (z_a + z_b) sqrt(V(0)) when delta^2 << psi. Returned in percentage points.
+    """
+    if not 0 < level < 1 or not 0 < power < 1:
+        raise ValueError(f"level and power must be in (0, 1), got {level} and {power}")
+    tasks = list(n)
+    if not tasks or sorted(tasks) != sorted(discordance):
+        raise ValueError(f"n and discordance must name the same tasks, got {sorted(n)} and {sorted(discordance)}")
+    for task in tasks:
+        if isinstance(n[task], bool) or not isinstance(n[task], (int, np.integer)) or n[task] < 1:
+            raise ValueError(f"n[{task!r}] must be a positive int (held-out questions), got {n[task]!r}")
+        if not 0 <= discordance[task] <= 1:
+            raise ValueError(f"discordance[{task!r}] must be in [0, 1], got {discordance[task]!r}")
+    m = len(tasks)
+    psi = np.array([discordance[t] for t in tasks], dtype=float)
+    sizes = np.array([n[t] for t in tasks], dtype=float)
+    z_a, z_b = NormalDist().inv_cdf(1 - (1 - level) / 2), NormalDist().inv_cdf(power)
+    v0 = float(np.sum(psi / sizes)) / m**2
+    if v0 == 0:
+        return 0.0  # no question ever differs: any difference would show, none is possible
+    def excess(delta):  # increasing in delta: its root is the detectable difference
+        v1 = float(np.sum(np.clip(psi - delta**2, 0, None) / sizes)) / m**2
+        return delta - z_a * math.sqrt(v0) - z_b * math.sqrt(v1)
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    return 100.0 * hi
+
+
+# Table 1 of the paper (v3): drop (pp) per model, method and target; SFT - GRPO is what the chapters compare.
+PAPER_DROPS = {
+    "Llama-3.1-8B": {"SFT": {"ifeval": 27.8, "mmlu": 38.5, "countdown": 36.4},
+                     "REINFORCE": {"ifeval": 7.7, "mmlu": -0.1, "countdown": -0.8},
+                     "GRPO": {"ifeval": 3.4, "mmlu": -0.2, "countdown": -0.5}},
+    "Qwen2.5-7B": {"SFT": {"ifeval": 5.6, "mmlu": 14.6, "countdown": 29.2},
+                   "REINFORCE": {"ifeval": 2.9, "mmlu": -0.6, "countdown": -0.1},
+                   "GRPO": {"ifeval": 0.2, "mmlu": 0.2, "countdown": -0.3}},
+}
+
+
+def paper_differences(target: str, a: str = "SFT", b: str = "GRPO") -> dict[str, float]:
+    """The paper's drop differences ``a`` - ``b`` (pp) on ``target``, per model (Table 1)."""
+    methods = sorted(PAPER_DROPS["Llama-3.1-8B"])
+    targets = sorted(PAPER_DROPS["Llama-3.1-8B"]["SFT"])
+    for name, value, valid in (("a", a, methods), ("b", b, methods), ("target", target, targets)):
+        if value not in valid:
+            raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    return {model: round(drops[a][target] - drops[b][target], 1) for model, drops in PAPER_DROPS.items()}
+
+
+def power_sentence(n: Mapping[str, int], discordance: Mapping[str, float], target: str, *, a: str = "SFT",
+                   b: str = "GRPO", level: float = 0.95, power: float = 0.8) -> str:
+    """The sentence a chapter prints beside its drop differences: the smallest difference it could detect,
+    from its own evaluation sizes and observed discordance, next to the paper's reported differences."""
+    mdd = min_detectable_difference(n, discordance, level=level, power=power)
+    paper = paper_differences(target, a, b)
+    sizes = sorted(set(n.values()))
+    size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    psi = 100 * float(np.mean(list(discordance.values())))
+    seen = [m for m, d in paper.items() if abs(d) >= mdd]
+    listed = ", ".join(f"{m} {d:+.1f} pp" for m, d in paper.items())
+    verdict = ("all would be detected at this size" if len(seen) == len(paper) else
+               "none would be reliably detected at this size" if not seen else
+               f"only {', '.join(seen)}'s would be reliably detected at this size")
+    return (f"With {size} held-out questions on each of the {len(n)} other task(s) and {psi:.0f} % of them answered "
+            f"differently by the two runs (mean discordance), the smallest drop difference this chapter detects at "
+            f"a {100 * level:g} % level with {100 * power:g} % power is {mdd:.1f} pp. The paper's {a} - {b} drop "
+            f"differences with {target} as target (Table 1: {listed}): {verdict}.")

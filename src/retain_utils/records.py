@@ -1,0 +1,75 @@
+"""The record of one training run (one variant, one seed): what every LLM notebook writes to its results file
+under ``runs``, and what ``experiment`` and ``results`` read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# The variant label a method's plain run gets in every notebook, so that tables and verdicts find "GRPO" and
+# "SFT" whichever chapter ran them.
+METHOD_LABELS = {"sft": "SFT", "self_sft": "Self-SFT", "iterative_sft": "Iterative-SFT", "grpo": "GRPO",
+                 "reinforce": "REINFORCE"}
+
+
+@dataclass
+class RunRecord:
+    """One run's outcome. Accuracies, gain and drop in percentage points on the held-out examples; gain and drop
+    against the run's own step-0 evaluation; intervals are 95 % paired-bootstrap intervals over the held-out
+    questions (``None`` when the evaluation kept no per-question results)."""
+
+    variant: str                    # the label in tables, e.g. "GRPO, β=0" (a method's plain run: METHOD_LABELS)
+    method: str                     # the training method, one of training.METHOD_NAMES
+    target: str                     # the task trained on
+    seed: int                       # the training seed
+    gain: float                     # target accuracy after minus before (pp)
+    drop: float                     # mean over the other tasks of accuracy before minus after (pp)
+    gain_interval: tuple[float, float] | None
+    drop_interval: tuple[float, float] | None
+    kl: float                       # KL[pi_0 || pi_theta] per response on held-out prompts (nats)
+    accuracy_initial: dict[str, float]  # task -> accuracy at step 0 (%)
+    accuracy_final: dict[str, float]    # task -> accuracy after training (%)
+    n_eval: dict[str, int]          # task -> held-out examples
+    trajectory: list[dict]          # [{"step", "gain", "drop", "accuracy": {task: %}}] at every evaluation
+    status: str                     # how training ended (see training.train)
+    seconds: float                  # wall time of the whole run, evaluations included
+    train_seconds: float            # training time, sampling included, evaluations not
+    generated_tokens: int           # tokens sampled for training
+    config: dict[str, Any]          # the TrainConfig as run (defaults filled in)
+    correct_rollouts: list[dict] | None = field(default=None, repr=False)  # keep_correct: accepted rollouts
+
+    def to_dict(self) -> dict:
+        """Plain JSON types; no ``correct_rollouts`` key when there are none."""
+        record = dataclasses.asdict(self)
+        if record["correct_rollouts"] is None:
+            del record["correct_rollouts"]
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "RunRecord":
+        """Read a record back from a results file: ``null`` floats (how results files store NaN) become NaN,
+        intervals tuples. Older files named the variant ``method`` and the method ``algorithm``."""
+        record = dict(record)
+        if "variant" not in record:
+            record["variant"], record["method"] = record["method"], record.pop("algorithm")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise ValueError(f"unknown run-record field(s) {', '.join(unknown)}; fields: {', '.join(sorted(known))}")
+        for name in ("gain", "drop", "kl", "seconds", "train_seconds"):
+            record[name] = math.nan if record.get(name) is None else float(record[name])
+        for name in ("gain_interval", "drop_interval"):
+            if record.get(name) is not None:
+                record[name] = tuple(math.nan if v is None else float(v) for v in record[name])
+        record.setdefault("train_seconds", record["seconds"])
+        record.setdefault("generated_tokens", 0)
+        record.setdefault("gain_interval", None)
+        record.setdefault("drop_interval", None)
+        return cls(**record)
+
+
+def as_records(runs: list) -> list[RunRecord]:
+    """RunRecords from records or their dicts (a results file's ``runs``)."""
+    return [r if isinstance(r, RunRecord) else RunRecord.from_dict(r) for r in runs]

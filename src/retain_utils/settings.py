@@ -1,0 +1,266 @@
+"""A notebook's settings, checked in one place: the same checks serve the notebooks' setup call, ``run -p`` and
+``sweep --grid``, so a value refused by one is refused by all, before any model loads or kernel starts.
+
+``setup(notebook, profile, **params)`` is an LLM notebook's first call: it resolves the profile, checks every
+value (types and ranges), builds and checks the TrainConfig of every variant, and writes the settings to the
+results file.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from . import gpu, profiles, results, variants
+from .models import EMBEDDED_MODEL
+from .tasks import TASK_NAMES, get_task
+from .training import config as train_config
+from .training.config import METHOD_NAMES
+
+# ----- validators: each raises ValueError naming the parameter ---------------------------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(minimum: int) -> Callable:
+    def check(name, value):
+        if not (_is_int(value) and value >= minimum):
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return check
+
+
+def _positive_number(name, value):
+    if not (_is_number(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _non_negative_number(name, value):
+    if not (_is_number(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _finite_number(name, value):
+    if not _is_number(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def _optional(check: Callable) -> Callable:
+    def optional(name, value):
+        if value is not None:
+            check(name, value)
+    return optional
+
+
+def _list_of(check: Callable, what: str) -> Callable:
+    """A non-empty list without repeats, each item passing ``check``."""
+    def check_list(name, value):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name} must be a non-empty list of {what}, got {value!r}")
+        for item in value:
+            try:
+                check(name, item)
+            except ValueError:
+                raise ValueError(f"{name} must be a non-empty list of {what}, got {value!r}") from None
+        if len({repr(v) for v in value}) < len(value):
+            raise ValueError(f"{name} lists a value twice: {value!r}")
+    return check_list
+
+
+def _one_of(valid) -> Callable:
+    def check(name, value):
+        if value not in valid:
+            raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    return check
+
+
+def _text(name, value):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _optional_folder(name, value):
+    from pathlib import Path
+
+    if value is not None and not (isinstance(value, str) and Path(value).is_dir()):
+        raise ValueError(f"{name} must be an existing folder (or None), got {value!r}")
+
+
+def _grid(name, value):
+    if value is not None and (not isinstance(value, dict) or not value
+                              or not all(isinstance(v, list) and v for v in value.values())):
+        raise ValueError(f"{name} must be a dict of parameter -> non-empty list of values (or None), got {value!r}")
+
+
+# parameter name -> its check, shared by every notebook that declares it (same name, same meaning)
+VALIDATORS: dict[str, Callable[[str, Any], None]] = {
+    "model": _text,
+    "target": _one_of(TASK_NAMES),
+    "methods": _list_of(_one_of(METHOD_NAMES), f"methods ({', '.join(METHOD_NAMES)})"),
+    "seeds": _list_of(_int_at_least(0), "ints >= 0"),
+    "steps": _int_at_least(1),
+    "n_train": _int_at_least(1),
+    "n_eval": _int_at_least(1),
+    "n_eval_target": _optional(_int_at_least(1)),
+    "lr_sft": _positive_number,
+    "lr_rl": _positive_number,
+    "group_size": _int_at_least(2),
+    "batch_size": _int_at_least(1),
+    "eval_every": _int_at_least(1),
+    "max_tokens": _optional(_int_at_least(1)),
+    "temperature": _positive_number,
+    "beta": _non_negative_number,
+    "ablations": _list_of(_one_of(tuple(variants.ABLATIONS)), f"ablations ({', '.join(variants.ABLATIONS)})"),
+    "self_sft_lrs": _list_of(_positive_number, "positive finite numbers"),
+    "self_sft_steps": _list_of(_int_at_least(1), "ints >= 1"),
+    "intervals": _list_of(_int_at_least(0), "ints >= 0 (steps between regenerations; 0 = never)"),
+    # 01_toy_kl
+    "n_seeds": _int_at_least(2),  # a spread over seeds needs two
+    "n_samples": _int_at_least(1),
+    "sweep_lrs": _list_of(_positive_number, "positive finite numbers"),
+    "distances": _list_of(_finite_number, "finite numbers"),
+    "distance_steps": _int_at_least(1),
+    "anim_frames": _int_at_least(2),
+    # 05_results
+    "notebook": _text,
+    "sweep_dir": _optional_folder,
+    "grid": _grid,
+    "workers": _int_at_least(1),
+}
+
+
+# ----- the check shared by run, sweep and setup ---------------------------------------------------------------
+
+def _literal(default: str) -> Any:
+    """The Python value of a declared default (``"3"`` -> 3); ``None`` when it is not a literal."""
+    try:
+        return ast.literal_eval(default)
+    except (ValueError, SyntaxError, TypeError):
+        return None
+
+
+def fits(value: Any, example: Any) -> bool:
+    """Does ``value`` have the type of ``example``? (An int is a fine float; a bool is not an int.)"""
+    if isinstance(example, bool):
+        return isinstance(value, bool)
+    if isinstance(example, int):
+        return _is_int(value)
+    if isinstance(example, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(example, (list, tuple)):
+        return isinstance(value, list)
+    for kind in (str, dict):
+        if isinstance(example, kind):
+            return isinstance(value, kind)
+    return True
+
+
+def example_of(notebook: str, profile: str, name: str, default: str | None) -> tuple[Any, str]:
+    """A value of the parameter's type and where it comes from: its declared default, else its profile value
+    (this profile's, else any profile's where this one leaves it at None)."""
+    example = _literal(default) if default is not None else None
+    if example is not None:
+        return example, f"its default is {default}"
+    table = profiles.PROFILES.get(notebook, {})
+    for name_of_profile in [profile, *table]:
+        if name_of_profile in table:
+            value = profiles.values(notebook, name_of_profile).get(name)
+            if value is not None:
+                return value, f"its {name_of_profile} profile value is {value!r}"
+    return None, ""
+
+
+def check_value(notebook: str, profile: str, name: str, value: Any, default: str | None = None,
+                what: str = "value") -> None:
+    """One parameter value: of the type of its default or profile value, and in range (VALIDATORS). ``None``
+    is always fine for a profile-controlled parameter (it takes the profile's value)."""
+    if value is None and name in profiles.values(notebook, profile):
+        return
+    example, origin = example_of(notebook, profile, name, default)
+    if example is not None and not fits(value, example):
+        raise ValueError(f"{what} {value!r} for {name!r} does not parse as {type(example).__name__} ({origin}); "
+                         f"values are JSON, e.g. {name} '{json.dumps(example)}'")
+    if name in VALIDATORS:
+        VALIDATORS[name](name, value)
+
+
+# ----- an LLM notebook's setup ----------------------------------------------------------------------------------
+
+@dataclass
+class Setup:
+    """What an LLM notebook runs: its checked settings, the variants and the task options."""
+
+    notebook: str
+    profile: str
+    model: str
+    target: str
+    cfg: SimpleNamespace                  # every setting, profile values filled in (``cfg.steps``, ``cfg.seeds``)
+    variants: list                        # variants.Variant, in run order
+    task_options: dict[str, dict] | None  # per task, e.g. the answer budget (max_tokens)
+    budget: int                           # answer length in tokens, rollouts too
+    run_dir: Path                         # where runs checkpoint (Google Drive when mounted: gpu.run_folder)
+
+    @property
+    def kl_prompts(self) -> int:
+        """Held-out prompts the KL to the initial model is measured on (a few per task)."""
+        return min(24, 3 * self.cfg.n_eval)
+
+    @property
+    def budget_text(self) -> str:
+        return f"{self.cfg.steps} steps x {self.cfg.batch_size} prompts"
+
+    def describe(self) -> str:
+        return (f"{self.notebook} ({self.profile}): {self.model} on {self.target}, {len(self.variants)} variants x "
+                f"{len(self.cfg.seeds)} seed(s): " + ", ".join(v.label for v in self.variants))
+
+
+def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
+    """Every parameter checked (types and ranges: ``check_value``), then the profile-controlled ones left at
+    ``None`` filled from ``profile`` and checked in turn. Raises ValueError naming the parameter."""
+    profiles.check_profile(profile)
+    controlled = profiles.values(notebook, profile)
+    unknown = sorted(set(params) - set(controlled) - set(VALIDATORS))
+    if unknown:
+        raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(set(controlled) | set(params) - set(unknown)))}")
+    for name, value in params.items():
+        check_value(notebook, profile, name, value)
+    cfg = profiles.resolve(notebook, profile, **{k: v for k, v in params.items() if k in controlled})
+    for name in controlled:  # profile values pass the same checks
+        if name in VALIDATORS:
+            VALIDATORS[name](name, getattr(cfg, name))
+    return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
+
+
+def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
+    """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
+    any model loads; then the settings written to the results file."""
+    gpu.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
+    if profile == "colab" and model == EMBEDDED_MODEL:  # the notebooks' default model is CPU-sized
+        model = gpu.COLAB_MODEL
+    cfg = checked(notebook, profile, model=model, target=target, **params)
+    del cfg.model, cfg.target
+    budget = cfg.max_tokens or get_task(target).max_new_tokens
+    task_options = {t: {"max_new_tokens": cfg.max_tokens} for t in TASK_NAMES} if cfg.max_tokens else None
+    if profile == "colab":  # the hub datasets
+        task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
+                        for t in TASK_NAMES}
+    chosen = variants.for_notebook(notebook, cfg, target, budget)
+    for variant in chosen:
+        try:
+            train_config.resolve(variant.config)
+        except ValueError as e:
+            raise ValueError(f"variant {variant.label!r}: {e}") from None
+    gpu.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
+    results.save(results_path, notebook=notebook, config={**vars(cfg), "model": model, "target": target})
+    return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, gpu.run_folder())

@@ -1,0 +1,105 @@
+"""The tables a reader sees: headers in words with units ("Gain (pp, mean ± sd)"), numbers at a sensible
+precision. They format the numeric tables of ``experiment`` and ``results``, which stay as they are for
+computing; the formatted ones are for display only."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _number(value, digits: int = 1, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def mean_sd(mean, sd, digits: int = 1) -> str:
+    """``+12.5 ± 3.1``; the mean alone where there is no spread (a single seed)."""
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return _number(mean, digits, sign=True)
+    return f"{_number(mean, digits, sign=True)} ± {_number(sd, digits)}"
+
+
+def interval(low, high, digits: int = 1) -> str:
+    return f"{_number(low, digits, sign=True)} to {_number(high, digits, sign=True)}"
+
+
+def kl(value) -> str:
+    """KL in nats: four decimals (a short run moves the model by ~1e-3 nats), not 6.7e-04."""
+    return _number(value, 4)
+
+
+def baseline(frame: pd.DataFrame) -> pd.DataFrame:
+    """``experiment.baseline_frame``: accuracy with its Wilson 95 % interval per task."""
+    return pd.DataFrame({
+        "Accuracy (%)": frame["accuracy"].map(_number),
+        "95 % interval (%)": [interval(lo, hi).replace("+", "") for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        "Held-out questions": frame["n"].astype(int),
+        "Unparsed answers": frame["n_unparsed"].astype(int),
+    }, index=frame.index.rename("Task"))
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """``experiment.summary`` (optionally joined with ``experiment.frontier``): one row per variant."""
+    out = pd.DataFrame({
+        "Gain (pp, mean ± sd)": [mean_sd(m, s) for m, s in zip(table["gain_mean"], table["gain_std"])],
+        "Drop (pp, mean ± sd)": [mean_sd(m, s) for m, s in zip(table["drop_mean"], table["drop_std"])],
+        "KL to initial (nats, mean)": table["kl_mean"].map(kl),
+        "Seeds": table["seeds"].astype(int),
+        "Training (min per run)": table["train_min"].map(lambda v: _number(v, 2)),
+        "Generated tokens (k per run)": table["gen_ktokens"].map(_number),
+    }, index=table.index.rename("Variant"))
+    if "on_frontier" in table.columns:
+        out["On the frontier"] = table["on_frontier"].map({True: "yes", False: "no"})
+    return out
+
+
+def intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """``experiment.intervals``: each run's gain and drop with their 95 % intervals over held-out questions."""
+    out = pd.DataFrame({
+        "Gain (pp)": table["gain"].map(lambda v: _number(v, sign=True)),
+        "Gain 95 % interval (pp)": [interval(lo, hi) for lo, hi in zip(table["gain_low"], table["gain_high"])],
+        "Drop (pp)": table["drop"].map(lambda v: _number(v, sign=True)),
+        "Drop 95 % interval (pp)": [interval(lo, hi) for lo, hi in zip(table["drop_low"], table["drop_high"])],
+        "Clear gain": table["clear_gain"].map({True: "yes", False: "no"}),
+    }, index=table.index)
+    out.index = out.index.rename(["Variant", "Seed"])
+    return out
+
+
+def effects(table: pd.DataFrame) -> pd.DataFrame:
+    """``findings.ablation_effects``: per factor, its effect on drop and gain (without minus with)."""
+    out = pd.DataFrame({
+        "Factor": table["factor"], "With": table["with"], "Without": table["without"],
+        "Effect on drop (pp, mean ± sd)": [mean_sd(m, s) for m, s in
+                                           zip(table["drop_effect"], table["drop_effect_std"])],
+        "Effect on gain (pp, mean)": table["gain_effect"].map(lambda v: _number(v, sign=True)),
+        "Seeds": table["seeds"].astype(int),
+    })
+    if "paper" in table.columns:
+        out["The paper"] = table["paper"]
+    return out.set_index("Factor")
+
+
+def paper_numbers(numeric: pd.DataFrame) -> pd.DataFrame:
+    """``results.paper_table``'s numeric table: gain and drop per (variant, target), two decimals."""
+    spread = "sem" if "gain_sem" in numeric.columns else "std"
+    label = "sd" if spread == "std" else "sem"
+    out = pd.DataFrame({
+        f"Gain (pp, mean ± {label})": [mean_sd(m, s, 2) for m, s in zip(numeric["gain_mean"], numeric[f"gain_{spread}"])],
+        f"Drop (pp, mean ± {label})": [mean_sd(m, s, 2) for m, s in zip(numeric["drop_mean"], numeric[f"drop_{spread}"])],
+        "Seeds": numeric["n"].astype(int),
+    }, index=numeric.index)
+    out.index = out.index.rename(["Variant", "Target"])
+    return out
+
+
+def points(table: pd.DataFrame) -> pd.DataFrame:
+    """``results.points``: one row per sweep point, its parameters, status, time and error."""
+    out = table.drop(columns=[c for c in ("notebook", "profile") if c in table.columns])
+    out = out.rename(columns={"point": "Point", "status": "Status", "seconds": "Time (s)", "error": "Error"})
+    if "Time (s)" in out.columns:
+        out["Time (s)"] = out["Time (s)"].map(lambda v: _number(v, 0))
+    return out

@@ -1,0 +1,39 @@
+"""The knowledge-bank builder (scripts/build_knowledge_bank.py): grows the bank from packaged data, hand-written
+rows kept. The shipped bank is the hand-written rows until the generated ones can be scored (see the script)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from retain_utils.tasks.base import split_of
+from retain_utils.tasks.mmlu import BANK_EVAL_FRACTION, bank_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_knowledge_bank", ROOT / "scripts" / "build_knowledge_bank.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_built_bank_is_large_enough_and_holds_out_200():
+    pytest.importorskip("periodictable")  # a build-time dependency only
+    builder = _builder()
+    text = builder.build()
+    assert text == builder.build()  # deterministic
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert len(rows) >= 600 and len({r["question"] for r in rows}) == len(rows)
+    held_out = sum(split_of(f"mmlu:{r['question']}", BANK_EVAL_FRACTION) == "eval" for r in rows)
+    assert held_out >= 200
+    shipped = bank_path().read_text(encoding="utf-8").splitlines()
+    assert text.splitlines()[: len(shipped)] == shipped  # the hand-written questions, kept verbatim and first
+    assert all(len(set(r["choices"])) == 4 and 0 <= r["answer"] < 4 for r in rows)
+
+
+def test_the_shipped_bank_is_the_hand_written_rows():
+    rows = [json.loads(line) for line in bank_path().read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 307 and not [r for r in rows if r["subject"] in _builder().GENERATED_SUBJECTS]
