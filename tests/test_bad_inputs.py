@@ -1,6 +1,6 @@
 """Bad input, as a new user would type it, is refused before any compute: at the command line with exit status 2
 and one line naming the parameter, in the API with a ValueError naming it; no model is loaded and no kernel
-starts. Cases whose fix lives on another branch are marked xfail(strict): they pass once merged."""
+starts."""
 
 import json
 import math
@@ -23,10 +23,6 @@ def no_model(monkeypatch):
 
     monkeypatch.setattr(models, "load_model", refuse)
     monkeypatch.setattr(experiment, "load_model", refuse)
-
-
-def on_branch(branch, case):
-    return pytest.param(*case, marks=pytest.mark.xfail(strict=True, reason=f"fixed on branch {branch}"))
 
 
 # ----- the command line: (arguments, the parameter the one-line error names) -------------------------------------
@@ -205,7 +201,7 @@ API = [
     (toy_bad_distances, "new_mean|distances"),
     (toy_chapter_distances(["far"]), "distances"),                   # notebook 01's setup, before any fit
     (toy_chapter_distances([4.5, NAN]), "distances"),
-    on_branch("generation", (generate_nan_temperature, "temperature")),
+    (generate_nan_temperature, "temperature"),
 ]
 
 
