@@ -39,11 +39,11 @@ def test_sft_that_forgets_much_more_is_told_apart_at_the_end_and_at_matched_gain
     # best gains 50 and 20 pp: three levels up to 20
     assert out.gain_levels == (6.6, 13.3, 20.0)
     end = out.differences.loc[("SFT - GRPO", 0, "end")]
-    assert end["SFT drop (pp)"] == 62.5 and end["GRPO drop (pp)"] == 2.5 and end["difference (pp)"] == 60.0
+    assert end["method drop (pp)"] == 62.5 and end["GRPO drop (pp)"] == 2.5 and end["difference (pp)"] == 60.0
     assert end["95 % low (pp)"] > 0 and end["verdict"] == "SFT forgets more"
     at20 = out.differences.loc[("SFT - GRPO", 0, "gain 20 pp")]
     # SFT reaches +20 pp at 0.8 of the way from step 0 to 10 (drop 0.8 * 25 pp); GRPO at its last step (drop 2.5 pp)
-    assert at20["SFT drop (pp)"] == pytest.approx(20.0) and at20["GRPO drop (pp)"] == pytest.approx(2.5)
+    assert at20["method drop (pp)"] == pytest.approx(20.0) and at20["GRPO drop (pp)"] == pytest.approx(2.5)
     r = out.retention.loc[("SFT - GRPO", 0)]
     assert r["difference (nats/token)"] == pytest.approx(-1.85) and r["95 % high (nats/token)"] < 0
     assert "SFT forgets more than GRPO" in out.sentence and "keeps less" in out.sentence
@@ -76,3 +76,16 @@ def test_old_results_files_read_without_the_new_fields():
     del d["retention"], d["evals"]
     back = RunRecord.from_dict(d)
     assert back.retention is None and back.evals == []
+
+
+def test_the_readable_tables_keep_every_row():
+    from retain_utils import tables
+
+    sft = record("SFT", 0, evals([10, 20], [30, 20]), retention_dict([-2.0, -1.0]))
+    grpo = record("GRPO", 0, evals([10, 14], [30, 30]), retention_dict([0.0, 0.0]))
+    out = findings.forgetting_comparison([sft, grpo], n_boot=200)
+    shown = tables.drop_differences(out.differences)
+    assert len(shown) == len(out.differences) and shown.iloc[0]["Difference (pp)"] == "+25.0"
+    assert "95 % interval (pp)" in shown.columns
+    kept = tables.retention_differences(out.retention)
+    assert kept.iloc[0]["Difference (nats/token)"] == "-1.500" and "95 % interval (nats/token)" in kept.columns

@@ -232,7 +232,7 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
         comparison = f"{a.variant} - {b.variant}"
         for ra, rb in readings:
             d = forgetting.drop_difference(ra, rb, labels=(a.variant, b.variant), level=level, n_boot=n_boot)
-            rows.append({"comparison": comparison, "seed": a.seed, "at": d.where, f"{a.variant} drop (pp)": d.drop_a,
+            rows.append({"comparison": comparison, "seed": a.seed, "at": d.where, "method drop (pp)": d.drop_a,
                          f"{b.variant} drop (pp)": d.drop_b, "difference (pp)": d.difference,
                          f"{low_name} (pp)": d.low, f"{high_name} (pp)": d.high, "verdict": d.verdict,
                          "note": d.note})
@@ -242,12 +242,11 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
                                                retention.Retention.from_dict(b.retention),
                                                labels=(a.variant, b.variant), level=level, n_boot=n_boot)
             kept.append({"comparison": comparison, "seed": a.seed,
-                         f"{a.variant} retention (nats/token)": a.retention["mean"],
+                         "method retention (nats/token)": a.retention["mean"],
                          f"{b.variant} retention (nats/token)": b.retention["mean"],
                          "difference (nats/token)": r.difference, f"{low_name} (nats/token)": r.low,
                          f"{high_name} (nats/token)": r.high})
             sentences[(a.variant, a.seed)].append(_retention_sentence(r))
-    # one column per variant's drop: rows of other comparisons leave it empty
     differences = pd.DataFrame(rows).set_index(["comparison", "seed", "at"])
     kept_frame = (pd.DataFrame(kept).set_index(["comparison", "seed"]) if kept else
                   pd.DataFrame(columns=["comparison", "seed"]).set_index(["comparison", "seed"]))
