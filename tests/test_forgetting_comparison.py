@@ -58,6 +58,12 @@ def test_no_matched_gain_level_when_a_run_never_gains_and_old_records_are_refuse
     assert out.gain_levels == () and "No matched-gain level" in out.sentence and "+0.0 pp" in out.sentence
     assert {c for c, _, _ in out.differences.index} == {"SFT - GRPO", "Self-SFT - GRPO"}
     assert out.retention.empty
+    assert "discordance 0" not in out.power  # they differ on some question
+    same = record("GRPO", 0, evals([10, 12], [30, 28]))
+    assert "no estimate" in findings.forgetting_comparison([sft, same], n_boot=200).power
+    one = findings.forgetting_comparison([record("SFT", 0, evals([10, 12], [30, 28]), retention_dict([-1.0])),
+                                          record("GRPO", 0, evals([10, 12], [30, 28]), retention_dict([0.0]))])
+    assert "too few answers to resample" in one.sentence and "keeps less" not in one.sentence
     # a level one run never reaches: NaN with the reason, not an error
     out = findings.forgetting_comparison([sft, grpo], gain_levels=[5], n_boot=200)
     row = out.differences.loc[("SFT - GRPO", 0, "gain 5 pp")]

@@ -246,7 +246,8 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
                          f"{b.variant} retention (nats/token)": b.retention["mean"],
                          "difference (nats/token)": r.difference, f"{low_name} (nats/token)": r.low,
                          f"{high_name} (nats/token)": r.high})
-            sentences[(a.variant, a.seed)].append(_retention_sentence(r))
+            sentences[(a.variant, a.seed)].append(
+                _retention_sentence(r, sum(len(t["index"]) for t in a.retention["tasks"].values())))
     differences = pd.DataFrame(rows).set_index(["comparison", "seed", "at"])
     kept_frame = (pd.DataFrame(kept).set_index(["comparison", "seed"]) if kept else
                   pd.DataFrame(columns=["comparison", "seed"]).set_index(["comparison", "seed"]))
@@ -255,8 +256,12 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
                       _power(pairs, target, baseline, level))
 
 
-def _retention_sentence(r) -> str:
-    span = f"{r.difference:+.3f} nats/token ({100 * r.level:g} % interval {r.low:+.3f} to {r.high:+.3f})"
+def _retention_sentence(r, n: int) -> str:
+    span = (f"{r.difference:+.3f} nats/token ({100 * r.level:g} % interval {r.low:+.3f} to {r.high:+.3f}, "
+            f"on {n} initial answers)")
+    if r.low == r.high:
+        return (f"Retention: {r.a} minus {r.b} is {span}; the interval has no width, too few answers to resample, "
+                "so it tells nothing apart.")
     if r.low > 0:
         return f"Retention: {r.a} keeps more of the initial answers' likelihood than {r.b}, {span}."
     if r.high < 0:
@@ -289,5 +294,8 @@ def _power(pairs, target: str, baseline: str, level: float) -> str:
     others = [t for t in sft[0][0].n_eval if t != target]
     psi = [forgetting.discordance(a.evals[-1]["correct"], b.evals[-1]["correct"], others) for a, b in sft]
     mean_psi = {t: float(np.mean([p[t] for p in psi])) for t in others}
+    if not any(mean_psi.values()):
+        return (f"SFT and {baseline} answered every held-out question of the other tasks alike (discordance 0), so "
+                "these runs give no estimate of the smallest drop difference this chapter could detect.")
     return forgetting.power_sentence({t: sft[0][0].n_eval[t] for t in others}, mean_psi, target, a="SFT", b=baseline,
                                      level=level)
