@@ -38,6 +38,9 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
         assert record.kl >= 0 and record.method == method
         lo, hi = record.gain_interval  # over the 2 held-out questions: it holds the point estimate
         assert lo <= record.gain <= hi and record.drop_interval[0] <= record.drop
+        assert [e["step"] for e in record.evals] == [0, 1]  # every evaluation's per-question results
+        assert {t: len(c) for t, c in record.evals[0]["correct"].items()} == {"mmlu": 2, "countdown": 2}
+        assert record.evals[0]["correct"]["mmlu"] == list(bench.baseline["mmlu"].correct)
     runs = json.loads(path.read_text())["runs"]
     assert [(r["variant"], r["method"]) for r in runs] == [("SFT", "sft"), ("GRPO", "grpo")]
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}
@@ -195,3 +198,23 @@ def test_gain_clarity_names_the_gains_whose_interval_reaches_zero():
         experiment.gain_clarity([records[0], loss])
     old = [dataclasses.replace(records[0], gain_interval=None, drop_interval=None)]
     assert experiment.gain_clarity(old).startswith("Some runs have no per-question results")
+
+
+def test_the_bench_keeps_the_baseline_answers_and_each_run_measures_retention(monkeypatch):
+    from retain_utils import evaluation, retention
+
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 3, task_names=("mmlu", "countdown"), progress=False)
+    assert all(s.answer_ids == () for s in bench.baseline.values()), "step 0 logs no answer tokens"
+    assert list(bench.answers) == ["countdown"] and sorted(bench.reference_ll) == ["countdown"]
+    # a random tiny model answers nothing right: pretend it answered every countdown question right
+    scored = evaluation.evaluate(bench.reference, bench.tokenizer, bench.eval, tasks=bench.tasks, keep_answers=True)
+    scored["countdown"] = dataclasses.replace(scored["countdown"], correct=(1, 1, 1))
+    bench.answers = retention.baseline_answers(bench.tokenizer, bench.eval, scored, target="mmlu", tasks=bench.tasks)
+    bench.reference_ll = retention.reference_logliks(bench.reference, bench.tokenizer, bench.answers)
+    config = TrainConfig(method="sft", task="mmlu", steps=2, batch_size=2, eval_every=2, max_new_tokens=4,
+                         lr=1e-2)
+    record = experiment.run_variant(bench, config, kl_prompts=2, progress=False)
+    kept = retention.Retention.from_dict(record.retention)
+    assert kept.tasks["countdown"].index == (0, 1, 2) and kept.mean != 0 and kept.low <= kept.mean <= kept.high
+    assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import evaluation, results, training
+from . import evaluation, results, retention, training
+from .forgetting import correct_vector
 from .models import cast_parameters, default_dtype, load_model
 from .records import METHOD_LABELS, RunRecord, as_records
 from .tasks import TASK_NAMES, Example, Task, get_task
@@ -38,9 +39,11 @@ class Bench:
     eval: dict[str, list[Example]]        # held-out examples of every task
     reference: Any                        # the initial model, frozen: every variant starts from a copy
     tokenizer: Any
-    baseline: dict[str, evaluation.TaskScore]
+    baseline: dict[str, evaluation.TaskScore]   # without answer token ids: what step 0 of every run equals
     data_seed: int
     seconds: float
+    answers: dict[str, retention.Answers] = dataclasses.field(default_factory=dict)  # its correct answers, per other task
+    reference_ll: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)     # their initial log-likelihoods
 
 
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
@@ -63,7 +66,8 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
     """Load the model, draw ``n_train`` target examples and ``n_eval`` held-out examples per task
     (``n_eval_target`` of the target, default ``n_eval``: a gain rests on one task, a drop on the mean of the
     others, so a gain needs more questions to be told from noise), and measure the baseline (greedy accuracy
-    on the held-out examples)."""
+    on the held-out examples), keeping the initial model's correct answers on the other tasks and their
+    log-likelihoods once, for every run's retention (``retention``)."""
     check_names(target, task_names)
     n_target = n_eval if n_eval_target is None else n_eval_target
     for name, value in (("n_train", n_train), ("n_eval", n_eval), ("n_eval_target", n_target)):
@@ -82,9 +86,13 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
     model, tokenizer = load_model(model_name, dtype=dtype)
     for p in model.parameters():
         p.requires_grad_(False)
-    baseline = evaluation.evaluate(model, tokenizer, held_out, tasks=tasks, progress=progress)
+    scored = evaluation.evaluate(model, tokenizer, held_out, tasks=tasks, progress=progress, keep_answers=True)
+    answers = retention.baseline_answers(tokenizer, held_out, scored, target=target, tasks=tasks)
+    reference_ll = retention.reference_logliks(model, tokenizer, answers, progress=progress)
+    # the answers live in ``answers``; the baseline stays what a run's step-0 evaluation logs
+    baseline = {name: dataclasses.replace(score, answer_ids=()) for name, score in scored.items()}
     return Bench(model_name, target, tasks, train, held_out, model, tokenizer, baseline, data_seed,
-                 time.perf_counter() - start)
+                 time.perf_counter() - start, answers, reference_ll)
 
 
 def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
@@ -116,6 +124,12 @@ def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example
 def _percent(scores: dict) -> dict[str, float]:
     """Accuracies (TaskScores or fractions) in %."""
     return {name: 100.0 * (s.accuracy if isinstance(s, evaluation.TaskScore) else float(s)) for name, s in scores.items()}
+
+
+def _correctness(entry: dict) -> dict:
+    """One evaluation of a run, compactly: its step and per task the 0/1 result of every held-out question."""
+    return {"step": entry["step"], "correct": {t: [int(c) for c in correct_vector(entry["scores"], t)]
+                                               for t in entry["scores"]}}
 
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
@@ -157,8 +171,12 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     kl_examples = [e for examples in bench.eval.values() for e in examples[: max(1, kl_prompts // len(bench.eval))]]
     # Compare in the reference's precision (fp32 master weights vs bf16 would differ by rounding alone).
     dtype = next(bench.reference.parameters()).dtype
-    kl = evaluation.kl_to_initial(cast_parameters(result.model, dtype), bench.reference, bench.tokenizer,
-                                  kl_examples, tasks=bench.tasks, seed=config.seed)
+    trained = cast_parameters(result.model, dtype)
+    kl = evaluation.kl_to_initial(trained, bench.reference, bench.tokenizer, kl_examples, tasks=bench.tasks,
+                                  seed=config.seed)
+    # retention on the initial model's correct answers; none when it answered no other task's question right
+    kept = (retention.retention(trained, bench.tokenizer, bench.answers, bench.reference_ll).to_dict()
+            if any(a.index for a in bench.answers.values()) else None)
     trajectory = [{**point, "accuracy": _percent(e["accuracy"])}
                   for point, e in zip(result.trajectory(), result.evals)]
     intervals = evaluation.paired_intervals(result.evals[0]["scores"], result.evals[-1]["scores"], bench.target)
@@ -172,7 +190,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         train_seconds=sum(s["seconds"] for s in result.steps),  # sampling included, evaluations not
         generated_tokens=int(sum(s.get("generated_tokens", 0) for s in result.steps)),
         config=result.config.to_dict(),
-        correct_rollouts=result.correct if result.config.keep_correct else None)
+        correct_rollouts=result.correct if result.config.keep_correct else None,
+        retention=kept, evals=[_correctness(e) for e in result.evals])
     if results_path is not None:
         previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
         results.save(results_path, runs=[*previous, record.to_dict()])

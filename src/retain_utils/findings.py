@@ -3,9 +3,14 @@ computed sentences each chapter ends with. Every sentence is built from the tabl
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
-from . import experiment, profiles, results
+import numpy as np
+
+from . import experiment, forgetting, profiles, results, retention
 from .records import as_records
 from .variants import self_sft_label
 
@@ -151,3 +156,146 @@ def recommendation(table, setup) -> str:
                         "a single seed, so read it as an illustration, not a finding)."))
     lines.append(experiment.not_learned("GRPO", grpo["gain_mean"], cfg.n_eval, setup.budget_text))
     return " ".join(lines)
+
+
+# ----- 02: does SFT forget more than GRPO? ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """02's forgetting comparison of every method against GRPO, per seed: drop differences (pp) at the end and at
+    matched gain, retention differences (nats/token), and the sentences built from their intervals."""
+
+    differences: Any        # DataFrame: comparison, seed, at, drops, difference (pp) and its 95 % interval
+    retention: Any          # DataFrame: comparison, seed, retention of each run and their difference (nats/token)
+    gain_levels: tuple[float, ...]
+    sentence: str           # the answer to "does SFT forget more than GRPO?"
+    power: str              # the smallest detectable drop difference, beside the paper's
+
+
+def _trajectory(record) -> list[dict]:
+    if not record.evals:
+        raise ValueError(f"run {record.variant!r} (seed {record.seed}) holds no per-question evaluations "
+                         "(a results file from an older version): its drops cannot be paired")
+    return [{"step": e["step"], "scores": e["correct"]} for e in record.evals]
+
+
+def _best_gain(record) -> float:
+    """The highest target gain (pp) over a run's evaluations, from counts as ``forgetting`` reads it."""
+    first = record.evals[0]["correct"][record.target] if record.evals else None
+    _trajectory(record)  # an older record fails here, with its reason
+    return max(100.0 * (sum(e["correct"][record.target]) - sum(first)) / len(first) for e in record.evals)
+
+
+def matched_gain_levels(runs: list, n: int = 3) -> tuple[tuple[float, ...], float]:
+    """``n`` gain levels (pp) every run reaches: evenly up to the smallest best gain over the runs (rounded down
+    to 0.1 pp); none when some run never gains. Also returns that smallest best gain."""
+    top = min(_best_gain(r) for r in runs)
+    if top <= 0:
+        return (), top
+    return tuple(sorted({math.floor(10 * top * k / n) / 10 for k in range(1, n + 1)} - {0.0})), top
+
+
+def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=None, level: float = 0.95,
+                          n_boot: int = 2000) -> Forgetting:
+    """Every variant's drop minus ``baseline``'s, paired on the same held-out questions within each seed, at the end
+    and at ``gain_levels`` (pp; default ``matched_gain_levels`` of the runs), its retention difference, and the
+    sentences: whether SFT forgets more than GRPO, and the smallest difference these evaluations could detect."""
+    import pandas as pd
+
+    runs = as_records(records)
+    if gain_levels is not None:
+        gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)  # refused before any compute
+    variants = list(dict.fromkeys(r.variant for r in runs))
+    if baseline not in variants:
+        raise ValueError(f"no {baseline} run to compare with; variants: {', '.join(variants)}")
+    targets = sorted({r.target for r in runs})
+    if len(targets) != 1:
+        raise ValueError(f"runs of one target at a time; got targets {', '.join(targets)}")
+    target = targets[0]
+    by_key = {(r.variant, r.seed): r for r in runs}
+    pairs = [(by_key[(v, s)], by_key[(baseline, s)]) for v in variants if v != baseline
+             for s in sorted({r.seed for r in runs}) if (v, s) in by_key and (baseline, s) in by_key]
+    if not pairs:
+        raise ValueError(f"no variant shares a seed with {baseline}: nothing to pair")
+    involved = list({id(r): r for pair in pairs for r in pair}.values())
+    top = None
+    if gain_levels is None:
+        gain_levels, top = matched_gain_levels(involved)
+    low_name, high_name = f"{100 * level:g} % low", f"{100 * level:g} % high"
+    rows, kept, sentences = [], [], {}
+    for a, b in pairs:
+        ta, tb = _trajectory(a), _trajectory(b)
+        readings = [(forgetting.read_end(ta, target), forgetting.read_end(tb, target))]
+        readings += [(forgetting.read_at_gain(ta, target, g), forgetting.read_at_gain(tb, target, g))
+                     for g in gain_levels]
+        comparison = f"{a.variant} - {b.variant}"
+        for ra, rb in readings:
+            d = forgetting.drop_difference(ra, rb, labels=(a.variant, b.variant), level=level, n_boot=n_boot)
+            rows.append({"comparison": comparison, "seed": a.seed, "at": d.where, "method drop (pp)": d.drop_a,
+                         f"{b.variant} drop (pp)": d.drop_b, "difference (pp)": d.difference,
+                         f"{low_name} (pp)": d.low, f"{high_name} (pp)": d.high, "verdict": d.verdict,
+                         "note": d.note})
+            sentences.setdefault((a.variant, a.seed), []).append(forgetting.difference_sentence(d))
+        if a.retention is not None and b.retention is not None:
+            r = retention.retention_difference(retention.Retention.from_dict(a.retention),
+                                               retention.Retention.from_dict(b.retention),
+                                               labels=(a.variant, b.variant), level=level, n_boot=n_boot)
+            kept.append({"comparison": comparison, "seed": a.seed,
+                         "method retention (nats/token)": a.retention["mean"],
+                         f"{b.variant} retention (nats/token)": b.retention["mean"],
+                         "difference (nats/token)": r.difference, f"{low_name} (nats/token)": r.low,
+                         f"{high_name} (nats/token)": r.high})
+            sentences[(a.variant, a.seed)].append(
+                _retention_sentence(r, sum(len(t["index"]) for t in a.retention["tasks"].values())))
+    differences = pd.DataFrame(rows).set_index(["comparison", "seed", "at"])
+    kept_frame = (pd.DataFrame(kept).set_index(["comparison", "seed"]) if kept else
+                  pd.DataFrame(columns=["comparison", "seed"]).set_index(["comparison", "seed"]))
+    return Forgetting(differences, kept_frame, tuple(gain_levels),
+                      _forgetting_sentence(pairs, sentences, gain_levels, top, baseline),
+                      _power(pairs, target, baseline, level))
+
+
+def _retention_sentence(r, n: int) -> str:
+    span = (f"{r.difference:+.3f} nats/token ({100 * r.level:g} % interval {r.low:+.3f} to {r.high:+.3f}, "
+            f"on {n} initial answers)")
+    if r.low == r.high:
+        return (f"Retention: {r.a} minus {r.b} is {span}; the interval has no width, too few answers to resample, "
+                "so it tells nothing apart.")
+    if r.low > 0:
+        return f"Retention: {r.a} keeps more of the initial answers' likelihood than {r.b}, {span}."
+    if r.high < 0:
+        return f"Retention: {r.a} keeps less of the initial answers' likelihood than {r.b}, {span}."
+    return (f"Retention: {r.a} minus {r.b} is {span}, within ±{max(abs(r.low), abs(r.high)):.3f} nats/token "
+            "of zero: not told apart.")
+
+
+def _forgetting_sentence(pairs, sentences, levels, top, baseline) -> str:
+    focus = "SFT" if any(a.variant == "SFT" for a, _ in pairs) else pairs[0][0].variant
+    text = f"**Does {focus} forget more than {baseline}?** "
+    if not levels:
+        text += (f"No matched-gain level: the smallest best gain among the runs is {top:+.1f} pp, so at least one "
+                 "run never gains on the target and drops can only be compared at the end of training. "
+                 if top is not None else "No matched-gain level was asked for. ")
+    else:
+        text += f"Matched-gain levels: {', '.join(f'{g:g}' for g in levels)} pp. "
+    for a, _ in pairs:
+        if a.variant == focus:
+            text += f"Seed {a.seed}: " + " ".join(sentences[(a.variant, a.seed)]) + " "
+    return text.strip()
+
+
+def _power(pairs, target: str, baseline: str, level: float) -> str:
+    """The power sentence of SFT - ``baseline`` from the runs' final evaluations (mean discordance over seeds)."""
+    sft = [(a, b) for a, b in pairs if a.variant == "SFT"]
+    papered = sorted(forgetting.PAPER_DROPS["Llama-3.1-8B"])
+    if not sft or baseline not in papered or target not in forgetting.PAPER_DROPS["Llama-3.1-8B"]["SFT"]:
+        return f"No SFT - {baseline} comparison on a target of the paper's Table 1: no power statement."
+    others = [t for t in sft[0][0].n_eval if t != target]
+    psi = [forgetting.discordance(a.evals[-1]["correct"], b.evals[-1]["correct"], others) for a, b in sft]
+    mean_psi = {t: float(np.mean([p[t] for p in psi])) for t in others}
+    if not any(mean_psi.values()):
+        return (f"SFT and {baseline} answered every held-out question of the other tasks alike (discordance 0), so "
+                "these runs give no estimate of the smallest drop difference this chapter could detect.")
+    return forgetting.power_sentence({t: sft[0][0].n_eval[t] for t in others}, mean_psi, target, a="SFT", b=baseline,
+                                     level=level)

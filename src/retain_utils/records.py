@@ -39,6 +39,11 @@ class RunRecord:
     generated_tokens: int           # tokens sampled for training
     config: dict[str, Any]          # the TrainConfig as run (defaults filled in)
     correct_rollouts: list[dict] | None = field(default=None, repr=False)  # keep_correct: accepted rollouts
+    # trained - initial log-likelihood of the initial model's correct answers (retention.Retention.to_dict);
+    # None when the initial model answered no other task's question right, or in older results files
+    retention: dict | None = field(default=None, repr=False)
+    # every evaluation: {"step", "correct": {task: [0/1 per held-out question]}}, to pair drops at matched gain
+    evals: list[dict] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""

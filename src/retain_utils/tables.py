@@ -103,3 +103,29 @@ def points(table: pd.DataFrame) -> pd.DataFrame:
     if "Time (s)" in out.columns:
         out["Time (s)"] = out["Time (s)"].map(lambda v: _number(v, 0))
     return out
+
+
+def drop_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.DataFrame:
+    """``findings.forgetting_comparison(...).differences``: drops, their difference and its interval, in pp."""
+    low, high = [c for c in frame.columns if c.endswith("% low (pp)") or c.endswith("% high (pp)")]
+    return pd.DataFrame({
+        "Method's drop (pp)": frame["method drop (pp)"].map(lambda v: _number(v, sign=True)),
+        f"{baseline}'s drop (pp)": frame[f"{baseline} drop (pp)"].map(lambda v: _number(v, sign=True)),
+        "Difference (pp)": frame["difference (pp)"].map(lambda v: _number(v, sign=True)),
+        low.replace("low (pp)", "interval (pp)"): [interval(lo, hi) for lo, hi in zip(frame[low], frame[high])],
+        "Verdict": frame["verdict"], "Note": frame["note"]}, index=frame.index)
+
+
+def retention_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.DataFrame:
+    """``findings.forgetting_comparison(...).retention``: each run's retention and their difference, nats/token."""
+    if frame.empty:
+        return frame
+    low, high = [c for c in frame.columns if c.endswith("% low (nats/token)") or c.endswith("% high (nats/token)")]
+    return pd.DataFrame({
+        "Method's retention (nats/token)": frame["method retention (nats/token)"].map(lambda v: _number(v, 3, True)),
+        f"{baseline}'s retention (nats/token)": frame[f"{baseline} retention (nats/token)"].map(
+            lambda v: _number(v, 3, True)),
+        "Difference (nats/token)": frame["difference (nats/token)"].map(lambda v: _number(v, 3, True)),
+        low.replace("low (nats/token)", "interval (nats/token)"): [interval(lo, hi, 3) for lo, hi in
+                                                                   zip(frame[low], frame[high])]},
+        index=frame.index)

@@ -1,0 +1,97 @@
+"""02's "does SFT forget more than GRPO?" on made-up run records (no model): paired drop differences at the end
+and at matched gain, retention differences, the sentences, and old records that hold no per-question results."""
+
+import math
+
+import pytest
+
+from retain_utils import findings, forgetting
+from retain_utils.records import RunRecord
+
+N = 40  # held-out questions per task
+
+
+def evals(target_right, other_right):
+    """A run's evaluations: at each step, how many of the N target and N other-task questions are right (the
+    first ones)."""
+    return [{"step": 10 * k, "correct": {"mmlu": [1] * t + [0] * (N - t), "countdown": [1] * o + [0] * (N - o)}}
+            for k, (t, o) in enumerate(zip(target_right, other_right))]
+
+
+def retention_dict(per_question):
+    task = {"task": "countdown", "index": list(range(len(per_question))), "per_question": per_question,
+            "mean": sum(per_question) / len(per_question), "low": min(per_question), "high": max(per_question)}
+    return {"tasks": {"countdown": task}, "mean": task["mean"], "low": task["low"], "high": task["high"],
+            "level": 0.95}
+
+
+def record(variant, seed, run_evals, kept=None):
+    return RunRecord(variant=variant, method=variant.lower().replace("-", "_"), target="mmlu", seed=seed, gain=0.0,
+                     drop=0.0, gain_interval=None, drop_interval=None, kl=0.1, accuracy_initial={},
+                     accuracy_final={}, n_eval={"mmlu": N, "countdown": N}, trajectory=[], status="done",
+                     seconds=1.0, train_seconds=1.0, generated_tokens=0, config={}, retention=kept, evals=run_evals)
+
+
+def test_sft_that_forgets_much_more_is_told_apart_at_the_end_and_at_matched_gain():
+    sft = record("SFT", 0, evals([10, 20, 30], [30, 20, 5]), retention_dict([-2.0, -1.5, -1.8, -2.2]))
+    grpo = record("GRPO", 0, evals([10, 14, 18], [30, 30, 29]), retention_dict([-0.1, 0.0, -0.05, 0.05]))
+    out = findings.forgetting_comparison([sft, grpo], n_boot=500)
+    # best gains 50 and 20 pp: three levels up to 20
+    assert out.gain_levels == (6.6, 13.3, 20.0)
+    end = out.differences.loc[("SFT - GRPO", 0, "end")]
+    assert end["method drop (pp)"] == 62.5 and end["GRPO drop (pp)"] == 2.5 and end["difference (pp)"] == 60.0
+    assert end["95 % low (pp)"] > 0 and end["verdict"] == "SFT forgets more"
+    at20 = out.differences.loc[("SFT - GRPO", 0, "gain 20 pp")]
+    # SFT reaches +20 pp at 0.8 of the way from step 0 to 10 (drop 0.8 * 25 pp); GRPO at its last step (drop 2.5 pp)
+    assert at20["method drop (pp)"] == pytest.approx(20.0) and at20["GRPO drop (pp)"] == pytest.approx(2.5)
+    r = out.retention.loc[("SFT - GRPO", 0)]
+    assert r["difference (nats/token)"] == pytest.approx(-1.85) and r["95 % high (nats/token)"] < 0
+    assert "SFT forgets more than GRPO" in out.sentence and "keeps less" in out.sentence
+    assert "smallest drop difference this chapter detects" in out.power and "+38.7 pp" in out.power
+
+
+def test_no_matched_gain_level_when_a_run_never_gains_and_old_records_are_refused():
+    sft = record("SFT", 0, evals([10, 12], [30, 28]))
+    grpo = record("GRPO", 0, evals([10, 9], [30, 30]))
+    self_sft = record("Self-SFT", 0, evals([10, 11], [30, 29]))
+    out = findings.forgetting_comparison([sft, self_sft, grpo], n_boot=200)
+    assert out.gain_levels == () and "No matched-gain level" in out.sentence and "+0.0 pp" in out.sentence
+    assert {c for c, _, _ in out.differences.index} == {"SFT - GRPO", "Self-SFT - GRPO"}
+    assert out.retention.empty
+    assert "discordance 0" not in out.power  # they differ on some question
+    same = record("GRPO", 0, evals([10, 12], [30, 28]))
+    assert "no estimate" in findings.forgetting_comparison([sft, same], n_boot=200).power
+    one = findings.forgetting_comparison([record("SFT", 0, evals([10, 12], [30, 28]), retention_dict([-1.0])),
+                                          record("GRPO", 0, evals([10, 12], [30, 28]), retention_dict([0.0]))])
+    assert "too few answers to resample" in one.sentence and "keeps less" not in one.sentence
+    # a level one run never reaches: NaN with the reason, not an error
+    out = findings.forgetting_comparison([sft, grpo], gain_levels=[5], n_boot=200)
+    row = out.differences.loc[("SFT - GRPO", 0, "gain 5 pp")]
+    assert math.isnan(row["difference (pp)"]) and "GRPO never reaches gain 5 pp" in row["note"]
+    with pytest.raises(ValueError, match=r"gain level must be a number in \(0, 100\]"):
+        findings.forgetting_comparison([sft, grpo], gain_levels=[0])
+    with pytest.raises(ValueError, match="no GRPO run to compare with; variants: SFT"):
+        findings.forgetting_comparison([sft])
+    old = record("SFT", 0, [])
+    with pytest.raises(ValueError, match="holds no per-question evaluations"):
+        findings.forgetting_comparison([old, grpo])
+
+
+def test_old_results_files_read_without_the_new_fields():
+    d = record("SFT", 0, evals([1], [1])).to_dict()
+    del d["retention"], d["evals"]
+    back = RunRecord.from_dict(d)
+    assert back.retention is None and back.evals == []
+
+
+def test_the_readable_tables_keep_every_row():
+    from retain_utils import tables
+
+    sft = record("SFT", 0, evals([10, 20], [30, 20]), retention_dict([-2.0, -1.0]))
+    grpo = record("GRPO", 0, evals([10, 14], [30, 30]), retention_dict([0.0, 0.0]))
+    out = findings.forgetting_comparison([sft, grpo], n_boot=200)
+    shown = tables.drop_differences(out.differences)
+    assert len(shown) == len(out.differences) and shown.iloc[0]["Difference (pp)"] == "+25.0"
+    assert "95 % interval (pp)" in shown.columns
+    kept = tables.retention_differences(out.retention)
+    assert kept.iloc[0]["Difference (nats/token)"] == "-1.500" and "95 % interval (nats/token)" in kept.columns
