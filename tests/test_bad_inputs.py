@@ -156,7 +156,7 @@ def toy_bad_distances():
 def toy_chapter_distances(value):
     def call():
         from retain_utils import profiles, toy
-        toy.check_settings(profiles.resolve("01_toy_kl", "smoke", distances=value), 0.9)
+        toy.check_settings(profiles.apply("01_toy_kl", "smoke", distances=value), 0.9)
     return call
 
 

@@ -88,12 +88,12 @@ def test_parse_value():
 def test_profiles_fill_only_what_is_left_at_none():
     profiles.PROFILES["_test"] = {"smoke": {"a": 1, "b": 2}, "quick": {"a": 10, "b": 20}, "full": {"a": 100, "b": 200}}
     try:
-        cfg = profiles.resolve("_test", "quick", a=None, b=5)
+        cfg = profiles.apply("_test", "quick", a=None, b=5)
         assert (cfg.profile, cfg.a, cfg.b) == ("quick", 10, 5)
         with pytest.raises(ValueError, match="c not profile-controlled; profile-controlled parameters: a, b"):
-            profiles.resolve("_test", "quick", c=1)
+            profiles.apply("_test", "quick", c=1)
         with pytest.raises(ValueError, match="unknown profile"):
-            profiles.resolve("_test", "medium")
+            profiles.apply("_test", "medium")
     finally:
         del profiles.PROFILES["_test"]
 

@@ -80,7 +80,7 @@ def test_run_variants_feeds_the_named_variants_rollouts(monkeypatch):
 def test_profiles_share_the_llm_values_and_a_profile_may_override_them():
     assert "lr_sft" not in profiles.PROFILES["02_rl_vs_sft"]["quick"]
     assert profiles.values("03_ablations", "full")["lr_rl"] == 4e-5
-    assert profiles.resolve("04_iterative_sft", "quick", temperature=None).temperature == 0.6
+    assert profiles.apply("04_iterative_sft", "quick", temperature=None).temperature == 0.6
     assert profiles.values("nothing", "quick") == {}
 
 

@@ -237,7 +237,7 @@ def test_check_settings_accepts_every_profile():
     from retain_utils import profiles
 
     for name in profiles.PROFILE_NAMES:
-        toy.check_settings(profiles.resolve("01_toy_kl", name), 0.9)
+        toy.check_settings(profiles.apply("01_toy_kl", name), 0.9)
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def section_note(setup, key: str, labels: list[str]) -> str:
     """Why 03's Self-SFT section compares nothing when its profile runs a single setting; empty otherwise."""
     if key != "self_sft" or len(labels) >= 2:
         return ""
-    full = profiles.resolve(setup.notebook, "full")
+    full = profiles.apply(setup.notebook, "full")
     return (f"The `{setup.profile}` profile runs a single Self-SFT setting, so there is no sweep to compare here; "
             f"the `full` profile sweeps learning rates {full.self_sft_lrs} and step counts {full.self_sft_steps}.")
 

@@ -316,7 +316,7 @@ def projected_minutes(notebook: str, profile: str = "colab", throughput: Through
     measurement."""
     from . import profiles
 
-    p = profiles.resolve(notebook, profile)
+    p = profiles.apply(notebook, profile)
     runs = _runs(notebook, p)
     budget = p.max_tokens or TASK_BUDGETS[target]
     n_eval = {t: (getattr(p, "n_eval_target", None) or p.n_eval) if t == target else p.n_eval for t in TASK_BUDGETS}

@@ -1,6 +1,6 @@
 """Named run sizes (smoke / quick / full), one table per notebook.
 
-A notebook's parameters cell sets profile-controlled names to ``None``; ``resolve`` fills each ``None``
+A notebook's parameters cell sets profile-controlled names to ``None``; ``apply`` fills each ``None``
 from the chosen profile, so the same notebook runs in CI (``smoke``), in the book build (``quick``) and
 as the real reproduction (``full``), from papermill or by editing one line in Colab.
 """
@@ -98,7 +98,7 @@ def check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
 
 
-def resolve(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
+def apply(notebook: str, profile: str, **params: Any) -> SimpleNamespace:
     """The notebook's settings: each parameter given as ``None`` takes its value from ``profile``."""
     check_profile(profile)
     if notebook not in PROFILES:

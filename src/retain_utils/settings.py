@@ -235,7 +235,7 @@ def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
                          f"known: {', '.join(sorted(set(controlled) | set(params) - set(unknown)))}")
     for name, value in params.items():
         check_value(notebook, profile, name, value)
-    cfg = profiles.resolve(notebook, profile, **{k: v for k, v in params.items() if k in controlled})
+    cfg = profiles.apply(notebook, profile, **{k: v for k, v in params.items() if k in controlled})
     for name in controlled:  # profile values pass the same checks
         if name in VALIDATORS:
             VALIDATORS[name](name, getattr(cfg, name))

@@ -134,7 +134,7 @@ def distance_specs(distances: Sequence[float], seeds: Iterable[int],
 
 def check_settings(cfg, threshold: float) -> None:
     """Refuse a bad value of the toy chapter's settings before any fit runs, naming the parameter. ``cfg``: the
-    chapter's resolved profile (``profiles.resolve("01_toy_kl", ...)``): n_seeds, n_samples, sweep_lrs,
+    chapter's resolved profile (``profiles.apply("01_toy_kl", ...)``): n_seeds, n_samples, sweep_lrs,
     distances, distance_seeds, distance_steps, anim_frames."""
     check_threshold(threshold)
     for name, least in (("n_seeds", 2), ("distance_seeds", 2), ("anim_frames", 2)):
