@@ -24,29 +24,7 @@ from retain_utils.generation import eos_token_ids, encode_prompts, generate
 from retain_utils.models import EMBEDDED_MODEL, default_dtype, load_model
 from retain_utils.tasks import get_task
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        line = next((x for x in open("/proc/cpuinfo").read().split("\n") if x.startswith("flags")), "")
-    except OSError:
-        return []
-    return [f for f in FLAGS if f in line.split()]
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
-    """Sustained FLOP/s of a square matmul in ``dtype`` (the machine's practical peak)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    count, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - t0)
+from machine import DTYPES, cpu_flags, matmul_peak  # benchmarks/machine.py
 
 
 def hf_greedy(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, pad_id: int, eos: set[int]):

@@ -24,36 +24,13 @@ import time
 
 import torch
 
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        line = next((x for x in open("/proc/cpuinfo").read().split("\n") if x.startswith("flags")), "")
-    except OSError:
-        return []
-    return [f for f in FLAGS if f in line.split()]
+from machine import DTYPES, cpu_flags, matmul_peak  # benchmarks/machine.py
 
 
 def resolve_dtype(name: str | None) -> str:
     from retain_utils.models import default_dtype
 
     return name or ("bf16" if default_dtype("cpu") == torch.bfloat16 else "fp32")
-
-
-def matmul_peak(dtype=torch.float32, n=2048, seconds=3.0) -> float:
-    """Sustained FLOP/s of a square matmul in ``dtype`` (the machine's practical peak)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    count, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - t0)
 
 
 def matmul_params(model) -> int:

@@ -21,17 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = open("/proc/cpuinfo").read().split("\n")
-    except OSError:
-        return []
-    line = next((x for x in text if x.startswith("flags")), "")
-    return [f for f in FLAGS if f in line.split()]
-
+from machine import cpu_flags  # benchmarks/machine.py
 
 TIMES: dict[str, float] = defaultdict(float)
 COUNTS: dict[str, int] = defaultdict(int)
