@@ -1,12 +1,13 @@
 # Two entry points, both installing everything they need from nothing:
 #   make test   - the test suite (unit tests + every notebook executed with the smoke profile + a book build)
 #   make book   - every notebook executed with the quick profile, then the HTML book in _build/html
+#   make campaign - runs or resumes the seeded campaign (~12 h, fp32), committing each finished point
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test book clean
+.PHONY: install test book campaign clean
 
 install: $(STAMP)
 
@@ -25,6 +26,9 @@ test: install
 
 book: install
 	$(PY) -m retain_utils book --profile quick
+
+campaign: install
+	nice $(PY) -m retain_utils campaign --commit
 
 clean:
 	rm -rf _build $(VENV)

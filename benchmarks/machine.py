@@ -7,17 +7,11 @@ import time
 
 import torch
 
+from retain_utils import provenance
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        line = next((x for x in open("/proc/cpuinfo").read().split("\n") if x.startswith("flags")), "")
-    except OSError:
-        return []
-    return [f for f in FLAGS if f in line.split()]
+FLAGS = provenance.CPU_FLAGS
+cpu_flags = provenance.cpu_flags  # the precision-relevant flags of /proc/cpuinfo
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, seconds: float = 2.0, warmup: int = 2) -> float:

@@ -1,11 +1,11 @@
-"""Command line: ``python -m retain_utils run|book|sweep ...`` (``--help`` on each)."""
+"""Command line: ``python -m retain_utils run|book|sweep|campaign ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import results, runner, sweep
+from . import campaign, results, runner, sweep
 from .profiles import PROFILE_NAMES
 
 
@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-o", "--output-dir", help="default: sweeps/NOTEBOOK/PROFILE")
     sw.add_argument("--rerun-changed", action="store_true",
                     help="also rerun finished points whose notebook code has changed since")
+    camp = sub.add_parser("campaign", help="run or resume the seeded campaign (notebooks 2-4, fp32), committing "
+                                           "each finished point; rerun to resume")
+    camp.add_argument("--status", action="store_true", help="print what is done and the projected total, run nothing")
+    camp.add_argument("--commit", action="store_true", help="git-commit each point's folder as it finishes")
+    camp.add_argument("--allow-mixed", action="store_true",
+                      help="run even from a tree with uncommitted changes or beside points of another code version")
+    camp.add_argument("--limit", type=int, help="run at most this many points, then stop")
+    camp.add_argument("-o", "--output-dir", help=f"default: {campaign.CAMPAIGN_DIR}")
     return parser
 
 
@@ -64,6 +72,21 @@ def main(argv: list[str] | None = None) -> int:
             print(summary)
             print("tables:", ", ".join(str(p) for p in results.export_csv(summary.sweep_dir)))
             if summary.failed:
+                return 1
+        elif args.command == "campaign":
+            folder = args.output_dir or campaign.CAMPAIGN_DIR
+            if args.limit is not None and args.limit < 1:
+                raise ValueError(f"--limit must be a positive integer, got {args.limit}")
+            if not args.status:
+                try:
+                    summary = campaign.run(folder, commit_points=args.commit, allow_mixed=args.allow_mixed,
+                                           limit=args.limit)
+                except KeyboardInterrupt:
+                    print("campaign interrupted: run the same command again to resume", file=sys.stderr)
+                    return 130
+                print(summary)
+            print(campaign.status(folder))
+            if not args.status and summary.failed:
                 return 1
     except (ValueError, runner.NotebookError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import evaluation, results, retention, training
+from . import evaluation, provenance, results, retention, training
 from .forgetting import correct_vector
 from .models import cast_parameters, default_dtype, load_model
 from .records import METHOD_LABELS, RunRecord, as_records
@@ -111,9 +111,10 @@ def baseline_frame(bench: Bench):
 
 
 def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example] | None) -> str:
-    """A short hash of everything a run's checkpoint depends on besides its label."""
+    """A short hash of everything a run's checkpoint and record depend on besides its label, the package's
+    code included: after any code edit a run trains afresh."""
     examples = train_examples or bench.train
-    key = {"model": bench.model_name, "target": bench.target, "data_seed": bench.data_seed,
+    key = {"code": provenance.source_hash(), "model": bench.model_name, "target": bench.target, "data_seed": bench.data_seed,
            "tasks": {name: repr(task) for name, task in bench.tasks.items()},
            "train": [(e.prompt, e.expert) for e in examples],
            "eval": {name: len(ex) for name, ex in bench.eval.items()},
@@ -130,6 +131,9 @@ def _correctness(entry: dict) -> dict:
     """One evaluation of a run, compactly: its step and per task the 0/1 result of every held-out question."""
     return {"step": entry["step"], "correct": {t: [int(c) for c in correct_vector(entry["scores"], t)]
                                                for t in entry["scores"]}}
+
+
+RECORD_FILE = "record.json"  # a finished run's record in its run folder: a resumed notebook reads it back
 
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
@@ -155,6 +159,11 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         run_dir = Path(out_dir) / f"{safe}-s{config.seed}-{_fingerprint(bench, config, train_examples)}"
     config = dataclasses.replace(config, out_dir=str(run_dir) if run_dir else None,
                                  run_name=f"{label}-{config.task}-s{config.seed}")
+    if run_dir is not None and (run_dir / RECORD_FILE).exists():  # finished before an interruption: not retrained
+        record = RunRecord.from_dict(json.loads((run_dir / RECORD_FILE).read_text()))
+        print(f"{label}, seed {config.seed}: finished earlier, record read from {run_dir / RECORD_FILE}")
+        _append_run(results_path, record)
+        return record
     model = copy.deepcopy(bench.reference)
     for p in model.parameters():
         p.requires_grad_(True)
@@ -192,13 +201,18 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         config=result.config.to_dict(),
         correct_rollouts=result.correct if result.config.keep_correct else None,
         retention=kept, evals=[_correctness(e) for e in result.evals])
-    if results_path is not None:
-        previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
-        results.save(results_path, runs=[*previous, record.to_dict()])
-    if run_dir is not None:  # it only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
+    _append_run(results_path, record)
+    if run_dir is not None:  # the checkpoint only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
+        results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
         (run_dir / training.CHECKPOINT).unlink(missing_ok=True)
     del model, result
     return record
+
+
+def _append_run(results_path, record: RunRecord) -> None:
+    if results_path is not None:
+        previous = results.load(results_path).get("runs", []) if Path(results_path).exists() else []
+        results.save(results_path, runs=[*previous, record.to_dict()])
 
 
 def run_variants(bench: Bench, setup, results_path=None, *, progress: bool = True) -> list[RunRecord]:

@@ -65,9 +65,18 @@ def cuda_dtype(capability: tuple[int, int]) -> torch.dtype:
     return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
 
 
+DTYPE_ENV = "RETAIN_UTILS_DTYPE"  # pins every default dtype (e.g. fp32 for the campaign: comparable across CPUs)
+
+
 def default_dtype(device: torch.device | str) -> torch.dtype:
     """The fast 16-bit type the hardware computes natively: on CUDA by compute capability (``cuda_dtype``),
-    on CPUs bf16 with AMX / AVX512-BF16, else fp32."""
+    on CPUs bf16 with AMX / AVX512-BF16, else fp32; ``$RETAIN_UTILS_DTYPE`` (fp32, bf16, fp16) wins over both."""
+    pinned = os.environ.get(DTYPE_ENV)
+    if pinned:
+        try:
+            return _resolve_dtype(pinned, torch.device(device))
+        except ValueError as e:
+            raise ValueError(f"${DTYPE_ENV}: {e}") from None
     device = torch.device(device)
     if device.type == "cuda":
         return cuda_dtype(torch.cuda.get_device_capability(device))

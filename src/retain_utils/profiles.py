@@ -10,7 +10,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-PROFILE_NAMES = ("smoke", "quick", "full", "colab")  # colab: a free Colab T4, Qwen2.5-0.5B (gpu.py)
+# colab: a free Colab T4, Qwen2.5-0.5B (gpu.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
+PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.
@@ -46,6 +47,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Its learning rates and temperature are SHARED's (calibrated on SmolLM2), not yet for LoRA on Qwen.
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
+        # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU. 12 steps x 8 prompts = two
+        # epochs of SFT over its 48 examples; 118 held-out questions per task (all of the shipped knowledge bank);
+        # evaluations at steps 0, 6 and 12 for the matched-gain reading.
+        "campaign": {"methods": ["sft", "self_sft", "grpo", "reinforce"], "seeds": [0], "steps": 12, "n_train": 48,
+                     "n_eval": 118, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,
+                     "max_tokens": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
     # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
@@ -58,6 +65,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60]},
         "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "group_size": 4, "batch_size": 8,
                   "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40]},
+        # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS)
+        "campaign": {"seeds": [0], "steps": 12, "n_train": 48, "n_eval": 118, "group_size": 5, "batch_size": 8,
+                     "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [12]},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
     "04_iterative_sft": {
@@ -69,6 +79,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None},
+        "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 118, "group_size": 5,
+                     "batch_size": 8, "eval_every": 6, "max_tokens": None},
     },
     "05_results": {  # each point runs 02_rl_vs_sft at the same profile; seeds and methods come from 02's profile
         "smoke": {"grid": {"target": ["mmlu"]}},
@@ -79,7 +91,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 
 # 01 (the toy model, CPU-sized) and 05 (a sweep over 02 at the same profile) need no rows of their own.
 for _notebook in ("01_toy_kl", "05_results"):
-    PROFILES[_notebook]["colab"] = PROFILES[_notebook]["quick"]
+    PROFILES[_notebook]["colab"] = PROFILES[_notebook]["campaign"] = PROFILES[_notebook]["quick"]
 
 
 # The LLM notebooks' values that every profile shares (calibrated on this model: benchmarks/CALIBRATION.md):

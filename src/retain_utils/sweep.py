@@ -196,8 +196,9 @@ def _claim(folder: Path) -> Iterator[bool]:
 
 
 def run_point(point: Point, sweep_dir: str | Path, notebook_dir: str | Path = runner.NOTEBOOK_DIR,
-              version: str = "", rerun_changed: bool = False) -> Outcome:
-    """Claim, run and record one point. Any error is recorded in ``error.json`` and returned, never raised."""
+              version: str = "", rerun_changed: bool = False, stamp: dict | None = None) -> Outcome:
+    """Claim, run and record one point. Any error is recorded in ``error.json`` and returned, never raised.
+    ``stamp`` (e.g. ``provenance.stamp``) goes into ``done.json`` as it is."""
     folder = Path(sweep_dir) / point.key
     folder.mkdir(parents=True, exist_ok=True)
     with _claim(folder) as claimed:
@@ -225,7 +226,7 @@ def run_point(point: Point, sweep_dir: str | Path, notebook_dir: str | Path = ru
         seconds = time.perf_counter() - start
         results.write_json_atomic(folder / DONE_FILE, {
             "seconds": seconds, "code": version, "host": socket.gethostname(),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"stamp": stamp} if stamp else {})})
         return Outcome(point.key, "done", seconds)
 
 

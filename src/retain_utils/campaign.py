@@ -1,0 +1,196 @@
+"""The seeded campaign behind the results chapter: notebooks 2-4 over targets and seeds in the ``campaign``
+profile, pinned to fp32, each finished point committed to git as it lands.
+
+``python -m retain_utils campaign`` (``make campaign``) runs or resumes it; every point is a sweep point
+(``sweep.run_point``: locked, resumable) under ``results/campaign/NOTEBOOK/KEY/``. Points run seed by seed, so
+a campaign stopped half-way has every target at the seeds it reached. Each point's ``done.json`` carries a
+``stamp`` (``provenance.stamp``): package version, source hash, commit, CPU flags, dtype. The package version
+is the campaign's code version: bump ``retain_utils.__version__`` whenever a change alters any number a run
+produces, and ``run`` refuses to add points of one version to a campaign holding another (or to run from a
+tree with uncommitted changes) unless told to.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import __version__, profiles, provenance, runner, sweep
+from .layout import DONE_FILE, PARAMS_FILE, finished_record
+from .models import DTYPE_ENV
+from .results import load, write_json_atomic
+
+PROFILE = "campaign"
+CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"
+DTYPE = "fp32"  # comparable across this workplace's CPUs (bf16 is native on some, emulated ~50x slower on others)
+SEEDS = (0, 1, 2)
+# notebook -> the grid of one seed (the seed is added per point as ``seeds=[s]``)
+GRIDS: dict[str, dict[str, list]] = {
+    "02_rl_vs_sft": {"target": ["mmlu", "ifeval", "countdown"]},
+    "03_ablations": {"target": ["mmlu"], "ablations": [["kl", "on_policy"]]},  # REINFORCE is in 02's points
+    "04_iterative_sft": {"target": ["mmlu"]},
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why ``run`` will not start: uncommitted changes, or finished points of another code version."""
+
+    dirty: list[str]
+    mixed: dict[str, str]  # point folder (relative) -> what it was computed with
+
+    def __bool__(self) -> bool:
+        return bool(self.dirty or self.mixed)
+
+    def __str__(self) -> str:
+        lines = []
+        if self.dirty:
+            lines.append(f"the tree has uncommitted changes ({', '.join(self.dirty[:5])}"
+                         f"{', ...' if len(self.dirty) > 5 else ''}): points would not name the code they ran")
+        if self.mixed:
+            versions = sorted(set(self.mixed.values()))
+            lines.append(f"{len(self.mixed)} finished point(s) ran {', '.join(versions)} (this is version "
+                         f"{__version__} with profiles.PROFILES' campaign values): new points would mix code "
+                         f"versions ({', '.join(sorted(self.mixed)[:5])})")
+        return "; ".join(lines) + ". Pass --allow-mixed to run anyway."
+
+
+def plan(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[tuple[Path, sweep.Point]]:
+    """Every point as (its sweep folder, the point), seed by seed; within a seed one point of each notebook
+    first (so the campaign's first three points measure one of each kind), then the rest. Validates everything."""
+    campaign_dir = Path(campaign_dir)
+    order = []
+    for seed in SEEDS:
+        per = [(campaign_dir / nb, sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE)) for nb, grid in GRIDS.items()]
+        order += [(folder, points[0]) for folder, points in per]
+        order += [(folder, p) for folder, points in per for p in points[1:]]
+    return order
+
+
+def finished(campaign_dir: str | Path = CAMPAIGN_DIR) -> dict[Path, dict]:
+    """Point folder -> its done record, for every finished point of the campaign."""
+    out = {}
+    for folder, point in plan(campaign_dir):
+        record = finished_record(folder / point.key, point.notebook)
+        if record is not None:
+            out[folder / point.key] = record
+    return out
+
+
+def check(campaign_dir: str | Path = CAMPAIGN_DIR, root: str | Path = runner.ROOT) -> Refusal:
+    """What would stop ``run``: changed files outside ``results/``, finished points of another version."""
+    campaign_dir = Path(campaign_dir)
+    dirty = provenance.git_state(root, exclude=("results",))["dirty"]
+    mixed = {}
+    for folder, record in finished(campaign_dir).items():
+        stamp = record.get("stamp", {})
+        if stamp.get("version") != __version__:
+            mixed[str(folder.relative_to(campaign_dir))] = f"version {stamp.get('version', 'unknown')}"
+        elif stamp.get("profile") != profile_values(folder.parent.name):
+            mixed[str(folder.relative_to(campaign_dir))] = "other campaign profile values"
+    return Refusal(dirty, mixed)
+
+
+def profile_values(notebook: str) -> dict:
+    """The campaign profile's values for ``notebook``, as JSON stores them (a point's key does not hash them,
+    so a point records them and ``check`` compares)."""
+    import json
+
+    return json.loads(json.dumps(profiles.values(notebook, PROFILE)))
+
+
+def commit(folder: Path, message: str, tries: int = 5) -> bool:
+    """``git add`` + ``git commit`` of one point folder only (checkpoints are git-ignored); retried while
+    another git command holds the index. False (with a note) if git refused."""
+    for attempt in range(tries):
+        add = subprocess.run(["git", "-C", str(folder), "add", "--", "."], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "-C", str(folder), "commit", "-q", "-m", message, "--", "."],
+            capture_output=True, text=True).returncode == 0
+        if done:
+            return True
+        time.sleep(2 * (attempt + 1))
+    print(f"note: could not commit {folder} (git: {add.stderr.strip() or 'commit failed'}); commit it by hand")
+    return False
+
+
+def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False, allow_mixed: bool = False,
+        limit: int | None = None, root: str | Path = runner.ROOT) -> sweep.Summary:
+    """Run every unfinished point in order (at most ``limit`` of them), in fp32; ``commit_points``: commit
+    each finished point at once. Refuses first (ValueError) as ``check`` says, unless ``allow_mixed``."""
+    campaign_dir = Path(campaign_dir)
+    planned = plan(campaign_dir)
+    refusal = check(campaign_dir, root)
+    if refusal and not allow_mixed:
+        raise ValueError(f"campaign not started: {refusal}")
+    os.environ[DTYPE_ENV] = DTYPE  # the notebooks' kernels inherit it
+    stamp = provenance.stamp(root, exclude=("results",))
+    summary = sweep.Summary(campaign_dir, len(planned))
+    todo = [(f, p) for f, p in planned if finished_record(f / p.key, p.notebook) is None]
+    summary.skipped = [p.key for f, p in planned if (f, p) not in todo]
+    todo = todo[:limit] if limit is not None else todo
+    start = time.perf_counter()
+    bar = tqdm(total=len(planned), initial=len(summary.skipped), desc="campaign", unit="point")
+    try:
+        for folder, point in todo:
+            bar.set_postfix_str(f"{point.notebook} {point.params}")
+            outcome = sweep.run_point(point, folder, version=sweep.code_hash(runner.find_notebook(point.notebook)),
+                                      stamp={**stamp, "profile": profile_values(point.notebook)})
+            bar.update()
+            if outcome.status == "done":
+                summary.done.append(point.key)
+                if commit_points:
+                    commit(folder / point.key, f"campaign: {point.notebook} {point.params} "
+                                               f"({outcome.seconds / 60:.0f} min, {stamp['version']})")
+            elif outcome.status == "busy":
+                summary.busy.append(point.key)
+            else:
+                summary.failed[point.key] = outcome.error
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def status(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
+    """Points done per notebook, hours spent, and the projected total: each notebook's unfinished points at the
+    mean time of its finished ones."""
+    campaign_dir = Path(campaign_dir)
+    lines, spent, projected, unknown = [], 0.0, 0.0, []
+    planned = plan(campaign_dir)
+    for notebook in GRIDS:
+        mine = [(f, p) for f, p in planned if p.notebook == notebook]
+        times = [rec["seconds"] for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
+        left = len(mine) - len(times)
+        spent += sum(times)
+        if times:
+            mean = sum(times) / len(times)
+            projected += sum(times) + left * mean
+            lines.append(f"{notebook}: {len(times)}/{len(mine)} done, {mean / 60:.0f} min per point")
+        else:
+            unknown.append(notebook)
+            lines.append(f"{notebook}: 0/{len(mine)} done")
+    total = (f"projected total {projected / 3600:.1f} h" if not unknown else
+             f"no projection until one point of {', '.join(unknown)} has finished")
+    return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines])
+
+
+def point_folders(campaign_dir: str | Path = CAMPAIGN_DIR, notebook: str = "02_rl_vs_sft") -> list[Path]:
+    """The finished point folders of one notebook's part of the campaign, in plan order."""
+    return [f / p.key for f, p in plan(campaign_dir)
+            if p.notebook == notebook and (f / p.key / DONE_FILE).exists() and (f / p.key / PARAMS_FILE).exists()]
+
+
+def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:
+    """Every finished point's stamp with its notebook, params and seconds (for the chapter's provenance line)."""
+    out = []
+    for folder, record in finished(campaign_dir).items():
+        meta = load(folder / PARAMS_FILE)
+        out.append({"notebook": meta["notebook"], "params": meta["params"], "seconds": record["seconds"],
+                    **record.get("stamp", {})})
+    return out
