@@ -183,6 +183,8 @@ API = [
     (setup("03_ablations", ablations=["kl", "nope"], beta=0.05), "ablations"),
     (setup("03_ablations", ablations=["kl"], beta=NAN), "beta"),
     (setup("04_iterative_sft", intervals=[1.5]), "intervals"),
+    (setup(target="countdown", n_eval=150), r"n_eval=150 asks mmlu \(another task here, target 'countdown'\).*<= 118"),
+    (setup(n_eval_target=200), r"n_eval_target=200 asks mmlu \(the target"),
     (config(seed=-1), "seed"),
     (config(steps=True), "steps"),
     (config(group_size=2.5), "group_size"),

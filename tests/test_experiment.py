@@ -172,6 +172,38 @@ def test_run_folders_are_per_config_and_data_and_keep_only_logs(tmp_path, monkey
     assert not list(tmp_path.glob("*/checkpoint.pt")) and len(list(tmp_path.glob("*/metrics.jsonl"))) == 3
 
 
+def test_a_finished_run_is_read_back_not_retrained_until_the_code_changes(tmp_path, monkeypatch):
+    from retain_utils import provenance, training
+
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
+    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4,
+                         eval_max_new_tokens=4)  # short evaluations: the test is about folders, not scores
+    trains, train = [], training.train
+
+    def counted(*args, **kwargs):
+        if not trains[-1]:
+            raise AssertionError("a finished run was trained again")
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", counted)
+    runs, results_path = tmp_path / "runs", tmp_path / "r.results.json"
+    kw = dict(label="SFT", results_path=results_path, out_dir=runs, kl_prompts=2, progress=False)
+    trains.append(True)
+    first = experiment.run_variant(bench, config, **kw)
+    [folder] = list(runs.iterdir())
+    assert json.loads((folder / experiment.RECORD_FILE).read_text()) == json.loads(json.dumps(first.to_dict()))
+    trains.append(False)
+    again = experiment.run_variant(bench, config, **kw)
+    assert again == first and list(runs.iterdir()) == [folder]
+    saved = json.loads(results_path.read_text())["runs"]
+    assert len(saved) == 2 and saved[0] == saved[1]
+    monkeypatch.setattr(provenance, "source_hash", lambda: "0123456789ab")  # any code edit: a new fingerprint
+    trains.append(True)
+    experiment.run_variant(bench, config, **kw)
+    assert len(list(runs.iterdir())) == 2 and len(json.loads(results_path.read_text())["runs"]) == 3
+
+
 def test_not_learned_flags_a_gain_of_at_most_one_held_out_question():
     note = experiment.not_learned("GRPO", 4.0, 25, "6 steps x 4 prompts")
     assert note.startswith("GRPO gained +4.0 pp, no more than one held-out question of 25 (4.0 pp)")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from retain_utils.evaluation import TaskScore
-from retain_utils.forgetting import (check_gain_level, correct_vector, difference_sentence, discordance,
+from retain_utils.forgetting import (DropReading, check_gain_level, correct_vector, difference_sentence, discordance,
                                      drop_difference, drop_differences, min_detectable_difference, paired_bootstrap,
                                      paper_differences, power_sentence, read_at_gain, read_end)
 
@@ -173,3 +173,42 @@ def test_discordance_and_the_power_sentence():
     assert "all would be detected" in text  # 38.7 and 14.4 are both above ~6.3 pp
     small = power_sentence({"ifeval": 24, "countdown": 24}, {"ifeval": 0.4, "countdown": 0.4}, "mmlu")
     assert "only Llama-3.1-8B's would be reliably detected" in small
+
+
+def test_pooled_difference_over_seeds_by_hand():
+    from retain_utils.forgetting import pooled_difference
+
+    def reading(per_question, reached=True):
+        return DropReading("end", reached, 5.0, 12.0 if reached else None,
+                           {"ifeval": np.array(per_question, dtype=float)} if reached else {})
+
+    none = reading([0, 0, 0, 0])
+    # seed 0: a forgets 2 of 4 more than b (+50 pp); seed 1: 1 of 4 (+25 pp) -> mean +37.5
+    d = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([1, 0, 0, 0]), none)], labels=("SFT", "GRPO"),
+                          n_boot=4000)
+    assert d.difference == 37.5 and (d.drop_a, d.drop_b) == (37.5, 0.0) and d.n == {"ifeval": 4} and d.note == ""
+    assert 0.0 <= d.low < 37.5 < d.high <= 100.0
+    # one seed: the same estimate as drop_difference, and two identical seeds give the one seed's interval
+    one = pooled_difference([(reading([1, 1, 0, 0]), none)], n_boot=4000)
+    same = pooled_difference([(reading([1, 1, 0, 0]), none)] * 2, n_boot=4000)
+    assert one.difference == drop_difference(reading([1, 1, 0, 0]), none).difference == 50.0
+    assert (one.low, one.high) == (same.low, same.high)
+    # a seed whose run never reached the point is left out and named; none reached: NaN
+    partial = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([], False), none)])
+    assert partial.difference == 50.0 and partial.note == "1 of 2 seeds"
+    nothing = pooled_difference([(reading([], False), none)])
+    assert math.isnan(nothing.difference) and nothing.verdict == "not reached"
+    with pytest.raises(ValueError, match="at least one pair"):
+        pooled_difference([])
+
+
+def test_pearson_interval():
+    from retain_utils.forgetting import pearson_interval
+
+    r, low, high, n = pearson_interval([1, 2, 3, 4, 5, 6], [2, 4, 5, 4, 5, 7])
+    assert n == 6 and r == pytest.approx(np.corrcoef([1, 2, 3, 4, 5, 6], [2, 4, 5, 4, 5, 7])[0, 1])
+    z = math.atanh(r)
+    assert (low, high) == pytest.approx((math.tanh(z - 1.959964 / math.sqrt(3)), math.tanh(z + 1.959964 / math.sqrt(3))))
+    r3, low3, _, n3 = pearson_interval([1, 2, 3, float("nan")], [1, 3, 2, 5])
+    assert n3 == 3 and not math.isnan(r3) and math.isnan(low3), "three finite points: r, but no interval"
+    assert math.isnan(pearson_interval([1, 1, 1, 1], [1, 2, 3, 4])[0]), "no spread: no correlation"

@@ -95,3 +95,38 @@ def test_the_readable_tables_keep_every_row():
     assert "95 % interval (pp)" in shown.columns
     kept = tables.retention_differences(out.retention)
     assert kept.iloc[0]["Difference (nats/token)"] == "-1.500" and "95 % interval (nats/token)" in kept.columns
+
+
+def test_pooled_comparisons_over_seeds_and_the_campaign_sentences():
+    # seed 0: SFT forgets 25 of 40 more than GRPO at the end, seed 1: 15 of 40
+    runs = [record("SFT", 0, evals([10, 20, 30], [30, 20, 5])), record("GRPO", 0, evals([10, 14, 18], [30, 30, 30])),
+            record("SFT", 1, evals([10, 20, 30], [30, 25, 15])), record("GRPO", 1, evals([10, 14, 18], [30, 30, 30])),
+            record("REINFORCE", 0, evals([10, 12, 14], [30, 30, 30]))]
+    frame = findings.campaign_forgetting(runs, [("SFT", "GRPO"), ("REINFORCE", "GRPO"), ("Nope", "GRPO")], n_boot=500)
+    assert set(frame["comparison"]) == {"SFT - GRPO", "REINFORCE - GRPO"}, "a variant that never ran is left out"
+    end = frame[(frame["comparison"] == "SFT - GRPO") & (frame["at"] == "end")].iloc[0]
+    assert end["seeds"] == 2 and end["difference (pp)"] == pytest.approx((62.5 + 37.5) / 2) and end["low (pp)"] > 0
+    # levels every involved run reaches: REINFORCE's best gain is 10 pp
+    assert list(frame[frame["comparison"] == "SFT - GRPO"]["at"]) == ["end", "gain 3.3 pp", "gain 6.6 pp", "gain 10 pp"]
+    sentence = findings.pooled_sentence(frame, "SFT", "GRPO", "Does SFT forget more than GRPO?")
+    assert sentence.startswith("**Does SFT forget more than GRPO?** on mmlu, at matched gain 10 pp")
+    assert "2 seeds" in sentence and "SFT forgets more" in sentence
+    assert "No runs of both" in findings.pooled_sentence(frame, "Self-SFT", "GRPO", "Q?")
+    empty = findings.campaign_forgetting([], [("SFT", "GRPO")])
+    assert empty.empty and "No runs of both" in findings.pooled_sentence(empty, "SFT", "GRPO", "Q?")
+    assert findings.versus(runs) == [("SFT", "GRPO"), ("REINFORCE", "GRPO")]
+    assert "smallest drop difference" in findings.power(runs) and "No runs of both" in findings.power(runs, b="X")
+
+
+def test_ablation_pairs_put_the_variant_without_the_factor_first():
+    from types import SimpleNamespace
+
+    runs = [record(v, 0, evals([10, 12], [30, 30])) for v in ("GRPO", "GRPO, β=0", "SFT", "REINFORCE")]
+    pairs = findings.ablation_pairs(runs, SimpleNamespace(ablations=["kl", "advantage"]))
+    assert pairs == [("GRPO, β=0", "GRPO"), ("REINFORCE", "GRPO")]
+
+
+def test_kl_sentence():
+    assert "Pearson's r between drop and KL" in findings.kl_sentence(0.6, 0.1, 0.85, 9) and "0.52" in \
+        findings.kl_sentence(0.6, 0.1, 0.85, 9)
+    assert "Too few runs (2)" in findings.kl_sentence(float("nan"), float("nan"), float("nan"), 2)

@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -105,3 +106,16 @@ def test_cuda_precision_by_compute_capability(monkeypatch):
         assert default_dtype("cuda") == dtype, capability
     monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
     assert default_dtype("cpu") == torch.float32  # CPUs unchanged: by their flags
+
+
+def test_bf16_is_the_default_only_where_it_is_faster_and_the_choice_is_kept(tmp_path, monkeypatch):
+    record, measured = tmp_path / "cpu_bf16.json", []
+    monkeypatch.setattr(models, "_bf16_speedup", lambda: measured.append(1) or 0.6)
+    info = "model name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f {}\n"
+    assert models.prefers_bf16(info.format("amx_bf16 avx512_bf16"), record) and not measured, "AMX: no measurement"
+    assert not models.prefers_bf16(info.format(""), record) and not measured, "no bf16 flag: fp32"
+    assert not models.prefers_bf16(info.format("avx512_bf16"), record) and measured == [1], "measured slower"
+    assert not models.prefers_bf16(info.format("avx512_bf16"), record) and measured == [1], "kept, not remeasured"
+    monkeypatch.setattr(models, "_bf16_speedup", lambda: 3.0)
+    assert models.prefers_bf16(info.format("avx512_bf16 avx512_fp16"), record), "another CPU: its own measurement"
+    assert len(json.loads(record.read_text())) == 2

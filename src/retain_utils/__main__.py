@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import campaign, results, runner, sweep
 from .profiles import PROFILE_NAMES
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run even from a tree with uncommitted changes or beside points of another code version")
     camp.add_argument("--limit", type=int, help="run at most this many points, then stop")
     camp.add_argument("-o", "--output-dir", help=f"default: {campaign.CAMPAIGN_DIR}")
+    camp.add_argument("--verify", metavar="POINT", help="rerun one committed point folder into a temporary folder and "
+                                                         "compare its numbers with the committed ones")
     return parser
 
 
@@ -77,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.output_dir or campaign.CAMPAIGN_DIR
             if args.limit is not None and args.limit < 1:
                 raise ValueError(f"--limit must be a positive integer, got {args.limit}")
+            if args.verify:
+                import tempfile
+
+                if not (Path(args.verify) / "params.json").exists():
+                    raise ValueError(f"--verify needs a point folder holding params.json, got {args.verify}")
+                with tempfile.TemporaryDirectory() as tmp:
+                    differences = campaign.verify(args.verify, tmp)
+                print("\n".join(differences) or f"{args.verify}: every run's numbers are identical to the committed ones")
+                return 1 if differences else 0
             if not args.status:
                 try:
                     summary = campaign.run(folder, commit_points=args.commit, allow_mixed=args.allow_mixed,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import __version__, profiles, provenance, runner, sweep
-from .layout import DONE_FILE, PARAMS_FILE, finished_record
+from . import __version__, profiles, provenance, results, runner, sweep
+from .layout import PARAMS_FILE, finished_record, point_folders
 from .models import DTYPE_ENV
-from .results import load, write_json_atomic
+from .results import load
 
 PROFILE = "campaign"
 CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"
@@ -60,25 +60,30 @@ class Refusal:
         return "; ".join(lines) + ". Pass --allow-mixed to run anyway."
 
 
-def plan(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[tuple[Path, sweep.Point]]:
+def plan(campaign_dir: str | Path = CAMPAIGN_DIR,
+         notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> list[tuple[Path, sweep.Point]]:
     """Every point as (its sweep folder, the point), seed by seed; within a seed one point of each notebook
     first (so the campaign's first three points measure one of each kind), then the rest. Validates everything."""
     campaign_dir = Path(campaign_dir)
     order = []
     for seed in SEEDS:
-        per = [(campaign_dir / nb, sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE)) for nb, grid in GRIDS.items()]
+        per = [(campaign_dir / nb, sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE, Path(notebook_dir)))
+               for nb, grid in GRIDS.items()]
         order += [(folder, points[0]) for folder, points in per]
         order += [(folder, p) for folder, points in per for p in points[1:]]
     return order
 
 
 def finished(campaign_dir: str | Path = CAMPAIGN_DIR) -> dict[Path, dict]:
-    """Point folder -> its done record, for every finished point of the campaign."""
+    """Point folder -> its done record, for every finished point in the campaign's notebook folders (whatever
+    profile it ran: a small fixture campaign reads like the real one)."""
     out = {}
-    for folder, point in plan(campaign_dir):
-        record = finished_record(folder / point.key, point.notebook)
-        if record is not None:
-            out[folder / point.key] = record
+    for notebook in GRIDS:
+        if (Path(campaign_dir) / notebook).is_dir():
+            for folder in point_folders(Path(campaign_dir) / notebook):
+                record = finished_record(folder, notebook)
+                if record is not None:
+                    out[folder] = record
     return out
 
 
@@ -120,11 +125,12 @@ def commit(folder: Path, message: str, tries: int = 5) -> bool:
 
 
 def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False, allow_mixed: bool = False,
-        limit: int | None = None, root: str | Path = runner.ROOT) -> sweep.Summary:
+        limit: int | None = None, root: str | Path = runner.ROOT,
+        notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> sweep.Summary:
     """Run every unfinished point in order (at most ``limit`` of them), in fp32; ``commit_points``: commit
     each finished point at once. Refuses first (ValueError) as ``check`` says, unless ``allow_mixed``."""
     campaign_dir = Path(campaign_dir)
-    planned = plan(campaign_dir)
+    planned = plan(campaign_dir, notebook_dir)
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
@@ -139,7 +145,8 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     try:
         for folder, point in todo:
             bar.set_postfix_str(f"{point.notebook} {point.params}")
-            outcome = sweep.run_point(point, folder, version=sweep.code_hash(runner.find_notebook(point.notebook)),
+            outcome = sweep.run_point(point, folder, notebook_dir,
+                                      version=sweep.code_hash(runner.find_notebook(point.notebook, notebook_dir)),
                                       stamp={**stamp, "profile": profile_values(point.notebook)})
             bar.update()
             if outcome.status == "done":
@@ -157,12 +164,12 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     return summary
 
 
-def status(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
+def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> str:
     """Points done per notebook, hours spent, and the projected total: each notebook's unfinished points at the
     mean time of its finished ones."""
     campaign_dir = Path(campaign_dir)
     lines, spent, projected, unknown = [], 0.0, 0.0, []
-    planned = plan(campaign_dir)
+    planned = plan(campaign_dir, notebook_dir)
     for notebook in GRIDS:
         mine = [(f, p) for f, p in planned if p.notebook == notebook]
         times = [rec["seconds"] for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
@@ -180,12 +187,6 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
     return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines])
 
 
-def point_folders(campaign_dir: str | Path = CAMPAIGN_DIR, notebook: str = "02_rl_vs_sft") -> list[Path]:
-    """The finished point folders of one notebook's part of the campaign, in plan order."""
-    return [f / p.key for f, p in plan(campaign_dir)
-            if p.notebook == notebook and (f / p.key / DONE_FILE).exists() and (f / p.key / PARAMS_FILE).exists()]
-
-
 def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:
     """Every finished point's stamp with its notebook, params and seconds (for the chapter's provenance line)."""
     out = []
@@ -194,3 +195,55 @@ def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:
         out.append({"notebook": meta["notebook"], "params": meta["params"], "seconds": record["seconds"],
                     **record.get("stamp", {})})
     return out
+
+
+def describe(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
+    """One paragraph for the chapter, read from the points' files: how much is done, the code (commits and
+    versions), the machines (CPU flags, dtype) and the hours the finished points took."""
+    campaign_dir = Path(campaign_dir)
+    done = stamps(campaign_dir)
+    total = len(plan(campaign_dir))
+    if not done:
+        return (f"No campaign point has been committed yet (0 of {total}); `make campaign` runs them. The tables "
+                "below stay empty until it has.")
+    def listing(key: str) -> str:
+        values = [" ".join(v) if isinstance(v, list) else str(v) for v in (d.get(key, "unknown") for d in done)]
+        counts = {v: values.count(v) for v in dict.fromkeys(values)}
+        return "; ".join(f"{v} ({n} point{'s' * (n != 1)})" for v, n in counts.items())
+    hours = sum(d["seconds"] for d in done) / 3600
+    for d in done:
+        d["commit"] = (d.get("commit") or "not a git checkout")[:10]
+    return (f"{len(done)} campaign points are committed, of the {total} the campaign plans; together they took "
+            f"{hours:.1f} hours of wall time. Code: package version {listing('version')}; commit "
+            f"{listing('commit')}. Machines: {listing('cpu_count')} cores; CPU flags {listing('cpu_flags')}; "
+            f"dtype {listing('dtype')}.")
+
+
+def records(campaign_dir: str | Path, notebook: str) -> list:
+    """The run records of ``notebook``'s finished campaign points (none when it has no folder yet)."""
+    folder = Path(campaign_dir) / notebook
+    return results.records(folder) if folder.is_dir() else []
+
+
+def folder(campaign_dir: str | Path | None) -> Path:
+    """The campaign folder a chapter reads: the one given, else the repository's ``results/campaign``."""
+    return CAMPAIGN_DIR if campaign_dir is None else Path(campaign_dir)
+
+
+COMPARED = ("gain", "drop", "kl", "accuracy_initial", "accuracy_final", "generated_tokens", "evals", "retention")
+
+
+def verify(point: str | Path, out_dir: str | Path) -> list[str]:
+    """Rerun one committed point from its ``params.json`` into ``out_dir`` (same notebook, profile and parameters,
+    fp32) and compare every run's numbers with the committed ones. Returns the differences: none means the
+    point reproduced exactly."""
+    point = Path(point)
+    meta = load(point / PARAMS_FILE)
+    committed = load(point / f"{meta['notebook']}.results.json").get("runs") or []
+    os.environ[DTYPE_ENV] = DTYPE
+    done = runner.run_notebook(meta["notebook"], meta["profile"], meta["params"], output_dir=out_dir)
+    again = load(done.results).get("runs") or []
+    if len(again) != len(committed):
+        return [f"{len(committed)} committed runs, {len(again)} on rerunning"]
+    return [f"{a['variant']} seed {a['seed']}: {key} {a.get(key)!r} committed, {b.get(key)!r} rerun"[:300]
+            for a, b in zip(committed, again) for key in COMPARED if a.get(key) != b.get(key)]

@@ -418,3 +418,21 @@ def gain_clarity(records: list) -> str:
                  + ": at this sample size these changes cannot be told apart from evaluation noise, and the drops of "
                    "variants without a clear gain say little about forgetting at a useful gain.")
     return text.strip()
+
+
+def plot_trajectory_panels(records: list, targets: tuple[str, ...] = ("ifeval", "mmlu", "countdown")):
+    """``plot_trajectories`` once per target the records hold (in ``targets``' order), side by side."""
+    import matplotlib.pyplot as plt
+
+    runs = as_records(records)
+    shown = [t for t in targets if any(r.target == t for r in runs)]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(5.5 * max(1, len(shown)), 4.5), squeeze=False)
+    for ax, target in zip(axes[0], shown):
+        plot_trajectories([r for r in runs if r.target == target], ax=ax)
+        ax.set_title(f"target {target} (mean over {len({r.seed for r in runs if r.target == target})} seeds)")
+    if not shown:
+        axes[0][0].set_title("no runs yet")
+        axes[0][0].set_axis_off()
+    fig.suptitle("Gain against drop during training")
+    fig.tight_layout()
+    return fig

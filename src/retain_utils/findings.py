@@ -299,3 +299,118 @@ def _power(pairs, target: str, baseline: str, level: float) -> str:
                 "these runs give no estimate of the smallest drop difference this chapter could detect.")
     return forgetting.power_sentence({t: sft[0][0].n_eval[t] for t in others}, mean_psi, target, a="SFT", b=baseline,
                                      level=level)
+
+
+# ----- 05: the committed campaign -------------------------------------------------------------------------------
+
+
+def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gain_levels=None, level: float = 0.95,
+                       n_boot: int = 2000):
+    """For one target, each (a, b) of ``comparisons``: a's drop minus b's pooled over the seeds both ran
+    (``forgetting.pooled_difference``), at the end and at matched gain levels (default: ``matched_gain_levels``
+    of the runs involved). One row per (comparison, at); comparisons with a missing variant are left out."""
+    import pandas as pd
+
+    runs = as_records(records)
+    targets = sorted({r.target for r in runs})
+    if len(targets) != 1:
+        raise ValueError(f"runs of one target at a time; got targets {', '.join(targets) or 'none'}")
+    target = targets[0]
+    by_key = {(r.variant, r.seed): r for r in runs}
+    paired = {(a, b): [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
+                       if (a, s) in by_key and (b, s) in by_key] for a, b in comparisons}
+    paired = {k: v for k, v in paired.items() if v}
+    if gain_levels is None:
+        involved = list({id(r): r for pairs in paired.values() for pair in pairs for r in pair}.values())
+        gain_levels = matched_gain_levels(involved)[0] if involved else ()
+    gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)
+    rows = []
+    for (a, b), pairs in paired.items():
+        trajectories = [(_trajectory(ra), _trajectory(rb)) for ra, rb in pairs]
+        readers = [lambda ev: forgetting.read_end(ev, target)]
+        readers += [lambda ev, g=g: forgetting.read_at_gain(ev, target, g) for g in gain_levels]
+        for read in readers:
+            d = forgetting.pooled_difference([(read(ta), read(tb)) for ta, tb in trajectories], labels=(a, b),
+                                             level=level, n_boot=n_boot)
+            rows.append({"target": target, "comparison": f"{a} - {b}", "at": d.where, "seeds": len(pairs),
+                         "drop a (pp)": d.drop_a, "drop b (pp)": d.drop_b, "difference (pp)": d.difference,
+                         "low (pp)": d.low, "high (pp)": d.high, "verdict": d.verdict, "note": d.note})
+    return pd.DataFrame(rows)
+
+
+def pooled_sentence(frame, a: str, b: str, question: str) -> str:
+    """Answer ``question`` ("Does SFT forget more than GRPO?") per target from ``pooled_comparisons`` rows of
+    ``a - b``: at the highest matched gain every seed reached, else at the end."""
+    rows = frame[frame["comparison"] == f"{a} - {b}"] if len(frame) else frame
+    if rows is None or not len(rows):
+        return f"**{question}** No runs of both {a} and {b}."
+    parts = []
+    for target, sub in rows.groupby("target", sort=False):
+        matched = sub[(sub["at"] != "end") & sub["difference (pp)"].notna()]
+        row = matched.iloc[-1] if len(matched) else sub[sub["at"] == "end"].iloc[0]
+        at = "at the end of training" if row["at"] == "end" else f"at matched {row['at']}"
+        seeds = int(row["seeds"])
+        span = (f"{row['difference (pp)']:+.1f} pp (95 % interval {row['low (pp)']:+.1f} to {row['high (pp)']:+.1f}, "
+                f"{seeds} seed{'s' * (seeds != 1)})")
+        if row["low (pp)"] > 0:
+            verdict = f"{a} forgets more"
+        elif row["high (pp)"] < 0:
+            verdict = f"{b} forgets more"
+        else:
+            verdict = "not told apart"
+        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {verdict}")
+    return f"**{question}** " + "; ".join(parts) + "."
+
+
+def kl_sentence(r: float, low: float, high: float, n: int, paper: float = 0.52) -> str:
+    """Drop against KL[pi_0 || pi_theta] over the campaign's runs, beside the paper's correlation."""
+    if math.isnan(r):
+        return f"Too few runs ({n}) with a KL and a drop, or no spread in either, for a correlation."
+    span = "" if math.isnan(low) else f" (95 % interval {low:+.2f} to {high:+.2f})"
+    return (f"Across {n} runs, Pearson's r between drop and KL[π₀‖π_θ] is {r:+.2f}{span}; the paper reports "
+            f"{paper:.2f} across its runs.")
+
+
+CAMPAIGN_TARGETS = ("ifeval", "mmlu", "countdown")  # the paper's Table 1 order
+
+
+def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,
+                        n_boot: int = 2000):
+    """``pooled_comparisons`` for every target the records hold (Table 1's order), as one frame (empty, with its
+    columns, when there are no runs)."""
+    import pandas as pd
+
+    runs = as_records(records)
+    targets = [t for t in CAMPAIGN_TARGETS if any(r.target == t for r in runs)]
+    targets += sorted({r.target for r in runs} - set(targets))
+    frames = [pooled_comparisons([r for r in runs if r.target == t], comparisons, level=level, n_boot=n_boot)
+              for t in targets]
+    frames = [f for f in frames if len(f)]
+    columns = ["target", "comparison", "at", "seeds", "drop a (pp)", "drop b (pp)", "difference (pp)", "low (pp)",
+               "high (pp)", "verdict", "note"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def ablation_pairs(records: list, cfg: SimpleNamespace) -> list[tuple[str, str]]:
+    """03's comparisons as (variant without the factor, variant with it) for ``pooled_comparisons``: a positive
+    difference means the factor reduces forgetting. Only pairs whose variants both ran."""
+    ran = {r.variant for r in as_records(records)}
+    return [(without, with_) for _, with_, without in comparisons(cfg) if with_ != without and {with_, without} <= ran]
+
+
+def versus(records: list, baseline: str = "GRPO") -> list[tuple[str, str]]:
+    """Every other variant that ran, paired with ``baseline`` for ``pooled_comparisons``."""
+    return [(v, baseline) for v in dict.fromkeys(r.variant for r in as_records(records)) if v != baseline]
+
+
+def power(records: list, a: str = "SFT", b: str = "GRPO", level: float = 0.95) -> str:
+    """The smallest ``a`` - ``b`` drop difference these runs' evaluations could detect (one target), from their
+    sizes and the final evaluations' discordance, beside the paper's differences."""
+    runs = as_records(records)
+    by_key = {(r.variant, r.seed): r for r in runs}
+    pairs = [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
+             if (a, s) in by_key and (b, s) in by_key]
+    if not pairs:
+        return f"No runs of both {a} and {b}: no power statement."
+    return _power(pairs, pairs[0][0].target, b, level) if a == "SFT" else \
+        f"Power is stated for SFT - {b}, the paper's comparison."

@@ -234,6 +234,63 @@ def drop_differences(runs: Mapping[str, Sequence], target: str, pairs: Sequence[
     return pd.DataFrame(rows)
 
 
+def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, labels: tuple[str, str] = ("a", "b"),
+                      level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Difference:
+    """Drop of ``a`` minus drop of ``b`` averaged over seeds: one (a, b) reading pair per seed, every seed scored on
+    the same held-out questions. The interval resamples the seeds and, jointly across seeds, each task's questions
+    (a two-way bootstrap), so that training noise between seeds and evaluation noise between questions both
+    widen it. Seeds where a run never reached the point are left out and named in the note."""
+    if not pairs:
+        raise ValueError("pooled_difference needs at least one pair of readings")
+    where = {r.where for pair in pairs for r in pair}
+    if len(where) != 1:
+        raise ValueError(f"readings at different points: {sorted(where)}")
+    where = where.pop()
+    reached = [(a, b) for a, b in pairs if a.reached and b.reached]
+    note = f"{len(reached)} of {len(pairs)} seeds" if len(reached) < len(pairs) else ""
+    nan = float("nan")
+    if not reached:
+        return Difference(*labels, where, nan, nan, nan, level, nan, nan, {},
+                          f"no seed where both reach {where}")
+    diffs = [drop_difference(a, b, labels=labels, level=level, n_boot=1) for a, b in reached]  # checks pairing
+    tasks = sorted(reached[0][0].per_question)
+    values = {t: np.stack([a.per_question[t] - b.per_question[t] for a, b in reached]) for t in tasks}  # (S, Q)
+    if any(len({len(a.per_question[t]) for a, _ in reached}) != 1 for t in tasks):
+        raise ValueError("seeds evaluated on different numbers of held-out questions: cannot pool them")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    n_seeds = len(reached)
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    stat = np.zeros(n_boot)
+    for t in tasks:
+        v = values[t]                                                   # (S, Q)
+        q = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))      # (B, Q), shared by the seeds
+        per_seed = np.take_along_axis(v[None, :, :].repeat(n_boot, 0), q[:, None, :].repeat(n_seeds, 1), axis=2)
+        stat += np.take_along_axis(per_seed.mean(axis=2), seeds, axis=1).mean(axis=1)  # (B,)
+    stat = 100 * stat / len(tasks)
+    tail = 100 * (1 - level) / 2
+    low, high = float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0
+    mean = lambda xs: float(np.mean(xs))  # noqa: E731
+    return Difference(*labels, where, mean([d.difference for d in diffs]), low, high, level,
+                      mean([d.drop_a for d in diffs]), mean([d.drop_b for d in diffs]),
+                      {t: values[t].shape[1] for t in tasks}, note)
+
+
+def pearson_interval(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Pearson's r of ``x`` and ``y`` with its Fisher-z ``level`` interval, and n; NaN interval below 4 points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, n = x[keep], y[keep], int(keep.sum())
+    if n < 3 or x.std() == 0 or y.std() == 0:
+        return float("nan"), float("nan"), float("nan"), n
+    r = float(np.corrcoef(x, y)[0, 1])
+    if n < 4:
+        return r, float("nan"), float("nan"), n
+    z, half = math.atanh(max(min(r, 1 - 1e-12), -1 + 1e-12)), NormalDist().inv_cdf(0.5 + level / 2) / math.sqrt(n - 3)
+    return r, math.tanh(z - half), math.tanh(z + half), n
+
+
 def difference_sentence(d: Difference) -> str:
     """One sentence that answers "does ``a`` forget more than ``b``?" from the interval."""
     if d.verdict == "not reached":

@@ -185,7 +185,7 @@ def collect(sweep_dir: str | os.PathLike):
         record = load(results_file(folder, meta["notebook"]))
         base = _point_columns(meta, {"point": meta["key"], "notebook": meta["notebook"], "profile": meta["profile"]})
         for i, run in enumerate(record.get("runs") or []):
-            flat = _flatten(run)
+            flat = _flatten(_tidy(run))
             for name, value in meta["params"].items():
                 if name in flat and flat[name] != value:
                     raise ValueError(f"point {meta['key']}: run {i} has {name}={flat[name]!r} "
@@ -196,6 +196,26 @@ def collect(sweep_dir: str | os.PathLike):
     return _sorted(pd.DataFrame(rows), [*params, "run"])
 
 
+def _tidy(run: dict) -> dict:
+    """A run record as one table row holds it: no per-question lists (``evals``, rollouts), retention as its mean
+    (nats/token)."""
+    row = {k: v for k, v in run.items() if k not in ("evals", "correct_rollouts", "retention")}
+    row["retention"] = (run.get("retention") or {}).get("mean")
+    return row
+
+
+def records(sweep_dir: str | os.PathLike) -> list:
+    """Every run record (``records.RunRecord``) of every finished point of a sweep, in point order."""
+    from .records import RunRecord
+
+    out = []
+    for folder in point_folders(sweep_dir):
+        meta = load(folder / PARAMS_FILE)
+        if finished_record(folder, meta["notebook"]) is not None:
+            out += [RunRecord.from_dict(r) for r in load(results_file(folder, meta["notebook"])).get("runs") or []]
+    return out
+
+
 def runs_frame(records: list) -> "Any":
     """A notebook's run records as one tidy table, like :func:`collect`'s (nested fields flattened), so
     :func:`paper_table` and :func:`rl_vs_sft_verdict` read 02's, 03's and 04's runs alike."""
@@ -203,7 +223,7 @@ def runs_frame(records: list) -> "Any":
 
     from .records import as_records
 
-    return pd.DataFrame([_flatten(r.to_dict()) for r in as_records(records)])
+    return pd.DataFrame([_flatten(_tidy(r.to_dict())) for r in as_records(records)])
 
 
 def paper_table(runs, spread: str = "std", variants: list[str] | None = None, targets: list[str] | None = None):
@@ -252,6 +272,19 @@ def paper_table(runs, spread: str = "std", variants: list[str] | None = None, ta
     text = text.reindex(index=variants, columns=targets)
     text.columns.name = f"gain / drop, pp (mean ± {spread} over seeds)"
     return text.fillna("–"), numeric
+
+
+def table_1(records: list, variants: list[str] | None = None):
+    """``paper_table`` of run records with the variants that ran (in ``variants``' order): ``(text, numeric)``,
+    or a one-cell note and None when there are no runs."""
+    import pandas as pd
+
+    runs = runs_frame(records)
+    if runs.empty:
+        return pd.DataFrame({"Table 1": ["no runs committed yet"]}), None
+    present = [v for v in (variants or []) if v in set(runs["variant"])] or None
+    targets = [t for t in ("ifeval", "mmlu", "countdown") if t in set(runs["target"])]
+    return paper_table(runs, variants=present, targets=targets)
 
 
 def rl_vs_sft_verdict(numeric, rl: str = "GRPO", sft: str = "SFT") -> str:

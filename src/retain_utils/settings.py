@@ -97,9 +97,10 @@ def _optional_folder(name, value):
 
 
 def _grid(name, value):
-    if value is not None and (not isinstance(value, dict) or not value
+    if value is not None and (not isinstance(value, dict)
                               or not all(isinstance(v, list) and v for v in value.values())):
-        raise ValueError(f"{name} must be a dict of parameter -> non-empty list of values (or None), got {value!r}")
+        raise ValueError(f"{name} must be a dict of parameter -> non-empty list of values ({{}}: no sweep; or None), "
+                         f"got {value!r}")
 
 
 # parameter name -> its check, shared by every notebook that declares it (same name, same meaning)
@@ -134,6 +135,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     # 05_results
     "notebook": _text,
     "sweep_dir": _optional_folder,
+    "campaign_dir": _optional_folder,
     "grid": _grid,
     "workers": _int_at_least(1),
 }
@@ -242,6 +244,23 @@ def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
     return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
 
 
+def _check_bank_sizes(cfg, target: str, task_options: dict | None) -> None:
+    """Held-out sizes against the fixed question banks (the offline mmlu bank), naming the parameter to change."""
+    for name in TASK_NAMES:
+        options = (task_options or {}).get(name, {})
+        if options.get("source") is not None:  # a hub or file source: checked when it loads
+            continue
+        task = get_task(name, **options)
+        if not hasattr(task, "n_questions"):
+            continue  # generated tasks draw as many as asked
+        held_out = task.n_questions("eval")
+        key = "n_eval_target" if name == target and getattr(cfg, "n_eval_target", None) is not None else "n_eval"
+        if getattr(cfg, key) > held_out:
+            role = "the target" if name == target else "another task"
+            raise ValueError(f"{key}={getattr(cfg, key)} asks {name} ({role} here, target {target!r}) for more "
+                             f"held-out questions than its bank holds ({held_out}): give {key} <= {held_out}")
+
+
 def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
     """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
@@ -255,6 +274,7 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
     if profile == "colab":  # the hub datasets
         task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
                         for t in TASK_NAMES}
+    _check_bank_sizes(cfg, target, task_options)
     chosen = variants.for_notebook(notebook, cfg, target, budget)
     for variant in chosen:
         try:

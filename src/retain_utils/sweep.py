@@ -382,13 +382,17 @@ def run_sweep(
 def ensure(notebook: str, grid: dict[str, list[Any]], profile: str = "quick", sweep_dir: str | Path | None = None,
            workers: int = 1) -> Path:
     """The folder of a sweep to read: ``sweep_dir`` as given, else ``notebook``'s sweep over ``grid`` run now (or
-    resumed) into ``sweeps/NOTEBOOK/PROFILE``, rerunning points whose notebook code changed. A notebook that does
-    not declare the grid's names gets an empty folder and a note, so a reader still gets the chapter."""
+    resumed) into ``sweeps/NOTEBOOK/PROFILE``, rerunning points whose notebook code changed. An empty grid, or a
+    notebook that does not declare the grid's names, gets an empty folder and a note, so a reader still gets the
+    chapter."""
     if sweep_dir is not None:
         return Path(sweep_dir)
     sweep_dir = Path("sweeps") / notebook / profile
     missing = undeclared(notebook, grid)
-    if missing:
+    if not grid:
+        print(f"The {profile} profile runs no sweep of its own (its grid is empty), so the tables below stay empty.")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    elif missing:
         print(f"{notebook} does not take the parameter(s) {', '.join(missing)}: there is no sweep to run, "
               "and the tables below stay empty.")
         sweep_dir.mkdir(parents=True, exist_ok=True)

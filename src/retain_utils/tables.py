@@ -129,3 +129,30 @@ def retention_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.Dat
         low.replace("low (nats/token)", "interval (nats/token)"): [interval(lo, hi, 3) for lo, hi in
                                                                    zip(frame[low], frame[high])]},
         index=frame.index)
+
+
+def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
+    """``findings.campaign_forgetting``: per target and comparison, the drops and their difference pooled over
+    seeds with its 95 % interval (seeds and questions resampled), in pp."""
+    if frame.empty:
+        return pd.DataFrame(columns=["Target", "Comparison (a - b)", "At", "Seeds", "Drop a (pp)", "Drop b (pp)",
+                                     "Difference (pp)", "95 % interval (pp)", "Verdict", "Note"])
+    return pd.DataFrame({
+        "Target": frame["target"], "Comparison (a - b)": frame["comparison"], "At": frame["at"],
+        "Seeds": frame["seeds"],
+        "Drop a (pp)": frame["drop a (pp)"].map(lambda v: _number(v, sign=True)),
+        "Drop b (pp)": frame["drop b (pp)"].map(lambda v: _number(v, sign=True)),
+        "Difference (pp)": frame["difference (pp)"].map(lambda v: _number(v, sign=True)),
+        "95 % interval (pp)": [interval(lo, hi) for lo, hi in zip(frame["low (pp)"], frame["high (pp)"])],
+        "Verdict": frame["verdict"], "Note": frame["note"]}).set_index(["Target", "Comparison (a - b)", "At"])
+
+
+def paper_drops() -> pd.DataFrame:
+    """The paper's Table 1 drops (pp) per model and method, targets as columns: what ours sit beside."""
+    from .forgetting import PAPER_DROPS
+
+    rows = {(model, method): drops for model, table in PAPER_DROPS.items() for method, drops in table.items()}
+    out = pd.DataFrame(rows).T[["ifeval", "mmlu", "countdown"]].map(lambda v: _number(v, sign=True))
+    out.index = out.index.rename(["Model (the paper)", "Method"])
+    out.columns = [f"Drop, target {t} (pp)" for t in out.columns]
+    return out

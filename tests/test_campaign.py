@@ -1,0 +1,284 @@
+"""The seeded campaign: its plan, provenance stamps, the fp32 pin, refusals (dirty tree, mixed versions), status,
+and an end-to-end run (committed point by point) on a tiny fixture notebook."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from retain_utils import __version__, campaign, layout, models, provenance, sweep
+from retain_utils.__main__ import main
+
+SWEEP_FIXTURES = Path(__file__).parent / "data" / "notebooks" / "sweep"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository with one committed file (and ``.lock`` ignored, as in this project)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "commit.gpgsign", "false")
+    (path / "code.py").write_text("x = 1\n")
+    (path / ".gitignore").write_text(".lock\n")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_git_above(tmp_path, monkeypatch):
+    """git never looks above tmp_path for a repository, so a folder there that is not one really is not."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+def fake_point(campaign_dir: Path, notebook: str, stamp: dict, seconds: float = 600.0, index: int = 0) -> Path:
+    """A finished point folder as ``layout.finished_record`` and ``campaign.stamps`` read it: the ``index``-th
+    planned point of ``notebook``."""
+    folder, point = [(f, p) for f, p in campaign.plan(campaign_dir) if p.notebook == notebook][index]
+    folder = folder / point.key
+    folder.mkdir(parents=True)
+    (folder / layout.PARAMS_FILE).write_text(json.dumps(
+        {"notebook": notebook, "profile": point.profile, "params": point.params, "key": point.key}))
+    (folder / layout.DONE_FILE).write_text(json.dumps({"seconds": seconds, "code": "abc", "stamp": stamp}))
+    layout.results_file(folder, notebook).write_text(json.dumps({"notebook": notebook}))
+    assert layout.finished_record(folder, notebook) is not None
+    return folder
+
+
+def current(notebook: str) -> dict:
+    """The stamp fields ``check`` compares, as this code would write them."""
+    return {"version": __version__, "profile": campaign.profile_values(notebook)}
+
+
+# ----- provenance ---------------------------------------------------------------------------------------------
+
+def test_source_hash_is_twelve_hex_digits_and_stable():
+    digest = provenance.source_hash()
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    assert provenance.source_hash.__wrapped__() == digest  # recomputed from the files, not only the cache
+
+
+def test_git_state_lists_changed_and_untracked_files_except_excluded_folders(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    state = provenance.git_state(repo)
+    assert state["dirty"] == [] and state["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    (repo / "code.py").write_text("x = 2\n")
+    (repo / "new.py").write_text("y = 1\n")
+    (repo / "results" / "campaign").mkdir(parents=True)
+    (repo / "results" / "campaign" / "point.json").write_text("{}")
+    assert sorted(provenance.git_state(repo)["dirty"]) == ["code.py", "new.py", "results/campaign/point.json"]
+    assert sorted(provenance.git_state(repo, exclude=("results",))["dirty"]) == ["code.py", "new.py"]
+    (tmp_path / "plain").mkdir()
+    assert provenance.git_state(tmp_path / "plain") == {"commit": None, "dirty": []}
+
+
+def test_stamp_names_code_commit_and_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.DTYPE_ENV, "fp32")
+    repo = make_repo(tmp_path / "repo")
+    stamp = provenance.stamp(repo)
+    assert {"version", "source", "commit", "dirty", "cpu_flags", "dtype"} <= set(stamp)
+    assert stamp["version"] == __version__ and stamp["source"] == provenance.source_hash()
+    assert stamp["commit"] == git(repo, "rev-parse", "HEAD").strip() and stamp["dirty"] == []
+    assert stamp["dtype"] == "float32" and set(stamp["cpu_flags"]) <= set(provenance.CPU_FLAGS)
+    json.dumps(stamp)  # goes into done.json as it is
+
+
+# ----- the dtype pin --------------------------------------------------------------------------------------------
+
+def test_dtype_env_wins_over_the_cpu(monkeypatch):
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
+    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    assert models.default_dtype("cpu") == torch.bfloat16  # the patch takes effect without the pin
+    monkeypatch.setenv(models.DTYPE_ENV, "fp32")
+    assert models.default_dtype("cpu") == torch.float32
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
+    monkeypatch.setenv(models.DTYPE_ENV, "bf16")
+    assert models.default_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv(models.DTYPE_ENV, "fp64")
+    with pytest.raises(ValueError, match=r"^\$RETAIN_UTILS_DTYPE: unknown dtype 'fp64'; valid: bf16, bfloat16, "
+                                         r"fp16, float16, fp32, float32$"):
+        models.default_dtype("cpu")
+
+
+# ----- the plan ------------------------------------------------------------------------------------------------
+
+def test_plan_runs_seed_by_seed_one_of_each_notebook_first(tmp_path):
+    planned = campaign.plan(tmp_path)
+    assert len(planned) == 15
+    notebooks = [p.notebook for _, p in planned]
+    assert notebooks[:3] == ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"]
+    seeds = [p.params["seeds"] for _, p in planned]
+    assert seeds[:3] == [[0]] * 3 and seeds == sorted(seeds) and seeds[-1] == [2]
+    assert len({p.key for _, p in planned}) == 15
+    assert all(folder == tmp_path / p.notebook and p.profile == "campaign" for folder, p in planned)
+    assert notebooks.count("02_rl_vs_sft") == 9 and notebooks.count("03_ablations") == 3
+
+
+# ----- refusals ----------------------------------------------------------------------------------------------------
+
+def test_check_refuses_a_dirty_tree_but_not_results(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    campaign_dir = repo / "results" / "campaign"
+    assert not campaign.check(campaign_dir, repo)
+    fake_point(campaign_dir, "02_rl_vs_sft", current("02_rl_vs_sft"))  # under results/: not a change
+    assert not campaign.check(campaign_dir, repo)
+    (repo / "code.py").write_text("x = 2\n")
+    refusal = campaign.check(campaign_dir, repo)
+    assert refusal and refusal.dirty == ["code.py"] and not refusal.mixed
+    assert "uncommitted changes (code.py)" in str(refusal) and "--allow-mixed" in str(refusal)
+
+
+def test_check_refuses_points_of_another_version_or_other_profile_values(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    campaign_dir = tmp_path / "campaign"
+    same = fake_point(campaign_dir, "02_rl_vs_sft", current("02_rl_vs_sft"))
+    assert not campaign.check(campaign_dir, repo)
+    old = fake_point(campaign_dir, "03_ablations", {**current("03_ablations"), "version": "0.0.1"})
+    steps = fake_point(campaign_dir, "04_iterative_sft", {**current("04_iterative_sft"), "profile": {"steps": 1}})
+    refusal = campaign.check(campaign_dir, repo)
+    assert refusal and not refusal.dirty
+    relative = lambda folder: str(folder.relative_to(campaign_dir))  # noqa: E731
+    assert refusal.mixed == {relative(old): "version 0.0.1", relative(steps): "other campaign profile values"}
+    assert relative(same) not in refusal.mixed
+    text = str(refusal)
+    assert "2 finished point(s) ran other campaign profile values, version 0.0.1" in text
+    assert "would mix code versions" in text and relative(old) in text
+
+
+def test_run_refuses_before_running_anything(tmp_path, monkeypatch):
+    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a refused campaign ran a point"))
+    repo = make_repo(tmp_path / "repo")
+    (repo / "code.py").write_text("x = 2\n")
+    with pytest.raises(ValueError, match=r"^campaign not started: the tree has uncommitted changes \(code\.py\)"):
+        campaign.run(tmp_path / "campaign", root=repo)
+    (repo / "code.py").write_text("x = 1\n")
+    fake_point(tmp_path / "campaign", "02_rl_vs_sft", {"version": "0.0.1"})
+    with pytest.raises(ValueError, match="would mix code versions"):
+        campaign.run(tmp_path / "campaign", root=repo, allow_mixed=False)
+    assert models.DTYPE_ENV not in os.environ  # refused before pinning anything
+    assert [p.name for p in (tmp_path / "campaign").iterdir()] == ["02_rl_vs_sft"]
+
+
+# ----- status -------------------------------------------------------------------------------------------------------
+
+def test_status_projects_a_total_once_every_notebook_has_a_point(tmp_path):
+    text = campaign.status(tmp_path)
+    assert "0.0 h spent" in text and "no projection until one point of 02_rl_vs_sft, 03_ablations, " \
+                                     "04_iterative_sft has finished" in text
+    fake_point(tmp_path, "02_rl_vs_sft", current("02_rl_vs_sft"), seconds=600)
+    fake_point(tmp_path, "02_rl_vs_sft", current("02_rl_vs_sft"), seconds=1800, index=1)
+    fake_point(tmp_path, "03_ablations", current("03_ablations"), seconds=1200)
+    assert "no projection until one point of 04_iterative_sft has finished" in campaign.status(tmp_path)
+    fake_point(tmp_path, "04_iterative_sft", current("04_iterative_sft"), seconds=600)
+    text = campaign.status(tmp_path)
+    # 02: 9 points at 20 min, 03: 3 at 20 min, 04: 3 at 10 min -> 4.5 h; 4200 s spent
+    assert text.splitlines()[0] == f"campaign in {tmp_path}: 1.2 h spent; projected total 4.5 h"
+    assert "02_rl_vs_sft: 2/9 done, 20 min per point" in text and "04_iterative_sft: 1/3 done, 10 min" in text
+
+
+def test_command_line_status_and_limit(tmp_path, capsys):
+    assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert f"campaign in {tmp_path / 'c'}" in out and "02_rl_vs_sft: 0/9 done" in out
+    assert main(["campaign", "--limit", "0", "-o", str(tmp_path / "c")]) == 2
+    assert "error: --limit must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+# ----- end to end -----------------------------------------------------------------------------------------------------
+
+def campaign_notebook(folder: Path) -> Path:
+    """The seeded sweep fixture, made campaign-shaped: it takes ``seeds`` (the campaign adds ``seeds=[s]`` to
+    every point) and records the dtype pin its kernel saw."""
+    nb = nbformat.read(SWEEP_FIXTURES / "seeded.ipynb", as_version=4)
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells[params].source += "\nseeds = [0]"
+    nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
+        "import os\nfrom retain_utils import results\nseed = seeds[0]\n"
+        "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'))"))
+    folder.mkdir()
+    nbformat.write(nb, folder / "seeded.ipynb")
+    return folder
+
+
+def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypatch):
+    notebooks = campaign_notebook(tmp_path / "notebooks")
+    repo = make_repo(tmp_path / "repo")
+    campaign_dir = repo / "results" / "campaign"
+    monkeypatch.setattr(campaign, "GRIDS", {"seeded": {"method": ["sft"]}})
+    monkeypatch.setattr(campaign, "SEEDS", (0, 1))
+    monkeypatch.setattr(campaign, "PROFILE", "smoke")
+    monkeypatch.delenv(models.DTYPE_ENV, raising=False)  # campaign.run sets it: undone after the test
+    planned = campaign.plan(campaign_dir, notebooks)
+    keys = [p.key for _, p in planned]
+    assert [p.params for _, p in planned] == [{"method": "sft", "seeds": [0]}, {"method": "sft", "seeds": [1]}]
+
+    first = campaign.run(campaign_dir, commit_points=True, limit=1, root=repo, notebook_dir=notebooks)
+    assert first.done == keys[:1] and not first.failed and not first.skipped
+    assert os.environ[models.DTYPE_ENV] == "fp32"
+    second = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks)
+    assert second.done == keys[1:] and second.skipped == keys[:1] and not second.failed
+
+    start = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    commits = git(repo, "rev-list", "--reverse", f"{start}..HEAD").split()
+    assert len(commits) == 2  # one per point
+    for sha, key in zip(commits, keys):
+        files = git(repo, "show", "--name-only", "--format=", sha).split()
+        assert {f.rsplit("/", 1)[0] for f in files} == {f"results/campaign/seeded/{key}"}
+        assert {"done.json", "params.json", "seeded.results.json", "seeded.ipynb"} == {Path(f).name for f in files}
+        assert git(repo, "log", "-1", "--format=%s", sha).startswith("campaign: seeded {'method': 'sft', 'seeds'")
+    assert git(repo, "status", "--porcelain") == ""
+
+    for (folder, point), head in zip(planned, [start, commits[0]]):  # HEAD when the run that ran it started
+        done = json.loads((folder / point.key / layout.DONE_FILE).read_text())
+        stamp = done["stamp"]
+        assert stamp["version"] == __version__ and stamp["dtype"] == "float32" and stamp["profile"] == {}
+        assert stamp["commit"] == head and stamp["dirty"] == [] and stamp["source"] == provenance.source_hash()
+        assert done["code"] == sweep.code_hash(notebooks / "seeded.ipynb")
+        saved = json.loads(layout.results_file(folder / point.key, "seeded").read_text())
+        assert saved["dtype_env"] == "fp32"  # the notebook's kernel saw the pin
+        assert saved["config"]["seed"] == point.params["seeds"][0]
+
+    assert not campaign.check(campaign_dir, repo)
+    monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a finished point ran again"))
+    third = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks)
+    assert third.done == [] and third.skipped == keys
+    assert len(git(repo, "rev-list", "HEAD").split()) == 3
+    assert "seeded: 2/2 done" in campaign.status(campaign_dir, notebooks)
+
+
+def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monkeypatch):
+    from retain_utils import results, runner
+
+    point = tmp_path / "point"
+    runs = [{"variant": "SFT", "seed": 0, "gain": 10.0, "drop": 2.5, "kl": 0.01, "evals": [{"step": 0}]}]
+    results.write_json_atomic(point / "params.json", {"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                      "params": {"target": "mmlu", "seeds": [0]}, "key": "k"})
+    results.save(point / "02_rl_vs_sft.results.json", runs=runs)
+    rerun = {"runs": runs}
+
+    def fake_run(notebook, profile, params, output_dir):
+        assert (notebook, profile, params) == ("02_rl_vs_sft", "campaign", {"target": "mmlu", "seeds": [0]})
+        assert os.environ["RETAIN_UTILS_DTYPE"] == "fp32"
+        path = Path(output_dir) / "out.results.json"
+        results.save(path, **rerun)
+        return runner.NotebookRun(notebook, path, path, 1.0)
+
+    monkeypatch.delenv("RETAIN_UTILS_DTYPE", raising=False)
+    monkeypatch.setattr(runner, "run_notebook", fake_run)
+    assert campaign.verify(point, tmp_path / "a") == []
+    rerun = {"runs": [{**runs[0], "drop": 5.0}]}
+    assert campaign.verify(point, tmp_path / "b") == ["SFT seed 0: drop 2.5 committed, 5.0 rerun"]
+    rerun = {"runs": []}
+    assert campaign.verify(point, tmp_path / "c") == ["1 committed runs, 0 on rerunning"]
