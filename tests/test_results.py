@@ -2,12 +2,13 @@
 
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
 import pytest
 
-from retain_utils import results, runner, sweep
+from retain_utils import campaign, findings, results, runner, sweep
 
 matplotlib.use("Agg")
 
@@ -16,6 +17,14 @@ GAINS = {("SFT", "countdown"): [10.0, 12.0, 14.0], ("GRPO", "countdown"): [8.0, 
          ("SFT", "ifeval"): [20.0, 22.0, 24.0], ("GRPO", "ifeval"): [15.0, 15.0, 18.0]}
 DROPS = {("SFT", "countdown"): [5.0, 6.0, 7.0], ("GRPO", "countdown"): [0.0, -1.0, 1.0],
          ("SFT", "ifeval"): [9.0, 9.0, 9.0], ("GRPO", "ifeval"): [1.0, 2.0, 3.0]}
+
+
+CAMPAIGN = Path(__file__).parent / "data" / "campaign"  # scripts/make_campaign_fixture.py wrote it
+
+
+def empty_dir(tmp_path):
+    (tmp_path / "no_campaign").mkdir(exist_ok=True)
+    return tmp_path / "no_campaign"
 
 
 def make_point(sweep_dir, params, runs=None, status="done", notebook="02_rl_vs_sft", profile="quick"):
@@ -167,7 +176,7 @@ def test_export_csv_round_trips(sweep_dir, tmp_path):
 
 @pytest.mark.slow
 def test_results_chapter_renders_a_sweeps_tables(sweep_dir, tmp_path):
-    done = runner.run_notebook("05_results", "smoke", {"sweep_dir": str(sweep_dir)},
+    done = runner.run_notebook("05_results", "smoke", {"sweep_dir": str(sweep_dir), "campaign_dir": str(empty_dir(tmp_path))},
                                output_dir=tmp_path / "out", progress=False)
     record = json.loads(done.results.read_text())
     assert record["notebook"] == "05_results" and record["config"]["profile"] == "smoke"
@@ -183,9 +192,39 @@ def test_results_chapter_renders_a_sweeps_tables(sweep_dir, tmp_path):
 @pytest.mark.slow
 def test_results_chapter_says_plainly_when_there_are_no_runs(tmp_path):
     make_point(tmp_path / "sweep", {"seed": 0})  # what the placeholder notebook 02 leaves: finished, no runs
-    done = runner.run_notebook("05_results", "smoke", {"sweep_dir": str(tmp_path / "sweep")},
+    done = runner.run_notebook("05_results", "smoke", {"sweep_dir": str(tmp_path / "sweep"),
+                                                       "campaign_dir": str(empty_dir(tmp_path))},
                                output_dir=tmp_path / "out", progress=False)
     executed = done.executed.read_text()
+    assert "No campaign point has been committed yet (0 of 15)" in executed
     assert "No runs yet: the 1 finished point(s) of this sweep wrote no per-run results" in executed
     assert "No runs yet: nothing to plot." in executed
     assert json.loads(done.results.read_text())["metrics"]["n_runs"] == 0
+
+
+@pytest.mark.slow
+def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_path):
+    """The fixture campaign (smoke-sized: one point of each notebook, seed 0) through the chapter, no sweep and no
+    training: its Table 1, the matched-gain differences, the ablations and the provenance paragraph come out as the
+    package computes them from the files."""
+    done = runner.run_notebook("05_results", "smoke", {"campaign_dir": str(CAMPAIGN), "grid": {}},
+                               output_dir=tmp_path / "out", progress=False)
+    executed = done.executed.read_text()
+    records = campaign.records(CAMPAIGN, "02_rl_vs_sft")
+    assert {r.target for r in records} == {"mmlu"} and {r.variant for r in records} == {"SFT", "Self-SFT", "GRPO",
+                                                                                         "REINFORCE"}
+    text, numeric = results.table_1(records, variants=["SFT", "Self-SFT", "REINFORCE", "GRPO"])
+    assert numeric.loc[("SFT", "mmlu"), "n"] == 1 and list(text.index) == ["SFT", "Self-SFT", "REINFORCE", "GRPO"]
+    assert text.loc["SFT", "mmlu"] in executed
+    frame = findings.campaign_forgetting(records, [("SFT", "GRPO"), ("Self-SFT", "GRPO"), ("REINFORCE", "GRPO")])
+    assert set(frame["comparison"]) == {"SFT - GRPO", "Self-SFT - GRPO", "REINFORCE - GRPO"}
+    sentence = findings.pooled_sentence(frame, "SFT", "GRPO", "Does SFT forget more than GRPO?")
+    assert sentence.split("** ", 1)[1][:60] in executed
+    ablations = findings.campaign_forgetting(campaign.records(CAMPAIGN, "03_ablations"), [("GRPO, β=0", "GRPO")])
+    assert findings.pooled_sentence(ablations, "GRPO, β=0", "GRPO", "Q")[5:60] in executed
+    assert "3 campaign points are committed, of the 15 the campaign plans" in executed
+    assert campaign.describe(CAMPAIGN)[:80] in executed
+    assert "The smoke profile runs no sweep of its own" in executed
+    assert executed.count("image/png") >= 2, "the trajectories and drop against KL"
+    for heading in ("Table 1 on the embedded model", "Ablations: the KL term", "Iterative-SFT: closing the gap"):
+        assert heading in executed
