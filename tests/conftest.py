@@ -29,3 +29,12 @@ def tiny():
 def fresh_tiny():
     """A tiny model of one's own, for tests that train or modify it."""
     return diverse_tiny_model(seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _no_pinned_dtype(monkeypatch):
+    """Every test sees the CPU's own default dtype, and code that pins ``$RETAIN_UTILS_DTYPE`` (the campaign) is
+    undone after the test (monkeypatch restores a variable it set, not one it found absent)."""
+    from retain_utils.models import DTYPE_ENV
+
+    monkeypatch.setenv(DTYPE_ENV, "")

@@ -97,7 +97,7 @@ def test_stamp_names_code_commit_and_machine(tmp_path, monkeypatch):
 
 def test_dtype_env_wins_over_the_cpu(monkeypatch):
     monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
-    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    monkeypatch.setenv(models.DTYPE_ENV, "")  # recorded: undone after the test
     assert models.default_dtype("cpu") == torch.bfloat16  # the patch takes effect without the pin
     monkeypatch.setenv(models.DTYPE_ENV, "fp32")
     assert models.default_dtype("cpu") == torch.float32
@@ -156,7 +156,7 @@ def test_check_refuses_points_of_another_version_or_other_profile_values(tmp_pat
 
 
 def test_run_refuses_before_running_anything(tmp_path, monkeypatch):
-    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    monkeypatch.setenv(models.DTYPE_ENV, "")  # recorded: undone after the test
     monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a refused campaign ran a point"))
     repo = make_repo(tmp_path / "repo")
     (repo / "code.py").write_text("x = 2\n")
@@ -166,7 +166,7 @@ def test_run_refuses_before_running_anything(tmp_path, monkeypatch):
     fake_point(tmp_path / "campaign", "02_rl_vs_sft", {"version": "0.0.1"})
     with pytest.raises(ValueError, match="would mix code versions"):
         campaign.run(tmp_path / "campaign", root=repo, allow_mixed=False)
-    assert models.DTYPE_ENV not in os.environ  # refused before pinning anything
+    assert not os.environ.get(models.DTYPE_ENV)  # refused before pinning anything
     assert [p.name for p in (tmp_path / "campaign").iterdir()] == ["02_rl_vs_sft"]
 
 
@@ -219,7 +219,7 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(campaign, "GRIDS", {"seeded": {"method": ["sft"]}})
     monkeypatch.setattr(campaign, "SEEDS", (0, 1))
     monkeypatch.setattr(campaign, "PROFILE", "smoke")
-    monkeypatch.delenv(models.DTYPE_ENV, raising=False)  # campaign.run sets it: undone after the test
+    monkeypatch.setenv(models.DTYPE_ENV, "")  # campaign.run sets it: recorded, so undone after the test
     planned = campaign.plan(campaign_dir, notebooks)
     keys = [p.key for _, p in planned]
     assert [p.params for _, p in planned] == [{"method": "sft", "seeds": [0]}, {"method": "sft", "seeds": [1]}]
@@ -275,7 +275,7 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
         results.save(path, **rerun)
         return runner.NotebookRun(notebook, path, path, 1.0)
 
-    monkeypatch.delenv("RETAIN_UTILS_DTYPE", raising=False)
+    monkeypatch.setenv("RETAIN_UTILS_DTYPE", "")  # verify sets it: recorded, so undone after the test
     monkeypatch.setattr(runner, "run_notebook", fake_run)
     assert campaign.verify(point, tmp_path / "a") == []
     rerun = {"runs": [{**runs[0], "drop": 5.0}]}
