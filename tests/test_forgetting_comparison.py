@@ -106,10 +106,11 @@ def test_pooled_comparisons_over_seeds_and_the_campaign_sentences():
     assert set(frame["comparison"]) == {"SFT - GRPO", "REINFORCE - GRPO"}, "a variant that never ran is left out"
     end = frame[(frame["comparison"] == "SFT - GRPO") & (frame["at"] == "end")].iloc[0]
     assert end["seeds"] == 2 and end["difference (pp)"] == pytest.approx((62.5 + 37.5) / 2) and end["low (pp)"] > 0
-    # levels every involved run reaches: REINFORCE's best gain is 10 pp
-    assert list(frame[frame["comparison"] == "SFT - GRPO"]["at"]) == ["end", "gain 3.3 pp", "gain 6.6 pp", "gain 10 pp"]
+    # levels both runs of a comparison reach in every seed: GRPO's best gain is 20 pp; REINFORCE's 10 pp caps only its own
+    assert list(frame[frame["comparison"] == "SFT - GRPO"]["at"]) == ["end", "gain 6.6 pp", "gain 13.3 pp", "gain 20 pp"]
+    assert list(frame[frame["comparison"] == "REINFORCE - GRPO"]["at"]) == ["end", "gain 3.3 pp", "gain 6.6 pp", "gain 10 pp"]
     sentence = findings.pooled_sentence(frame, "SFT", "GRPO", "Does SFT forget more than GRPO?")
-    assert sentence.startswith("**Does SFT forget more than GRPO?** on mmlu, at matched gain 10 pp")
+    assert sentence.startswith("**Does SFT forget more than GRPO?** on mmlu, at matched gain 20 pp")
     assert "2 seeds" in sentence and "SFT forgets more" in sentence
     assert "No runs of both" in findings.pooled_sentence(frame, "Self-SFT", "GRPO", "Q?")
     empty = findings.campaign_forgetting([], [("SFT", "GRPO")])

@@ -213,9 +213,10 @@ def describe(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
     hours = sum(d["seconds"] for d in done) / 3600
     for d in done:
         d["commit"] = (d.get("commit") or "not a git checkout")[:10]
-    return (f"{len(done)} campaign points are committed, of the {total} the campaign plans; together they took "
+    return (f"{len(done)} campaign point{'s are' if len(done) != 1 else ' is'} committed, of the {total} the "
+            f"campaign plans; together they took "
             f"{hours:.1f} hours of wall time. Code: package version {listing('version')}; commit "
-            f"{listing('commit')}. Machines: {listing('cpu_count')} cores; CPU flags {listing('cpu_flags')}; "
+            f"{listing('commit')}. Cores: {listing('cpu_count')}; CPU flags {listing('cpu_flags')}; "
             f"dtype {listing('dtype')}.")
 
 

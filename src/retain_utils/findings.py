@@ -308,7 +308,7 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
                        n_boot: int = 2000):
     """For one target, each (a, b) of ``comparisons``: a's drop minus b's pooled over the seeds both ran
     (``forgetting.pooled_difference``), at the end and at matched gain levels (default: ``matched_gain_levels``
-    of the runs involved). One row per (comparison, at); comparisons with a missing variant are left out."""
+    of that comparison's runs). One row per (comparison, at); comparisons with a missing variant are left out."""
     import pandas as pd
 
     runs = as_records(records)
@@ -320,15 +320,16 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
     paired = {(a, b): [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
                        if (a, s) in by_key and (b, s) in by_key] for a, b in comparisons}
     paired = {k: v for k, v in paired.items() if v}
-    if gain_levels is None:
-        involved = list({id(r): r for pairs in paired.values() for pair in pairs for r in pair}.values())
-        gain_levels = matched_gain_levels(involved)[0] if involved else ()
-    gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)
+    if gain_levels is not None:
+        gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)  # refused before any compute
     rows = []
     for (a, b), pairs in paired.items():
+        # default levels per comparison: those both variants reach in every seed (a third variant's small gain
+        # must not cap them)
+        levels = gain_levels if gain_levels is not None else matched_gain_levels([r for pair in pairs for r in pair])[0]
         trajectories = [(_trajectory(ra), _trajectory(rb)) for ra, rb in pairs]
         readers = [lambda ev: forgetting.read_end(ev, target)]
-        readers += [lambda ev, g=g: forgetting.read_at_gain(ev, target, g) for g in gain_levels]
+        readers += [lambda ev, g=g: forgetting.read_at_gain(ev, target, g) for g in levels]
         for read in readers:
             d = forgetting.pooled_difference([(read(ta), read(tb)) for ta, tb in trajectories], labels=(a, b),
                                              level=level, n_boot=n_boot)
