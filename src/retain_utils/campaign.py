@@ -12,6 +12,7 @@ tree with uncommitted changes) unless told to.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -104,8 +105,6 @@ def check(campaign_dir: str | Path = CAMPAIGN_DIR, root: str | Path = runner.ROO
 def profile_values(notebook: str) -> dict:
     """The campaign profile's values for ``notebook``, as JSON stores them (a point's key does not hash them,
     so a point records them and ``check`` compares)."""
-    import json
-
     return json.loads(json.dumps(profiles.values(notebook, PROFILE)))
 
 

@@ -420,7 +420,7 @@ def gain_clarity(records: list) -> str:
     return text.strip()
 
 
-def plot_trajectory_panels(records: list, targets: tuple[str, ...] = ("ifeval", "mmlu", "countdown")):
+def plot_trajectory_panels(records: list, targets: tuple[str, ...] = TASK_NAMES):
     """``plot_trajectories`` once per target the records hold (in ``targets``' order), side by side."""
     import matplotlib.pyplot as plt
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import experiment, forgetting, profiles, results, retention
 from .records import as_records
+from .tasks import TASK_NAMES
 from .variants import self_sft_label
 
 # ----- 02: RL vs SFT ------------------------------------------------------------------------------------------
@@ -196,6 +197,13 @@ def matched_gain_levels(runs: list, n: int = 3) -> tuple[tuple[float, ...], floa
     return tuple(sorted({math.floor(10 * top * k / n) / 10 for k in range(1, n + 1)} - {0.0})), top
 
 
+def _seed_pairs(runs: list, a: str, b: str) -> list:
+    """(run of ``a``, run of ``b``) for every seed both variants ran, in seed order."""
+    by_key = {(r.variant, r.seed): r for r in runs}
+    return [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
+            if (a, s) in by_key and (b, s) in by_key]
+
+
 def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=None, level: float = 0.95,
                           n_boot: int = 2000) -> Forgetting:
     """Every variant's drop minus ``baseline``'s, paired on the same held-out questions within each seed, at the end
@@ -213,9 +221,7 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
     if len(targets) != 1:
         raise ValueError(f"runs of one target at a time; got targets {', '.join(targets)}")
     target = targets[0]
-    by_key = {(r.variant, r.seed): r for r in runs}
-    pairs = [(by_key[(v, s)], by_key[(baseline, s)]) for v in variants if v != baseline
-             for s in sorted({r.seed for r in runs}) if (v, s) in by_key and (baseline, s) in by_key]
+    pairs = [pair for v in variants if v != baseline for pair in _seed_pairs(runs, v, baseline)]
     if not pairs:
         raise ValueError(f"no variant shares a seed with {baseline}: nothing to pair")
     involved = list({id(r): r for pair in pairs for r in pair}.values())
@@ -316,10 +322,7 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
     if len(targets) != 1:
         raise ValueError(f"runs of one target at a time; got targets {', '.join(targets) or 'none'}")
     target = targets[0]
-    by_key = {(r.variant, r.seed): r for r in runs}
-    paired = {(a, b): [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
-                       if (a, s) in by_key and (b, s) in by_key] for a, b in comparisons}
-    paired = {k: v for k, v in paired.items() if v}
+    paired = {(a, b): pairs for a, b in comparisons if (pairs := _seed_pairs(runs, a, b))}
     if gain_levels is not None:
         gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)  # refused before any compute
     rows = []
@@ -353,13 +356,7 @@ def pooled_sentence(frame, a: str, b: str, question: str) -> str:
         seeds = int(row["seeds"])
         span = (f"{row['difference (pp)']:+.1f} pp (95 % interval {row['low (pp)']:+.1f} to {row['high (pp)']:+.1f}, "
                 f"{seeds} seed{'s' * (seeds != 1)})")
-        if row["low (pp)"] > 0:
-            verdict = f"{a} forgets more"
-        elif row["high (pp)"] < 0:
-            verdict = f"{b} forgets more"
-        else:
-            verdict = "not told apart"
-        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {verdict}")
+        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {row['verdict']}")
     return f"**{question}** " + "; ".join(parts) + "."
 
 
@@ -372,9 +369,6 @@ def kl_sentence(r: float, low: float, high: float, n: int, paper: float = 0.52) 
             f"{paper:.2f} across its runs.")
 
 
-CAMPAIGN_TARGETS = ("ifeval", "mmlu", "countdown")  # the paper's Table 1 order
-
-
 def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,
                         n_boot: int = 2000):
     """``pooled_comparisons`` for every target the records hold (Table 1's order), as one frame (empty, with its
@@ -382,7 +376,7 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
     import pandas as pd
 
     runs = as_records(records)
-    targets = [t for t in CAMPAIGN_TARGETS if any(r.target == t for r in runs)]
+    targets = [t for t in TASK_NAMES if any(r.target == t for r in runs)]  # Table 1's order
     targets += sorted({r.target for r in runs} - set(targets))
     frames = [pooled_comparisons([r for r in runs if r.target == t], comparisons, level=level, n_boot=n_boot)
               for t in targets]
@@ -407,10 +401,7 @@ def versus(records: list, baseline: str = "GRPO") -> list[tuple[str, str]]:
 def power(records: list, a: str = "SFT", b: str = "GRPO", level: float = 0.95) -> str:
     """The smallest ``a`` - ``b`` drop difference these runs' evaluations could detect (one target), from their
     sizes and the final evaluations' discordance, beside the paper's differences."""
-    runs = as_records(records)
-    by_key = {(r.variant, r.seed): r for r in runs}
-    pairs = [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
-             if (a, s) in by_key and (b, s) in by_key]
+    pairs = _seed_pairs(as_records(records), a, b)
     if not pairs:
         return f"No runs of both {a} and {b}: no power statement."
     return _power(pairs, pairs[0][0].target, b, level) if a == "SFT" else \

@@ -242,6 +242,8 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
     widen it. Seeds where a run never reached the point are left out and named in the note."""
     if not pairs:
         raise ValueError("pooled_difference needs at least one pair of readings")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     where = {r.where for pair in pairs for r in pair}
     if len(where) != 1:
         raise ValueError(f"readings at different points: {sorted(where)}")
@@ -254,11 +256,9 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
                           f"no seed where both reach {where}")
     diffs = [drop_difference(a, b, labels=labels, level=level, n_boot=1) for a, b in reached]  # checks pairing
     tasks = sorted(reached[0][0].per_question)
-    values = {t: np.stack([a.per_question[t] - b.per_question[t] for a, b in reached]) for t in tasks}  # (S, Q)
-    if any(len({len(a.per_question[t]) for a, _ in reached}) != 1 for t in tasks):
+    if any(len({len(a.per_question.get(t, ())) for a, _ in reached}) != 1 for t in tasks):
         raise ValueError("seeds evaluated on different numbers of held-out questions: cannot pool them")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    values = {t: np.stack([a.per_question[t] - b.per_question[t] for a, b in reached]) for t in tasks}  # (S, Q)
     rng = np.random.default_rng(seed)
     n_seeds = len(reached)
     seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
@@ -266,8 +266,8 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
     for t in tasks:
         v = values[t]                                                   # (S, Q)
         q = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))      # (B, Q), shared by the seeds
-        per_seed = np.take_along_axis(v[None, :, :].repeat(n_boot, 0), q[:, None, :].repeat(n_seeds, 1), axis=2)
-        stat += np.take_along_axis(per_seed.mean(axis=2), seeds, axis=1).mean(axis=1)  # (B,)
+        per_seed = v[:, q].mean(axis=2).T                               # (B, S): each resample's mean per seed
+        stat += np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
     stat = 100 * stat / len(tasks)
     tail = 100 * (1 - level) / 2
     low, high = float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, results_file
+from .tasks import TASK_NAMES
 
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
 
@@ -283,7 +284,7 @@ def table_1(records: list, variants: list[str] | None = None):
     if runs.empty:
         return pd.DataFrame({"Table 1": ["no runs committed yet"]}), None
     present = [v for v in (variants or []) if v in set(runs["variant"])] or None
-    targets = [t for t in ("ifeval", "mmlu", "countdown") if t in set(runs["target"])]
+    targets = [t for t in TASK_NAMES if t in set(runs["target"])]  # Table 1's order
     return paper_table(runs, variants=present, targets=targets)
 
 

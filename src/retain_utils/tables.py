@@ -150,9 +150,10 @@ def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
 def paper_drops() -> pd.DataFrame:
     """The paper's Table 1 drops (pp) per model and method, targets as columns: what ours sit beside."""
     from .forgetting import PAPER_DROPS
+    from .tasks import TASK_NAMES
 
     rows = {(model, method): drops for model, table in PAPER_DROPS.items() for method, drops in table.items()}
-    out = pd.DataFrame(rows).T[["ifeval", "mmlu", "countdown"]].map(lambda v: _number(v, sign=True))
+    out = pd.DataFrame(rows).T[list(TASK_NAMES)].map(lambda v: _number(v, sign=True))
     out.index = out.index.rename(["Model (the paper)", "Method"])
     out.columns = [f"Drop, target {t} (pp)" for t in out.columns]
     return out
