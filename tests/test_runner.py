@@ -118,7 +118,7 @@ def test_results_save_merges_and_writes_atomically(tmp_path):
 
 
 def test_held_out_sizes_of_every_profile_fit_the_question_banks():
-    """A profile may not ask a task for more held-out questions than its bank holds (mmlu's shipped bank: 118) at
+    """A profile may not ask a task for more held-out questions than its bank holds (mmlu's shipped bank: 315) at
     the notebook's default target (mmlu): n_eval_target for the target, n_eval for the others."""
     from retain_utils.tasks import TASK_NAMES, get_task
 

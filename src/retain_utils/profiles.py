@@ -31,18 +31,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "anim_frames": 30},
     },
     # RL vs SFT: methods, seeds and the training budget. quick, one seed, is sized for ~20 min in fp32 on a 2-core
-    # CPU: the target gets all 118 held-out questions of the shipped mmlu bank (n_eval_target; None = n_eval), so
-    # that a gain of ~10 pp can be told from evaluation noise, and each other task 150, so that an SFT - GRPO drop
-    # difference has a 95 % interval of about +-6 pp (forgetting.min_detectable_difference); the other tasks are
-    # evaluated at the start and the end only (an evaluation of 418 questions costs ~2 min in fp32). full runs
-    # three seeds, with 118 held-out questions per task (mmlu's bank holds no more).
+    # CPU: every task gets 150 held-out questions (the shipped knowledge bank holds out 315), so that an SFT - GRPO
+    # drop difference has a 95 % interval of about +-6 pp (forgetting.min_detectable_difference); the tasks are
+    # evaluated at the start and the end only (an evaluation of 450 questions costs ~2 min in fp32). full runs
+    # three seeds, with 200 held-out questions per task.
     "02_rl_vs_sft": {
         "smoke": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 4,
                   "n_eval_target": None, "group_size": 2, "batch_size": 2, "eval_every": 2, "max_tokens": 16},
         "quick": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 12, "n_train": 64, "n_eval": 150,
-                  "n_eval_target": 118, "group_size": 5, "batch_size": 6, "eval_every": 12, "max_tokens": None},
+                  "n_eval_target": None, "group_size": 5, "batch_size": 6, "eval_every": 12, "max_tokens": None},
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
-                 "n_eval": 118, "n_eval_target": None, "group_size": 5, "batch_size": 16, "eval_every": 10,
+                 "n_eval": 200, "n_eval_target": None, "group_size": 5, "batch_size": 16, "eval_every": 10,
                  "max_tokens": None},
         # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
         # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
@@ -50,10 +49,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
         # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU. 12 steps x 8 prompts = two
-        # epochs of SFT over its 48 examples; 118 held-out questions per task (all of the shipped knowledge bank);
+        # epochs of SFT over its 48 examples; 150 held-out questions per task (the power issue's size: +-6 pp per seed);
         # evaluations at steps 0, 6 and 12 for the matched-gain reading.
         "campaign": {"methods": ["sft", "self_sft", "grpo", "reinforce"], "seeds": [0], "steps": 12, "n_train": 48,
-                     "n_eval": 118, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,
+                     "n_eval": 150, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,
                      "max_tokens": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
@@ -68,7 +67,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "group_size": 4, "batch_size": 8,
                   "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40]},
         # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS)
-        "campaign": {"seeds": [0], "steps": 12, "n_train": 48, "n_eval": 118, "group_size": 5, "batch_size": 8,
+        "campaign": {"seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5, "batch_size": 8,
                      "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [12]},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
@@ -81,7 +80,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None},
-        "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 118, "group_size": 5,
+        "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5,
                      "batch_size": 8, "eval_every": 6, "max_tokens": None},
     },
     "05_results": {  # each point of its own sweep runs 02_rl_vs_sft at the same profile (seeds, methods: 02's profile)

@@ -4,8 +4,8 @@ Two formats. ``"choice"`` is the paper's MMLU setting: four lettered options, th
 ``"open"`` asks the bare question and checks the answer text against the correct option (and its
 aliases), rejecting answers that also name a wrong option. Offline the questions come from an MMLU-style
 factual bank that ships with the package - not MMLU itself - (``data/knowledge_bank.jsonl``: 307 hand-written
-questions on capitals, geography, science and everyday facts; ``scripts/build_knowledge_bank.py`` can grow it
-from packaged data, not shipped yet: see that script) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
+questions on capitals, geography, science and everyday facts, and 464 that ``scripts/build_knowledge_bank.py``
+generates from packaged data: chemical symbols, currencies, official languages) in MMLU's schema (``question``, ``choices``, ``answer``, ``subject``, optional ``aliases``); with
 ``source="hub"`` it is MMLU itself (cais/mmlu). The offline default is ``"open"``: SmolLM2-135M cannot map
 knowledge to option letters (its letter accuracy is at chance, see notes/calibration.md), so the
 multiple-choice format would leave no baseline to forget. Questions, not prompts, are split between
@@ -28,7 +28,7 @@ from .base import EVAL_FRACTION, Example, Task, check_n, check_split, read_rows,
 NAME = "mmlu"
 LETTERS = "ABCD"
 BANK = "knowledge_bank.jsonl"
-BANK_EVAL_FRACTION = 0.4  # the bank is small (311 questions): hold out ~125 so evaluation can use 100
+BANK_EVAL_FRACTION = 0.4  # the bank is small (771 questions): hold out 315 so that evaluation can use 300
 
 PROMPT = (
     "The following is a multiple choice question about {subject}.\n\n{question}\n{options}\n\n"
@@ -113,8 +113,15 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
 
 
 def parse_open(response: str) -> str | None:
-    """The rest of the line after the last "answer is[:]" that has text after it, or None."""
+    """The rest of the line after the last "answer is[:]" that has text after it, or None.
+
+    A response that never says "answer is" is read by its first line with words on it, after that line's last
+    " is " when it has one: small models answer in a sentence ("The official language of Uruguay is Spanish.").
+    Only the part after " is " counts, so that the question's own words ("in", "as") cannot pass for an answer."""
     found = [m.group(1).strip() for m in _OPEN.finditer(response)]
+    if not found:
+        lines = [line.strip() for line in response.splitlines() if _normalize(line)]
+        found = [re.split(r"\bis\s+", lines[0], flags=re.I)[-1]] if lines else []
     found = [f for f in found if _normalize(f)]
     return found[-1] if found else None
 
