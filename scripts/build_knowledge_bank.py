@@ -1,8 +1,8 @@
 """Build the shipped knowledge bank (``src/retain_utils/data/knowledge_bank.jsonl``): the hand-written questions,
 kept verbatim and first, then questions generated from data that maintained packages hold:
 
-- chemistry: the chemical symbols of the elements (not one-letter ones, nor English words such as In), from ``periodictable`` (build-time only:
-  ``pip install periodictable==2.1.0``; the package is not needed to run anything else);
+- chemistry: the chemical symbols of the elements (not one-letter ones, nor English words such as In), from ``periodictable``
+  (pinned in requirements.txt for the tests that rebuild the bank; the package itself reads only the jsonl);
 - currencies and official languages of countries and territories, from ``babel``'s CLDR data (``babel==2.18.0``,
   already pinned in requirements.txt).
 

@@ -5,8 +5,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-
 from retain_utils.tasks.base import split_of
 from retain_utils.tasks.mmlu import BANK_EVAL_FRACTION, bank_path
 
@@ -21,7 +19,6 @@ def _builder():
 
 
 def test_the_built_bank_is_large_enough_and_holds_out_200():
-    pytest.importorskip("periodictable")  # a build-time dependency only
     builder = _builder()
     text = builder.build()
     assert text == builder.build()  # deterministic
@@ -35,7 +32,6 @@ def test_the_built_bank_is_large_enough_and_holds_out_200():
 
 
 def test_the_shipped_bank_is_the_built_one():
-    pytest.importorskip("periodictable")
     assert bank_path().read_text(encoding="utf-8") == _builder().build()
 
 
