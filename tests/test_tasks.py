@@ -221,9 +221,6 @@ def test_parse_choice_and_open_answers():
     e = next(x for x in every if x.prompt.startswith("What is the chemical symbol for hafnium?"))
     assert task.score(e, "The chemical symbol for hafnium is Hf.") == (1.0, True)
     assert task.score(e, "Hafnium is a metal.")[0] == 0.0
-    # symbols a sentence could hold by chance ("in", "as", "'s") are not asked
-    symbols = [q.choices[q.answer] for q in load_mmlu() if q.subject == "chemistry"]  # the generated ones
-    assert len(symbols) > 80 and not [s for s in symbols if len(s) < 2 or s.lower() in ("in", "as", "he", "no")]
     assert open_answer_correct("Paris, France", ["Paris"], ["Rome", "Lyon", "Nice"])
     assert not open_answer_correct("Paris or Rome", ["Paris"], ["Rome", "Lyon", "Nice"])
     assert open_answer_correct("six", ["6"], ["4", "8", "10"]) and not open_answer_correct("16", ["6"], ["4"])

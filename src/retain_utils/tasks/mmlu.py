@@ -117,7 +117,9 @@ def parse_open(response: str) -> str | None:
 
     A response that never says "answer is" is read by its first line with words on it, after that line's last
     " is " when it has one: small models answer in a sentence ("The official language of Uruguay is Spanish.").
-    Only the part after " is " counts, so that the question's own words ("in", "as") cannot pass for an answer."""
+    Only the part after " is " counts, so that the question's subject, which such a sentence repeats before " is ",
+    is not read as the answer; answers that are common words ("In", "As") can still match by chance, which is why
+    the shipped bank does not ask them (scripts/build_knowledge_bank.py)."""
     found = [m.group(1).strip() for m in _OPEN.finditer(response)]
     if not found:
         lines = [line.strip() for line in response.splitlines() if _normalize(line)]
