@@ -112,13 +112,14 @@ def test_dtype_env_wins_over_the_cpu(monkeypatch):
 
 # ----- the plan ------------------------------------------------------------------------------------------------
 
-def test_plan_runs_seed_by_seed_one_of_each_notebook_first(tmp_path):
+def test_plan_runs_seed_by_seed_chapter_2s_targets_first(tmp_path):
     planned = campaign.plan(tmp_path)
     assert len(planned) == 15
     notebooks = [p.notebook for _, p in planned]
-    assert notebooks[:3] == ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"]
+    assert notebooks[:5] == ["02_rl_vs_sft"] * 3 + ["03_ablations", "04_iterative_sft"]
+    assert [p.params["target"] for _, p in planned[:3]] == ["mmlu", "ifeval", "countdown"]
     seeds = [p.params["seeds"] for _, p in planned]
-    assert seeds[:3] == [[0]] * 3 and seeds == sorted(seeds) and seeds[-1] == [2]
+    assert seeds[:5] == [[0]] * 5 and seeds == sorted(seeds) and seeds[-1] == [2]
     assert len({p.key for _, p in planned}) == 15
     assert all(folder == tmp_path / p.notebook and p.profile == "campaign" for folder, p in planned)
     assert notebooks.count("02_rl_vs_sft") == 9 and notebooks.count("03_ablations") == 3

@@ -63,16 +63,12 @@ class Refusal:
 
 def plan(campaign_dir: str | Path = CAMPAIGN_DIR,
          notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> list[tuple[Path, sweep.Point]]:
-    """Every point as (its sweep folder, the point), seed by seed; within a seed one point of each notebook
-    first (so the campaign's first three points measure one of each kind), then the rest. Validates everything."""
+    """Every point as (its sweep folder, the point), seed by seed; within a seed in ``GRIDS`` order, so chapter
+    2's three targets (the results chapter's Table 1) come first, then the ablations and Iterative-SFT.
+    Validates everything."""
     campaign_dir = Path(campaign_dir)
-    order = []
-    for seed in SEEDS:
-        per = [(campaign_dir / nb, sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE, Path(notebook_dir)))
-               for nb, grid in GRIDS.items()]
-        order += [(folder, points[0]) for folder, points in per]
-        order += [(folder, p) for folder, points in per for p in points[1:]]
-    return order
+    return [(campaign_dir / nb, point) for seed in SEEDS for nb, grid in GRIDS.items()
+            for point in sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE, Path(notebook_dir))]
 
 
 def finished(campaign_dir: str | Path = CAMPAIGN_DIR) -> dict[Path, dict]:
