@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import torch
 
-from retain_utils import __version__, campaign, layout, models, provenance, sweep
+from retain_utils import __version__, campaign, layout, models, profiles, provenance, sweep
 from retain_utils.__main__ import main
 
 SWEEP_FIXTURES = Path(__file__).parent / "data" / "notebooks" / "sweep"
@@ -123,6 +123,11 @@ def test_plan_runs_seed_by_seed_chapter_2s_targets_first(tmp_path):
     assert len({p.key for _, p in planned}) == 15
     assert all(folder == tmp_path / p.notebook and p.profile == "campaign" for folder, p in planned)
     assert notebooks.count("02_rl_vs_sft") == 9 and notebooks.count("03_ablations") == 3
+
+
+def test_campaign_points_evaluate_with_each_tasks_own_budget():
+    """The results chapter reads budgets from the tasks' defaults (``experiment.truncation`` without tasks)."""
+    assert all(profiles.values(nb, campaign.PROFILE).get("max_tokens") is None for nb in campaign.GRIDS)
 
 
 # ----- refusals ----------------------------------------------------------------------------------------------------

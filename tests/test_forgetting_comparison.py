@@ -131,3 +131,75 @@ def test_kl_sentence():
     assert "Pearson's r between drop and KL" in findings.kl_sentence(0.6, 0.1, 0.85, 9) and "0.52" in \
         findings.kl_sentence(0.6, 0.1, 0.85, 9)
     assert "Too few runs (2)" in findings.kl_sentence(float("nan"), float("nan"), float("nan"), 2)
+
+
+def test_pooled_retention_over_seeds_by_hand():
+    from retain_utils.retention import Retention, pooled_retention_difference, retention_difference
+
+    a0, a1 = Retention.from_dict(retention_dict([-1.0] * 4)), Retention.from_dict(retention_dict([-0.5] * 4))
+    b = Retention.from_dict(retention_dict([0.0] * 4))
+    d = pooled_retention_difference([(a0, b), (a1, b)], labels=("SFT", "GRPO"), n_boot=2000)
+    # every answer differs by -1 in seed 0 and -0.5 in seed 1: only the seeds' resampling spreads it
+    assert (d.a, d.b, d.difference, d.low, d.high) == ("SFT", "GRPO", -0.75, -1.0, -0.5)
+    varied = Retention.from_dict(retention_dict([-2.0, 0.0, -1.0, 1.0]))
+    one = pooled_retention_difference([(varied, b)], n_boot=2000)
+    assert one.difference == retention_difference(varied, b).difference == -0.5 and one.low < -0.5 < one.high
+    short = Retention.from_dict(retention_dict([-1.0] * 3))
+    with pytest.raises(ValueError, match="seeds measured on different initial answers"):
+        pooled_retention_difference([(a0, b), (short, short)])
+    with pytest.raises(ValueError, match="at least one pair"):
+        pooled_retention_difference([])
+
+
+def test_campaign_retention_and_its_sentence():
+    from retain_utils import tables
+
+    runs = [record("SFT", s, evals([10, 20], [30, 20]), retention_dict([-1.0 - s, -1.0, -1.0, -1.0])) for s in (0, 1)]
+    runs += [record("GRPO", s, evals([10, 14], [30, 30]), retention_dict([0.0] * 4)) for s in (0, 1)]
+    runs.append(record("REINFORCE", 0, evals([10, 12], [30, 30])))  # no retention: left out
+    frame = findings.campaign_retention(runs, [("SFT", "GRPO"), ("REINFORCE", "GRPO")], n_boot=500)
+    assert list(frame["comparison"]) == ["SFT - GRPO"]
+    row = frame.iloc[0]
+    assert row["seeds"] == 2 and row["answers"] == 4 and row["difference (nats/token)"] == pytest.approx(-1.125)
+    assert row["high (nats/token)"] < 0
+    sentence = findings.pooled_retention_sentence(frame, "SFT", "GRPO")
+    assert "on mmlu, -1.125 nats/token" in sentence and "2 seeds, 4 initial answers): SFT keeps less of them" in sentence
+    assert "no runs of both" in findings.pooled_retention_sentence(frame, "REINFORCE", "GRPO")
+    shown = tables.pooled_retention(frame)
+    assert shown.loc[("mmlu", "SFT - GRPO"), "Difference (nats/token)"] == "-1.125"
+    assert findings.campaign_retention([], [("SFT", "GRPO")]).empty
+
+
+def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
+    import json
+
+    from retain_utils import experiment, tables
+
+    log = tmp_path / "runs" / "GRPO-s0"
+    log.mkdir(parents=True)
+    scores = lambda m, c: {"mmlu": {"n": N, "n_truncated": m}, "countdown": {"n": N, "n_truncated": c}}  # noqa: E731
+    (log / "evals.jsonl").write_text("".join(json.dumps({"step": 10 * k, "scores": s}) + "\n"
+                                             for k, s in enumerate([scores(2, 1), scores(2, 10), scores(3, 30)])))
+    grpo = record("GRPO", 0, evals([10, 20], [30, 20]))
+    grpo.config = {"out_dir": str(log)}
+    lost = record("SFT", 0, evals([10, 20], [30, 20]))
+    lost.config = {"out_dir": str(tmp_path / "runs" / "gone")}
+    frame = experiment.truncation([grpo, lost, record("Self-SFT", 0, evals([10, 20], [30, 20]))])
+    assert list(frame["variant"]) == ["GRPO", "GRPO"], "runs without a log are left out"
+    countdown = frame[frame["task"] == "countdown"].iloc[0]
+    assert (countdown["start"], countdown["end"], countdown["n"], countdown["budget"]) == (1, 30, N, 96)
+    shown = tables.truncation(frame)
+    assert shown.loc[("mmlu", "GRPO"), "countdown: cut off at 96 tokens (% start → end)"] == "2 → 75"
+    assert shown.loc[("mmlu", "GRPO"), "mmlu: cut off at 48 tokens (% start → end)"] == "5 → 8"
+    sentence = findings.truncation_sentence(frame)
+    assert "GRPO (target mmlu, seed 0) on countdown, 1 → 30 of 40 held-out answers hit its 96-token budget" in sentence
+    assert "(+72.5 pp)" in sentence and "scored wrong" in sentence
+    assert "the budgets do not explain the drops" in findings.truncation_sentence(frame.assign(end=frame["start"] + 1))
+    from retain_utils.tasks import get_task
+
+    as_run = {"mmlu": get_task("mmlu", max_new_tokens=16), "countdown": get_task("countdown", max_new_tokens=16)}
+    assert set(experiment.truncation([grpo], as_run)["budget"]) == {16}, "the tasks as evaluated set the budget"
+    grpo.config["eval_max_new_tokens"] = 200
+    assert set(experiment.truncation([grpo], as_run)["budget"]) == {200}
+    assert "No run's evaluation log" in findings.truncation_sentence(experiment.truncation([lost]))
+    assert tables.truncation(experiment.truncation([lost])).empty

@@ -174,6 +174,14 @@ def test_export_csv_round_trips(sweep_dir, tmp_path):
     assert not list((tmp_path / "csv").glob("*.tmp"))
 
 
+def test_records_name_their_runs_logs_inside_the_point_folder():
+    """A run's out_dir was relative to the notebook's working folder: read back, it names the point's copy."""
+    records = campaign.records(CAMPAIGN, "02_rl_vs_sft")
+    point = next((CAMPAIGN / "02_rl_vs_sft").iterdir())
+    assert records and all(r.config["out_dir"] == str(point / "runs" / Path(r.config["out_dir"]).name)
+                           for r in records)
+
+
 @pytest.mark.slow
 def test_results_chapter_renders_a_sweeps_tables(sweep_dir, tmp_path):
     done = runner.run_notebook("05_results", "smoke", {"sweep_dir": str(sweep_dir), "campaign_dir": str(empty_dir(tmp_path))},
@@ -222,9 +230,13 @@ def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_p
     assert sentence.split("** ", 1)[1][:60] in executed
     ablations = findings.campaign_forgetting(campaign.records(CAMPAIGN, "03_ablations"), [("GRPO, β=0", "GRPO")])
     assert findings.pooled_sentence(ablations, "GRPO, β=0", "GRPO", "Q")[5:60] in executed
+    assert findings.pooled_retention_sentence(findings.campaign_retention(records, [("SFT", "GRPO")]), "SFT",
+                                              "GRPO")[:60] in executed
+    assert "No run's evaluation log was found" in executed, "the fixture keeps no run logs"
     assert "3 campaign points are committed, of the 15 the campaign plans" in executed
     assert campaign.describe(CAMPAIGN)[:80] in executed
     assert "The smoke profile runs no sweep of its own" in executed
     assert executed.count("image/png") >= 2, "the trajectories and drop against KL"
-    for heading in ("Table 1 on the embedded model", "Ablations: the KL term", "Iterative-SFT: closing the gap"):
+    for heading in ("Table 1 on the embedded model", "Retention: what the initial answers keep",
+                    "Answers cut off by the token budget", "Ablations: the KL term", "Iterative-SFT: closing the gap"):
         assert heading in executed

@@ -280,6 +280,29 @@ def summary(records: list) -> "Any":
     return table.round(2).assign(kl_mean=table["kl_mean"].round(4))  # a short run's KL is ~1e-3 nats
 
 
+def truncation(records: list, tasks: dict[str, Task] | None = None) -> "Any":
+    """Per run and task: held-out answers cut off by the task's token budget at the first and the last evaluation,
+    read from the run's evaluation log (``evals.jsonl`` in its ``config["out_dir"]``; runs without one are left
+    out). A cut-off answer is scored wrong, so a method that makes the model write longer shows a drop there.
+    ``tasks``: the tasks as evaluated (``bench.tasks``: a profile's ``max_tokens`` sets their budgets); default
+    each task's own budget. A run's ``eval_max_new_tokens`` overrides both."""
+    import pandas as pd
+
+    tasks = tasks or {}
+    rows = []
+    for r in as_records(records):
+        log = Path(r.config.get("out_dir") or "") / training.EVALS_LOG
+        if not r.config.get("out_dir") or not log.exists():
+            continue
+        evals = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        first, last = evals[0]["scores"], evals[-1]["scores"]
+        for task in first:
+            rows.append({"target": r.target, "variant": r.variant, "seed": r.seed, "task": task,
+                         "n": first[task]["n"], "start": first[task]["n_truncated"], "end": last[task]["n_truncated"],
+                         "budget": r.config.get("eval_max_new_tokens") or (tasks.get(task) or get_task(task)).max_new_tokens})
+    return pd.DataFrame(rows, columns=["target", "variant", "seed", "task", "n", "start", "end", "budget"])
+
+
 def effects(records: list, comparisons: list[tuple[str, str, str]]) -> "Any":
     """How much each factor changes drop and gain: for each (factor, variant with it, variant without it),
     the per-seed difference without - with, as mean ± std over the seeds both variants ran.

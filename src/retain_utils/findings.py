@@ -386,6 +386,71 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def campaign_retention(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,
+                       n_boot: int = 2000):
+    """Per target (Table 1's order) and (a, b) of ``comparisons``: a's retention minus b's pooled over the seeds
+    both ran (``retention.pooled_retention_difference``), nats/token. Runs without a retention are left out."""
+    import pandas as pd
+
+    runs = [r for r in as_records(records) if r.retention is not None]
+    rows = []
+    for target in [t for t in TASK_NAMES if any(r.target == t for r in runs)]:
+        mine = [r for r in runs if r.target == target]
+        for a, b in comparisons:
+            pairs = _seed_pairs(mine, a, b)
+            if not pairs:
+                continue
+            d = retention.pooled_retention_difference(
+                [(retention.Retention.from_dict(ra.retention), retention.Retention.from_dict(rb.retention))
+                 for ra, rb in pairs], labels=(a, b), level=level, n_boot=n_boot)
+            rows.append({"target": target, "comparison": f"{a} - {b}", "seeds": len(pairs),
+                         "retention a (nats/token)": float(np.mean([ra.retention["mean"] for ra, _ in pairs])),
+                         "retention b (nats/token)": float(np.mean([rb.retention["mean"] for _, rb in pairs])),
+                         "difference (nats/token)": d.difference, "low (nats/token)": d.low,
+                         "high (nats/token)": d.high, "answers": sum(len(t["index"]) for t in
+                                                                     pairs[0][0].retention["tasks"].values())})
+    columns = ["target", "comparison", "seeds", "retention a (nats/token)", "retention b (nats/token)",
+               "difference (nats/token)", "low (nats/token)", "high (nats/token)", "answers"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def pooled_retention_sentence(frame, a: str, b: str) -> str:
+    """Per target, whether ``a`` keeps more or less of the initial answers' likelihood than ``b``, with its
+    interval (``campaign_retention`` rows)."""
+    rows = frame[frame["comparison"] == f"{a} - {b}"] if len(frame) else frame
+    if not len(rows):
+        return f"**Retention, {a} against {b}:** no runs of both with a retention measure."
+    parts = []
+    for _, row in rows.iterrows():
+        lo, hi = row["low (nats/token)"], row["high (nats/token)"]
+        verdict = (f"{a} keeps more of them" if lo > 0 else f"{a} keeps less of them" if hi < 0 else
+                   f"not told apart (within ±{max(abs(lo), abs(hi)):.3f} nats/token of zero)")
+        seeds = int(row["seeds"])
+        parts.append(f"on {row['target']}, {row['difference (nats/token)']:+.3f} nats/token (95 % interval "
+                     f"{lo:+.3f} to {hi:+.3f}, {seeds} seed{'s' * (seeds != 1)}, {int(row['answers'])} initial "
+                     f"answers): {verdict}")
+    return (f"**Retention, {a} minus {b}** (the likelihood each keeps of the initial model's correct answers on "
+            "the other tasks): " + "; ".join(parts) + ".")
+
+
+def truncation_sentence(frame, rise: float = 10.0) -> str:
+    """The run whose share of answers cut off by the token budget rose most (``experiment.truncation`` rows), and
+    what that means for its drop when the rise is at least ``rise`` pp."""
+    if not len(frame):
+        return "No run's evaluation log was found, so answers cut off by the token budget are not counted."
+    change = 100 * (frame["end"] - frame["start"]) / frame["n"]
+    row = frame.loc[change.idxmax()]
+    top = float(change.max())
+    text = (f"The largest rise in answers cut off by the token budget: {row['variant']} (target {row['target']}, "
+            f"seed {row['seed']}) on {row['task']}, {int(row['start'])} → {int(row['end'])} of {int(row['n'])} "
+            f"held-out answers hit its {int(row['budget'])}-token budget ({top:+.1f} pp).")
+    if top < rise:
+        return text + f" No run's share rose by {rise:g} pp or more: the budgets do not explain the drops."
+    return (text + " An answer cut off before it states its result is scored wrong, so part of such a run's accuracy "
+            "drop is the model writing longer, not only losing the skill; the retention measure (a forward pass, with no budget) does not "
+            "see length, which is one reason the two can disagree.")
+
+
 def ablation_pairs(records: list, cfg: SimpleNamespace) -> list[tuple[str, str]]:
     """03's comparisons as (variant without the factor, variant with it) for ``pooled_comparisons``: a positive
     difference means the factor reduces forgetting. Only pairs whose variants both ran."""

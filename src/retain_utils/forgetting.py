@@ -160,6 +160,25 @@ def paired_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n
     return float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0  # no -0.0
 
 
+def seeds_and_questions_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n_boot: int = 2000,
+                                  seed: int = 0, scale: float = 1.0) -> tuple[float, float]:
+    """Percentile interval of ``scale`` x the mean over tasks and seeds of ``values`` (task -> (seeds, questions)
+    paired differences), resampling the seeds and, jointly across seeds, each task's questions: training noise
+    between seeds and evaluation noise between questions both widen it."""
+    rng = np.random.default_rng(seed)
+    n_seeds = len(next(iter(values.values())))
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    stat = np.zeros(n_boot)
+    for t in sorted(values):
+        v = values[t]                                                   # (S, Q)
+        q = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))      # (B, Q), shared by the seeds
+        per_seed = v[:, q].mean(axis=2).T                               # (B, S): each resample's mean per seed
+        stat += np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
+    stat = scale * stat / len(values)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0  # no -0.0
+
+
 @dataclass(frozen=True)
 class Difference:
     """Drop of run ``a`` minus drop of run ``b`` (pp) at one point, with its paired bootstrap interval.
@@ -259,18 +278,7 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
     if any(len({len(a.per_question.get(t, ())) for a, _ in reached}) != 1 for t in tasks):
         raise ValueError("seeds evaluated on different numbers of held-out questions: cannot pool them")
     values = {t: np.stack([a.per_question[t] - b.per_question[t] for a, b in reached]) for t in tasks}  # (S, Q)
-    rng = np.random.default_rng(seed)
-    n_seeds = len(reached)
-    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    stat = np.zeros(n_boot)
-    for t in tasks:
-        v = values[t]                                                   # (S, Q)
-        q = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))      # (B, Q), shared by the seeds
-        per_seed = v[:, q].mean(axis=2).T                               # (B, S): each resample's mean per seed
-        stat += np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
-    stat = 100 * stat / len(tasks)
-    tail = 100 * (1 - level) / 2
-    low, high = float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0
+    low, high = seeds_and_questions_bootstrap(values, level=level, n_boot=n_boot, seed=seed, scale=100)
     mean = lambda xs: float(np.mean(xs))  # noqa: E731
     return Difference(*labels, where, mean([d.difference for d in diffs]), low, high, level,
                       mean([d.drop_a for d in diffs]), mean([d.drop_b for d in diffs]),

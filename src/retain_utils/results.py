@@ -206,14 +206,20 @@ def _tidy(run: dict) -> dict:
 
 
 def records(sweep_dir: str | os.PathLike) -> list:
-    """Every run record (``records.RunRecord``) of every finished point of a sweep, in point order."""
+    """Every run record (``records.RunRecord``) of every finished point of a sweep, in point order. A run's
+    ``config["out_dir"]`` (its logs), relative to the notebook's working folder when it ran, is made to name
+    the point folder's copy, so the logs are found from wherever the sweep is read."""
     from .records import RunRecord
 
     out = []
     for folder in point_folders(sweep_dir):
         meta = load(folder / PARAMS_FILE)
         if finished_record(folder, meta["notebook"]) is not None:
-            out += [RunRecord.from_dict(r) for r in load(results_file(folder, meta["notebook"])).get("runs") or []]
+            for run in load(results_file(folder, meta["notebook"])).get("runs") or []:
+                record = RunRecord.from_dict(run)
+                if record.config.get("out_dir"):
+                    record.config["out_dir"] = str(folder / record.config["out_dir"])  # absolute stays as it is
+                out.append(record)
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .evaluation import TaskScore
-from .forgetting import correct_vector, paired_bootstrap
+from .forgetting import correct_vector, paired_bootstrap, seeds_and_questions_bootstrap
 from .generation import encode_prompts
 from .tasks import Example, Task, get_task
 from .training.loop import collate, completion_logprobs, micro_batches
@@ -210,3 +210,19 @@ def retention_difference(a: Retention, b: Retention, *, labels: tuple[str, str] 
         raise ValueError(f"runs measured on different tasks or on none: {sorted(a.tasks)}, {sorted(b.tasks)}")
     low, high = paired_bootstrap(values, level=level, n_boot=n_boot, seed=seed)
     return RetentionDifference(*labels, a.mean - b.mean, low, high, level)
+
+
+def pooled_retention_difference(pairs: list[tuple[Retention, Retention]], *, labels: tuple[str, str] = ("a", "b"),
+                                level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> RetentionDifference:
+    """Retention of ``a`` minus ``b`` averaged over seeds, one (a, b) pair per seed, every seed measured on the same
+    initial answers; the interval resamples the seeds and, jointly across seeds, each task's answers."""
+    if not pairs:
+        raise ValueError("pooled_retention_difference needs at least one pair of retentions")
+    diffs = [retention_difference(a, b, labels=labels, level=level, n_boot=1) for a, b in pairs]  # checks pairing
+    first = pairs[0][0].tasks
+    if any({k: t.index for k, t in a.tasks.items()} != {k: t.index for k, t in first.items()} for a, _ in pairs):
+        raise ValueError("seeds measured on different initial answers: cannot pool them")
+    values = {name: np.stack([np.asarray(a.tasks[name].per_question) - np.asarray(b.tasks[name].per_question)
+                              for a, b in pairs]) for name, t in first.items() if t.index}  # (S, Q) per task
+    low, high = seeds_and_questions_bootstrap(values, level=level, n_boot=n_boot, seed=seed)
+    return RetentionDifference(*labels, float(np.mean([d.difference for d in diffs])), low, high, level)

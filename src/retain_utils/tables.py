@@ -147,6 +147,36 @@ def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
         "Verdict": frame["verdict"], "Note": frame["note"]}).set_index(["Target", "Comparison (a - b)", "At"])
 
 
+def pooled_retention(frame: pd.DataFrame) -> pd.DataFrame:
+    """``findings.campaign_retention``: per target and comparison, the retentions and their difference pooled
+    over seeds with its 95 % interval, nats/token."""
+    signed = lambda v: _number(v, 3, True)  # noqa: E731
+    return pd.DataFrame({
+        "Target": frame["target"], "Comparison (a - b)": frame["comparison"], "Seeds": frame["seeds"],
+        "Initial answers": frame["answers"],
+        "Retention a (nats/token)": frame["retention a (nats/token)"].map(signed),
+        "Retention b (nats/token)": frame["retention b (nats/token)"].map(signed),
+        "Difference (nats/token)": frame["difference (nats/token)"].map(signed),
+        "95 % interval (nats/token)": [interval(lo, hi, 3) for lo, hi in
+                                       zip(frame["low (nats/token)"], frame["high (nats/token)"])],
+    }).set_index(["Target", "Comparison (a - b)"])
+
+
+def truncation(frame: pd.DataFrame) -> pd.DataFrame:
+    """``experiment.truncation``: per target and method, the share of each task's held-out answers cut off by
+    its token budget at the start and at the end of training, over all seeds."""
+    if frame.empty:
+        return pd.DataFrame(columns=["Target", "Method", "Seeds"]).set_index(["Target", "Method"])
+    runs = frame.groupby(["target", "variant"], sort=False)
+    out = pd.DataFrame({"Seeds": runs["seed"].nunique()})
+    for task, sub in frame.groupby("task", sort=False):
+        totals = sub.groupby(["target", "variant"], sort=False)[["n", "start", "end"]].sum().reindex(out.index)
+        out[f"{task}: cut off at {int(sub['budget'].iloc[0])} tokens (% start → end)"] = [
+            "" if math.isnan(n) else f"{100 * s / n:.0f} → {100 * e / n:.0f}"
+            for n, s, e in totals.itertuples(index=False)]
+    return out.rename_axis(["Target", "Method"])
+
+
 def paper_drops() -> pd.DataFrame:
     """The paper's Table 1 drops (pp) per model and method, targets as columns: what ours sit beside."""
     from .forgetting import PAPER_DROPS

@@ -18,7 +18,7 @@ from .. import gpu, results
 from ..evaluation import TaskScore
 from . import grpo, self_sft, sft
 from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, resolve
-from .loop import CHECKPOINT, Run, TrainingDiverged, fit, prepare_policy
+from .loop import CHECKPOINT, EVALS_LOG, Run, TrainingDiverged, fit, prepare_policy
 
 # method name -> module with step_data(run, step, accum) and loss(run, batch)
 METHODS = {"sft": sft, "self_sft": self_sft, "iterative_sft": self_sft, "grpo": grpo, "reinforce": grpo}

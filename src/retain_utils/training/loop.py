@@ -330,6 +330,7 @@ def _rewrite_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 CHECKPOINT = "checkpoint.pt"  # in config.out_dir: weights, optimizer and history, for a resume
+EVALS_LOG = "evals.jsonl"  # in config.out_dir: one line per evaluation (its full TaskScores)
 
 
 def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
@@ -353,12 +354,12 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     if out is not None:  # the logs say exactly what the checkpoint says (a crash may have left later lines)
         out.mkdir(parents=True, exist_ok=True)
         _rewrite_jsonl(out / "metrics.jsonl", history["steps"])
-        _rewrite_jsonl(out / "evals.jsonl", history["evals"])
+        _rewrite_jsonl(out / EVALS_LOG, history["evals"])
 
     def log(kind: str, row: dict) -> None:
         history[kind].append(row)
         if out is not None:
-            with open(out / f"{kind if kind == 'evals' else 'metrics'}.jsonl", "a") as f:
+            with open(out / (EVALS_LOG if kind == "evals" else "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
 
     def run_eval(step: int) -> None:
