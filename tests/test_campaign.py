@@ -288,3 +288,18 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
     assert campaign.verify(point, tmp_path / "b") == ["SFT seed 0: drop 2.5 committed, 5.0 rerun"]
     rerun = {"runs": []}
     assert campaign.verify(point, tmp_path / "c") == ["1 committed runs, 0 on rerunning"]
+
+
+def test_budget_probe_refuses_bad_budgets_before_any_compute(capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "budget_probe.py"
+    spec = importlib.util.spec_from_file_location("budget_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    with pytest.raises(SystemExit):
+        probe.main(["no/such/record.json", "--budgets", "96", "0"])
+    assert "--budgets must be positive token counts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe.main(["no/such/record.json", "--task", "gsm8k"])
+    assert "invalid choice: 'gsm8k'" in capsys.readouterr().err

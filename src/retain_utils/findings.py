@@ -446,9 +446,10 @@ def truncation_sentence(frame, rise: float = 10.0) -> str:
             f"held-out answers hit its {int(row['budget'])}-token budget ({top:+.1f} pp).")
     if top < rise:
         return text + f" No run's share rose by {rise:g} pp or more: the budgets do not explain the drops."
-    return (text + " An answer cut off before it states its result is scored wrong, so part of such a run's accuracy "
-            "drop is the model writing longer, not only losing the skill; the retention measure (a forward pass, with no budget) does not "
-            "see length, which is one reason the two can disagree.")
+    return (text + " An answer cut off before it states its result is scored wrong, so such a drop can come from "
+            "longer answers (or answers that repeat themselves and never end) as well as from lost skill; only an "
+            "evaluation with a larger budget (`eval_max_new_tokens`) tells the first apart. The retention measure "
+            "(a forward pass, with no budget) does not see length, one reason the two measures can disagree.")
 
 
 def ablation_pairs(records: list, cfg: SimpleNamespace) -> list[tuple[str, str]]:
