@@ -297,9 +297,9 @@ def truncation(records: list, tasks: dict[str, Task] | None = None) -> "Any":
         evals = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         first, last = evals[0]["scores"], evals[-1]["scores"]
         for task in first:
-            rows.append({"target": r.target, "variant": r.variant, "seed": r.seed, "task": task,
-                         "n": first[task]["n"], "start": first[task]["n_truncated"], "end": last[task]["n_truncated"],
-                         "budget": r.config.get("eval_max_new_tokens") or (tasks.get(task) or get_task(task)).max_new_tokens})
+            budget = r.config.get("eval_max_new_tokens") or (tasks.get(task) or get_task(task)).max_new_tokens
+            rows.append({"target": r.target, "variant": r.variant, "seed": r.seed, "task": task, "n": first[task]["n"],
+                         "start": first[task]["n_truncated"], "end": last[task]["n_truncated"], "budget": budget})
     return pd.DataFrame(rows, columns=["target", "variant", "seed", "task", "n", "start", "end", "budget"])
 
 
