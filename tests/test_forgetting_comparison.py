@@ -194,7 +194,7 @@ def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
     sentence = findings.truncation_sentence(frame)
     assert "GRPO (target mmlu, seed 0) on countdown, 1 → 30 of 40 held-out answers hit its 96-token budget" in sentence
     assert "(+72.5 pp)" in sentence and "scored wrong" in sentence
-    assert "the budgets do not explain the drops" in findings.truncation_sentence(frame.assign(end=frame["start"] + 1))
+    assert "cut-off answers explain little of the drops" in findings.truncation_sentence(frame.assign(end=frame["start"] + 1))
     from retain_utils.tasks import get_task
 
     as_run = {"mmlu": get_task("mmlu", max_new_tokens=16), "countdown": get_task("countdown", max_new_tokens=16)}

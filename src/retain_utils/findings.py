@@ -445,7 +445,7 @@ def truncation_sentence(frame, rise: float = 10.0) -> str:
             f"seed {row['seed']}) on {row['task']}, {int(row['start'])} → {int(row['end'])} of {int(row['n'])} "
             f"held-out answers hit its {int(row['budget'])}-token budget ({top:+.1f} pp).")
     if top < rise:
-        return text + f" No run's share rose by {rise:g} pp or more: the budgets do not explain the drops."
+        return text + f" No run's share rose by {rise:g} pp or more: cut-off answers explain little of the drops."
     return (text + " An answer cut off before it states its result is scored wrong, so such a drop can come from "
             "longer answers (or answers that repeat themselves and never end) as well as from lost skill; only an "
             "evaluation with a larger budget (`eval_max_new_tokens`) tells the first apart. The retention measure "
