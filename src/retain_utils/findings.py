@@ -369,6 +369,12 @@ def kl_sentence(r: float, low: float, high: float, n: int, paper: float = 0.52) 
             f"{paper:.2f} across its runs.")
 
 
+def _targets(runs: list) -> list[str]:
+    """The runs' targets in Table 1's order (``TASK_NAMES``), any other after them."""
+    targets = [t for t in TASK_NAMES if any(r.target == t for r in runs)]
+    return targets + sorted({r.target for r in runs} - set(targets))
+
+
 def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,
                         n_boot: int = 2000):
     """``pooled_comparisons`` for every target the records hold (Table 1's order), as one frame (empty, with its
@@ -376,10 +382,8 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
     import pandas as pd
 
     runs = as_records(records)
-    targets = [t for t in TASK_NAMES if any(r.target == t for r in runs)]  # Table 1's order
-    targets += sorted({r.target for r in runs} - set(targets))
     frames = [pooled_comparisons([r for r in runs if r.target == t], comparisons, level=level, n_boot=n_boot)
-              for t in targets]
+              for t in _targets(runs)]
     frames = [f for f in frames if len(f)]
     columns = ["target", "comparison", "at", "seeds", "drop a (pp)", "drop b (pp)", "difference (pp)", "low (pp)",
                "high (pp)", "verdict", "note"]
@@ -388,13 +392,13 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
 
 def campaign_retention(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,
                        n_boot: int = 2000):
-    """Per target (Table 1's order) and (a, b) of ``comparisons``: a's retention minus b's pooled over the seeds
+    """Per target (``_targets``' order) and (a, b) of ``comparisons``: a's retention minus b's pooled over the seeds
     both ran (``retention.pooled_retention_difference``), nats/token. Runs without a retention are left out."""
     import pandas as pd
 
     runs = [r for r in as_records(records) if r.retention is not None]
     rows = []
-    for target in [t for t in TASK_NAMES if any(r.target == t for r in runs)]:
+    for target in _targets(runs):
         mine = [r for r in runs if r.target == target]
         for a, b in comparisons:
             pairs = _seed_pairs(mine, a, b)
