@@ -30,8 +30,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if any(b < 1 for b in args.budgets):
         parser.error("--budgets must be positive token counts")
+    if (not args.record.is_file() or len(args.record.resolve().parents) < 3
+            or not (args.record.resolve().parents[2] / "done.json").is_file()):
+        parser.error(f"{args.record}: not a run's record.json inside a finished campaign point "
+                     "(results/campaign/NOTEBOOK/KEY/runs/RUN/record.json)")
     record = json.loads(args.record.read_text())
-    profile = json.loads((args.record.parents[2] / "done.json").read_text())["stamp"]["profile"]
+    profile = json.loads((args.record.resolve().parents[2] / "done.json").read_text())["stamp"]["profile"]
     os.environ[DTYPE_ENV] = "fp32"  # as the campaign ran
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{**{k: v for k, v in record["config"].items() if k in fields},

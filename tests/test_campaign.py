@@ -303,3 +303,6 @@ def test_budget_probe_refuses_bad_budgets_before_any_compute(capsys):
     with pytest.raises(SystemExit):
         probe.main(["no/such/record.json", "--task", "gsm8k"])
     assert "invalid choice: 'gsm8k'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe.main(["no/such/run/record.json"])
+    assert "not a run's record.json inside a finished campaign point" in capsys.readouterr().err
