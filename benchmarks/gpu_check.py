@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from retain_utils import evaluation, gpu, models, training
+from retain_utils import evaluation, gpu, models, provenance, training
 from retain_utils.generation import generate
 from retain_utils.tasks import Example, Task, get_task
 from retain_utils.training import TrainConfig, train
@@ -80,8 +80,7 @@ def device_info(device) -> dict:
                     is_bf16_supported=torch.cuda.is_bf16_supported())
     else:
         info["cpu_bf16"] = models.cpu_has_bf16()
-        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-        info["cpu_flags"] = sorted({f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f in flags})
+        info["cpu_flags"] = provenance.cpu_flags()
     return info
 
 

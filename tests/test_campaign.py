@@ -82,6 +82,14 @@ def test_git_state_lists_changed_and_untracked_files_except_excluded_folders(tmp
     assert provenance.git_state(tmp_path / "plain") == {"commit": None, "dirty": []}
 
 
+def test_cpu_flags_come_from_the_flags_line_of_cpuinfo(monkeypatch):
+    info = "processor\t: 0\nmodel name\t: AMD EPYC (flags of its own)\nflags\t\t: fpu avx2 fma avx512f\nbugs\t: avx512_bf16\n"
+    assert provenance.flags_of(info) == {"fpu", "avx2", "fma", "avx512f"}, "only the flags line, not its label"
+    assert provenance.flags_of("") == set()
+    monkeypatch.setattr(provenance, "cpuinfo", lambda: info)
+    assert provenance.cpu_flags() == ["avx2", "avx512f"], "the precision-relevant ones, in CPU_FLAGS' order"
+
+
 def test_stamp_names_code_commit_and_machine(tmp_path, monkeypatch):
     monkeypatch.setenv(models.DTYPE_ENV, "fp32")
     repo = make_repo(tmp_path / "repo")

@@ -26,13 +26,23 @@ def source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def cpu_flags() -> list[str]:
-    """The precision-relevant flags of /proc/cpuinfo (empty where it cannot be read)."""
+def cpuinfo() -> str:
+    """The text of /proc/cpuinfo, empty where it cannot be read (not Linux)."""
     try:
-        line = next((x for x in Path("/proc/cpuinfo").read_text().split("\n") if x.startswith("flags")), "")
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return []
-    return [f for f in CPU_FLAGS if f in line.split()]
+        return ""
+
+
+def flags_of(info: str) -> set[str]:
+    """Every flag on the first ``flags`` line of a /proc/cpuinfo text."""
+    return set(next((line for line in info.split("\n") if line.startswith("flags")), "").split(":", 1)[-1].split())
+
+
+def cpu_flags() -> list[str]:
+    """The precision-relevant flags of this CPU (empty where /proc/cpuinfo cannot be read)."""
+    flags = flags_of(cpuinfo())
+    return [f for f in CPU_FLAGS if f in flags]
 
 
 def git_state(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict:
