@@ -314,3 +314,26 @@ def test_budget_probe_refuses_bad_budgets_before_any_compute(capsys):
     with pytest.raises(SystemExit):
         probe.main(["no/such/run/record.json"])
     assert "not a run's record.json inside a finished campaign point" in capsys.readouterr().err
+
+
+def test_compare_runs_names_what_moved_and_by_how_much(tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("compare_runs", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    assert compare.difference({"a": [1, 2.0]}, {"a": [1, 2.0]}) == "identical (2 values)"
+    assert compare.difference([0.5, 2.0, 3.0], [0.5, 2.5, 2.0]) == \
+        "2 of 3 values differ, largest by 1 (relative 0.3)"
+    assert compare.difference([1], [1, 2]) == "different shapes (1 and 2 values)"
+    for name, drop in (("a", 2.5), ("b", 5.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "record.json").write_text(json.dumps({"variant": "SFT", "drop": drop, "gain": 1.0}))
+        (tmp_path / name / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "gain: identical (1 value)" in out and "drop: 1 of 1 values differ, largest by 2.5" in out
+    assert "per-step loss: identical (1 value)" in out
+    with pytest.raises(SystemExit, match="no record.json"):
+        compare.main([str(tmp_path / "a"), str(tmp_path / "missing")])
