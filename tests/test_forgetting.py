@@ -195,7 +195,7 @@ def test_pooled_difference_over_seeds_by_hand():
     assert (one.low, one.high) == (same.low, same.high)
     # a seed whose run never reached the point is left out and named; none reached: NaN
     partial = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([], False), none)])
-    assert partial.difference == 50.0 and partial.note == "1 of 2 seeds"
+    assert partial.difference == 50.0 and partial.note == "both reach it in 1 of 2 seeds"
     nothing = pooled_difference([(reading([], False), none)])
     assert math.isnan(nothing.difference) and nothing.verdict == "not reached"
     with pytest.raises(ValueError, match="at least one pair"):

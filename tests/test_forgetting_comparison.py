@@ -119,6 +119,30 @@ def test_pooled_comparisons_over_seeds_and_the_campaign_sentences():
     assert "smallest drop difference" in findings.power(runs) and "No runs of both" in findings.power(runs, b="X")
 
 
+def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
+    import dataclasses
+
+    runs = [record("SFT", 0, evals([10, 20, 30], [30, 20, 5])), record("GRPO", 0, evals([10, 12, 11], [30, 30, 30]))]
+    runs = [dataclasses.replace(runs[0], gain=50.0, gain_interval=(30.0, 70.0)),
+            dataclasses.replace(runs[1], gain=2.5, gain_interval=(-5.0, 10.0))]
+    frame = findings.campaign_forgetting(runs, [("SFT", "GRPO")], n_boot=200)
+    note = "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero"
+    assert set(frame["gain note"]) == {note}, "every row of the comparison, SFT's clear gain not named"
+    from retain_utils import tables
+    assert set(tables.pooled_differences(frame)["Note"]) == {note}
+    assert f"SFT forgets more, though {note}." in findings.pooled_sentence(frame, "SFT", "GRPO", "Q?")
+    seeds = runs + [dataclasses.replace(r, seed=1, gain_interval=(1.0, 9.0)) for r in runs]
+    pairs = [(seeds[0], seeds[1]), (seeds[2], seeds[3])]
+    assert findings.gain_note(pairs, ("SFT", "GRPO")) == \
+        "GRPO's gain in 1 of 2 seeds (mean +2.5 pp) is not told apart from zero"
+    both = [(dataclasses.replace(a, gain_interval=(-1.0, 3.0)), b) for a, b in pairs]
+    assert findings.gain_note(both, ("SFT", "GRPO")) == ("SFT's gain in 2 of 2 seeds (mean +50.0 pp) and GRPO's in 1 "
+                                                         "of 2 seeds (mean +2.5 pp) are not told apart from zero")
+    assert findings.gain_note([(seeds[2], seeds[3])], ("SFT", "GRPO")) == ""
+    one = findings.forgetting_comparison(runs, n_boot=200).sentence
+    assert "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero, so a matched gain" in one
+
+
 def test_ablation_pairs_put_the_variant_without_the_factor_first():
     from types import SimpleNamespace
 

@@ -197,6 +197,25 @@ def matched_gain_levels(runs: list, n: int = 3) -> tuple[tuple[float, ...], floa
     return tuple(sorted({math.floor(10 * top * k / n) / 10 for k in range(1, n + 1)} - {0.0})), top
 
 
+def gain_note(pairs: list, labels: tuple[str, str]) -> str:
+    """Which of the two variants' end gains on the target are not told apart from zero (their 95 % interval
+    reaches 0), or "": a drop "at matched gain" then compares the methods at a gain within the noise."""
+    weak = []
+    for label, runs in zip(labels, zip(*pairs)):
+        low = [r for r in runs if r.gain_interval is not None and r.gain_interval[0] <= 0]
+        if len(runs) == 1 and low:
+            lo, hi = low[0].gain_interval
+            weak.append((label, f"({low[0].gain:+.1f} pp, 95 % interval {lo:+.1f} to {hi:+.1f})"))
+        elif low:
+            mean = sum(r.gain for r in runs) / len(runs)
+            weak.append((label, f"in {len(low)} of {len(runs)} seeds (mean {mean:+.1f} pp)"))
+    if len(weak) == 1:
+        return f"{weak[0][0]}'s gain {weak[0][1]} is not told apart from zero"
+    if weak:
+        return f"{weak[0][0]}'s gain {weak[0][1]} and {weak[1][0]}'s {weak[1][1]} are not told apart from zero"
+    return ""
+
+
 def _seed_pairs(runs: list, a: str, b: str) -> list:
     """(run of ``a``, run of ``b``) for every seed both variants ran, in seed order."""
     by_key = {(r.variant, r.seed): r for r in runs}
@@ -285,9 +304,11 @@ def _forgetting_sentence(pairs, sentences, levels, top, baseline) -> str:
                  if top is not None else "No matched-gain level was asked for. ")
     else:
         text += f"Matched-gain levels: {', '.join(f'{g:g}' for g in levels)} pp. "
-    for a, _ in pairs:
+    for a, b in pairs:
         if a.variant == focus:
             text += f"Seed {a.seed}: " + " ".join(sentences[(a.variant, a.seed)]) + " "
+            if note := gain_note([(a, b)], (a.variant, b.variant)):
+                text += f"{note[0].upper()}{note[1:]}, so a matched gain there is matched within the noise. "
     return text.strip()
 
 
@@ -331,6 +352,7 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
         # must not cap them)
         levels = gain_levels if gain_levels is not None else matched_gain_levels([r for pair in pairs for r in pair])[0]
         trajectories = [(_trajectory(ra), _trajectory(rb)) for ra, rb in pairs]
+        weak = gain_note(pairs, (a, b))
         readers = [lambda ev: forgetting.read_end(ev, target)]
         readers += [lambda ev, g=g: forgetting.read_at_gain(ev, target, g) for g in levels]
         for read in readers:
@@ -338,7 +360,8 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
                                              level=level, n_boot=n_boot)
             rows.append({"target": target, "comparison": f"{a} - {b}", "at": d.where, "seeds": len(pairs),
                          "drop a (pp)": d.drop_a, "drop b (pp)": d.drop_b, "difference (pp)": d.difference,
-                         "low (pp)": d.low, "high (pp)": d.high, "verdict": d.verdict, "note": d.note})
+                         "low (pp)": d.low, "high (pp)": d.high, "verdict": d.verdict, "note": d.note,
+                         "gain note": weak})
     return pd.DataFrame(rows)
 
 
@@ -356,7 +379,10 @@ def pooled_sentence(frame, a: str, b: str, question: str) -> str:
         seeds = int(row["seeds"])
         span = (f"{row['difference (pp)']:+.1f} pp (95 % interval {row['low (pp)']:+.1f} to {row['high (pp)']:+.1f}, "
                 f"{seeds} seed{'s' * (seeds != 1)})")
-        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {row['verdict']}")
+        reached = f" ({row['note']})" if row["note"] else ""
+        joiner = "and" if row["verdict"] == "not told apart" else "though"
+        weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
+        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {row['verdict']}{reached}{weak}")
     return f"**{question}** " + "; ".join(parts) + "."
 
 
@@ -386,7 +412,7 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
               for t in _targets(runs)]
     frames = [f for f in frames if len(f)]
     columns = ["target", "comparison", "at", "seeds", "drop a (pp)", "drop b (pp)", "difference (pp)", "low (pp)",
-               "high (pp)", "verdict", "note"]
+               "high (pp)", "verdict", "note", "gain note"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 

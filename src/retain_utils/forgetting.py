@@ -268,7 +268,7 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
         raise ValueError(f"readings at different points: {sorted(where)}")
     where = where.pop()
     reached = [(a, b) for a, b in pairs if a.reached and b.reached]
-    note = f"{len(reached)} of {len(pairs)} seeds" if len(reached) < len(pairs) else ""
+    note = f"both reach it in {len(reached)} of {len(pairs)} seeds" if len(reached) < len(pairs) else ""
     nan = float("nan")
     if not reached:
         return Difference(*labels, where, nan, nan, nan, level, nan, nan, {},

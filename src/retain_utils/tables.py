@@ -144,7 +144,10 @@ def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
         "Drop b (pp)": frame["drop b (pp)"].map(lambda v: _number(v, sign=True)),
         "Difference (pp)": frame["difference (pp)"].map(lambda v: _number(v, sign=True)),
         "95 % interval (pp)": [interval(lo, hi) for lo, hi in zip(frame["low (pp)"], frame["high (pp)"])],
-        "Verdict": frame["verdict"], "Note": frame["note"]}).set_index(["Target", "Comparison (a - b)", "At"])
+        "Verdict": frame["verdict"],
+        "Note": ["; ".join(n for n in notes if isinstance(n, str) and n)
+                 for notes in zip(frame["note"], frame.get("gain note", [""] * len(frame)))],
+    }).set_index(["Target", "Comparison (a - b)", "At"])
 
 
 def pooled_retention(frame: pd.DataFrame) -> pd.DataFrame:
