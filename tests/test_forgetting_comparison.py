@@ -143,6 +143,18 @@ def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
     assert "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero, so a matched gain" in one
 
 
+def test_a_label_ending_in_s_takes_the_apostrophe_alone():
+    import dataclasses
+
+    runs = [record("SFT", 0, evals([10, 20, 30], [30, 20, 5])),
+            record("SFT on GRPO's rollouts", 0, evals([10, 12, 11], [30, 30, 30]))]
+    runs[1] = dataclasses.replace(runs[1], gain=2.5, gain_interval=(-5.0, 10.0))
+    frame = findings.campaign_forgetting(runs, [("SFT on GRPO's rollouts", "SFT")], n_boot=200)
+    sentence = findings.pooled_sentence(frame, "SFT on GRPO's rollouts", "SFT", "Q?")
+    assert "SFT on GRPO's rollouts' drop minus SFT's is" in sentence
+    assert "SFT on GRPO's rollouts' gain (+2.5 pp" in sentence and "rollouts's" not in sentence
+
+
 def test_ablation_pairs_put_the_variant_without_the_factor_first():
     from types import SimpleNamespace
 

@@ -159,6 +159,17 @@ def test_recommendation_picks_the_iterative_setting_that_forgets_least():
     assert "No Iterative-SFT setting reached half of SFT's gain" in findings.recommendation(experiment.summary(weak), s)
 
 
+def test_cost_sentence_sets_generated_tokens_against_grpo():
+    runs = [record("GRPO", 0, 10.0, 1.0, tokens=4000), record("GRPO", 1, 10.0, 1.0, tokens=6000),
+            record("Iterative-SFT, every 4 steps", 0, 5.0, 0.0, method="iterative_sft", tokens=2000),
+            record("Iterative-SFT, every 4 steps", 1, 5.0, 0.0, method="iterative_sft", tokens=3000)]
+    text = findings.cost_sentence(experiment.summary(runs), "Iterative-SFT, every 4 steps")
+    assert "Iterative-SFT, every 4 steps generated 2.5k tokens per run for its training data (50% of GRPO's)" in text
+    assert "against GRPO's 5.0k and 0.5 min (mean of 2 seeds" in text
+    assert findings.cost_sentence(experiment.summary(runs[:2]), "Iterative-SFT, every 4 steps") == \
+        "No runs of Iterative-SFT, every 4 steps: no cost to compare."
+
+
 def test_readable_tables_have_units_and_no_exponents():
     runs = [record("SFT", 0, 12.5, 3.25, method="sft"), record("SFT", 1, 7.5, 1.25, method="sft"),
             dataclasses.replace(record("GRPO", 0, 2.0, 0.0), kl=0.00067)]

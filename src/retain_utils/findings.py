@@ -159,6 +159,22 @@ def recommendation(table, setup) -> str:
     return " ".join(lines)
 
 
+def cost_sentence(table, variant: str, baseline: str = "GRPO") -> str:
+    """What ``variant``'s training data cost against ``baseline``'s, from ``experiment.summary``: generated tokens
+    and training minutes per run (the paper's cost axis for Iterative-SFT)."""
+    missing = [v for v in (variant, baseline) if v not in table.index]
+    if missing:
+        return f"No runs of {' or '.join(missing)}: no cost to compare."
+    row, base = table.loc[variant], table.loc[baseline]
+    share = f" ({row['gen_ktokens'] / base['gen_ktokens']:.0%} of {forgetting.possessive(baseline)})" \
+        if base["gen_ktokens"] > 0 else ""
+    seeds = int(row["seeds"])
+    return (f"**Cost:** {variant} generated {row['gen_ktokens']:.1f}k tokens per run for its training data{share} "
+            f"and trained {row['train_min']:.1f} min per run against {forgetting.possessive(baseline)} "
+            f"{base['gen_ktokens']:.1f}k and {base['train_min']:.1f} min (mean of {seeds} seed{'s' * (seeds != 1)}, "
+            f"sampling included).")
+
+
 # ----- 02: does SFT forget more than GRPO? ----------------------------------------------------------------------
 
 
@@ -210,9 +226,10 @@ def gain_note(pairs: list, labels: tuple[str, str]) -> str:
             mean = sum(r.gain for r in runs) / len(runs)
             weak.append((label, f"in {len(low)} of {len(runs)} seeds (mean {mean:+.1f} pp)"))
     if len(weak) == 1:
-        return f"{weak[0][0]}'s gain {weak[0][1]} is not told apart from zero"
+        return f"{forgetting.possessive(weak[0][0])} gain {weak[0][1]} is not told apart from zero"
     if weak:
-        return f"{weak[0][0]}'s gain {weak[0][1]} and {weak[1][0]}'s {weak[1][1]} are not told apart from zero"
+        return (f"{forgetting.possessive(weak[0][0])} gain {weak[0][1]} and "
+                f"{forgetting.possessive(weak[1][0])} {weak[1][1]} are not told apart from zero")
     return ""
 
 
@@ -382,7 +399,7 @@ def pooled_sentence(frame, a: str, b: str, question: str) -> str:
         reached = f" ({row['note']})" if row["note"] else ""
         joiner = "and" if row["verdict"] == "not told apart" else "though"
         weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
-        parts.append(f"on {target}, {at}, {a}'s drop minus {b}'s is {span}: {row['verdict']}{reached}{weak}")
+        parts.append(f"on {target}, {at}, {forgetting.possessive(a)} drop minus {forgetting.possessive(b)} is {span}: {row['verdict']}{reached}{weak}")
     return f"**{question}** " + "; ".join(parts) + "."
 
 

@@ -299,6 +299,12 @@ def pearson_interval(x: Sequence[float], y: Sequence[float], *, level: float = 0
     return r, math.tanh(z - half), math.tanh(z + half), n
 
 
+def possessive(name: str) -> str:
+    """``name``'s for a variant label in a sentence; a label ending in s ("SFT on GRPO's rollouts") takes the
+    apostrophe alone."""
+    return name + ("'" if name.endswith("s") else "'s")
+
+
 def difference_sentence(d: Difference) -> str:
     """One sentence that answers "does ``a`` forget more than ``b``?" from the interval."""
     if d.verdict == "not reached":
@@ -306,10 +312,10 @@ def difference_sentence(d: Difference) -> str:
     span = f"{d.difference:+.1f} pp, {100 * d.level:g} % interval {d.low:+.1f} to {d.high:+.1f}"
     at = "at the end of training" if d.where == "end" else f"at matched {d.where}"
     if d.verdict == "not told apart":
-        return (f"{at.capitalize()}, {d.a}'s drop minus {d.b}'s is {span}: the interval includes zero, so at this "
+        return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: the interval includes zero, so at this "
                 f"evaluation size the two cannot be told apart (the interval rules out differences beyond it).")
     more, less = (d.a, d.b) if d.low > 0 else (d.b, d.a)
-    return f"{at.capitalize()}, {d.a}'s drop minus {d.b}'s is {span}: {more} forgets more than {less}."
+    return f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: {more} forgets more than {less}."
 
 
 # ---------------------------------------------------------------------------------------------- power
