@@ -11,35 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-from retain_utils.campaign import COMPARED
-
-
-def leaves(value, path: str = "") -> dict[str, object]:
-    """Every scalar inside nested dicts and lists, keyed by its path."""
-    if isinstance(value, dict):
-        return {k: v for key, item in value.items() for k, v in leaves(item, f"{path}/{key}").items()}
-    if isinstance(value, list):
-        return {k: v for i, item in enumerate(value) for k, v in leaves(item, f"{path}[{i}]").items()}
-    return {path: value}
-
-
-def difference(a, b) -> str:
-    """'identical', or the largest absolute difference between the numbers of ``a`` and ``b``."""
-    la, lb = leaves(a), leaves(b)
-    if la.keys() != lb.keys():
-        return f"different shapes ({len(la)} and {len(lb)} values)"
-    moved = [(k, la[k], lb[k]) for k in la if la[k] != lb[k]]
-    if not moved:
-        return f"identical ({len(la)} value{'s' * (len(la) != 1)})"
-    if not all(isinstance(x, (int, float)) and isinstance(y, (int, float)) for _, x, y in moved):
-        return f"{len(moved)} of {len(la)} values differ, not all numbers (first: {moved[0][0] or 'the value'})"
-    largest = max(abs(x - y) for _, x, y in moved)
-    scale = max(max(abs(x), abs(y)) for _, x, y in moved)
-    return (f"{len(moved)} of {len(la)} values differ, largest by {largest:.3g} "
-            f"(relative {largest / scale if scale else math.inf:.1g})")
+from retain_utils.campaign import COMPARED, gap
 
 
 def read_run(folder: Path) -> tuple[dict, list[dict]]:
@@ -58,9 +32,9 @@ def main(argv=None) -> int:
     print(f"{a.get('variant')} (target {a.get('target')}, seed {a.get('seed')}) against "
           f"{b.get('variant')} (target {b.get('target')}, seed {b.get('seed')})")
     for key in COMPARED:
-        print(f"{key}: {difference(a.get(key), b.get(key))}")
+        print(f"{key}: {gap(a.get(key), b.get(key))}")
     for key in ("loss", "grad_norm"):
-        print(f"per-step {key}: {difference([s.get(key) for s in steps_a], [s.get(key) for s in steps_b])}")
+        print(f"per-step {key}: {gap([s.get(key) for s in steps_a], [s.get(key) for s in steps_b])}")
     return 0
 
 

@@ -201,6 +201,21 @@ def test_status_projects_a_total_once_every_notebook_has_a_point(tmp_path):
     assert "02_rl_vs_sft: 2/9 done, 20 min per point" in text and "04_iterative_sft: 1/3 done, 10 min" in text
 
 
+def test_describe_names_hours_cpu_hours_code_and_machines(tmp_path):
+    assert "No campaign point has been committed yet (0 of 15)" in campaign.describe(tmp_path)
+    fake_point(tmp_path, "02_rl_vs_sft", {**current("02_rl_vs_sft"), "cpu_count": 2, "cpu_flags": ["avx2"],
+                                          "commit": "a" * 40}, seconds=3600)
+    fake_point(tmp_path, "03_ablations", {**current("03_ablations"), "cpu_count": 4, "cpu_flags": ["avx2", "amx_bf16"],
+                                          "commit": "b" * 40}, seconds=1800)
+    text = campaign.describe(tmp_path)
+    assert "2 campaign points are committed, of the 15 the campaign plans; together they took 1.5 hours of wall " \
+           "time (4.0 CPU-hours)." in text
+    assert "commit aaaaaaaaaa (1 point); bbbbbbbbbb (1 point)" in text
+    assert "CPU flags avx2 (1 point); avx2 amx_bf16 (1 point)" in text
+    fake_point(tmp_path, "04_iterative_sft", current("04_iterative_sft"), seconds=1800)
+    assert "(4.0 CPU-hours over the 2 points that name their cores)" in campaign.describe(tmp_path)
+
+
 def test_command_line_status_and_limit(tmp_path, capsys):
     assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
@@ -298,6 +313,40 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
     assert campaign.verify(point, tmp_path / "c") == ["1 committed runs, 0 on rerunning"]
 
 
+def test_repeats_compare_one_configuration_run_in_two_points(tmp_path):
+    campaign_dir = tmp_path / "campaign"
+    assert "holds no rerun of itself" in campaign.describe_repeats(campaign_dir)
+    grpo = {"variant": "GRPO", "target": "mmlu", "seed": 0, "gain": 5.0, "drop": 1.0, "kl": 0.5,
+            "evals": [{"step": 0, "correct": [1, 0]}], "retention": [-0.1, -0.2],
+            "config": {"method": "grpo", "lr": 4e-5, "out_dir": "runs/a", "keep_correct": False}}
+    sft = {**grpo, "variant": "SFT", "config": {**grpo["config"], "method": "sft"}}
+    moved = {**grpo, "kl": 0.5000001}  # a last-bit difference, as between two kinds of CPU
+    points = []
+    for index, (notebook, flags, runs) in enumerate([
+            ("02_rl_vs_sft", ["avx2", "avx512f"], [grpo, sft]),
+            ("03_ablations", ["avx2"], [{**moved, "config": {**grpo["config"], "out_dir": "runs/b",
+                                                                  "keep_correct": True}}]),
+            ("04_iterative_sft", ["avx2"], [moved, {**sft, "drop": 2.0}])]):
+        folder = fake_point(campaign_dir, notebook, {"cpu_flags": flags})
+        layout.results_file(folder, notebook).write_text(json.dumps({"runs": runs}))
+        points.append(str(folder.relative_to(campaign_dir)))
+    pairs = campaign.repeats(campaign_dir)
+    by_points = {(p.run, p.points): p for p in pairs}
+    assert len(pairs) == 4  # GRPO in three points (three pairs); SFT in two; bookkeeping fields ignored
+    first = by_points[("GRPO, target mmlu, seed 0", (points[0], points[1]))]
+    assert first.exact and first.flags == ("avx2 avx512f", "avx2") and 0 < first.relative < 1e-6
+    assert by_points[("GRPO, target mmlu, seed 0", (points[1], points[2]))].relative == 0
+    assert not by_points[("SFT, target mmlu, seed 0", (points[0], points[2]))].exact
+    text = campaign.describe_repeats(campaign_dir)
+    assert "4 pairs of campaign runs share a configuration" in text and "In 3 of 4 every greedy answer" in text
+    assert "3 pairs on machines with different CPU flags, 1 with the same" in text
+    assert "are bitwise the same on the same CPU flags" in text and "differ by at most 2e-07 relative" in text
+    assert f"SFT, target mmlu, seed 0 differs between {points[0]} (avx2 avx512f) and {points[2]} (avx2)." in text
+    layout.results_file(campaign_dir / points[2], "04_iterative_sft").write_text(json.dumps(
+        {"config": {"n_train": 16}, "runs": [moved, sft]}))  # other training data: not the same configuration
+    assert [p.points for p in campaign.repeats(campaign_dir)] == [(points[0], points[1])]
+
+
 def test_budget_probe_refuses_bad_budgets_before_any_compute(capsys):
     import importlib.util
 
@@ -323,10 +372,10 @@ def test_compare_runs_names_what_moved_and_by_how_much(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("compare_runs", path)
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
-    assert compare.difference({"a": [1, 2.0]}, {"a": [1, 2.0]}) == "identical (2 values)"
-    assert compare.difference([0.5, 2.0, 3.0], [0.5, 2.5, 2.0]) == \
-        "2 of 3 values differ, largest by 1 (relative 0.3)"
-    assert compare.difference([1], [1, 2]) == "different shapes (1 and 2 values)"
+    assert str(campaign.gap({"a": [1, 2.0]}, {"a": [1, 2.0]})) == "identical (2 values)"
+    assert str(campaign.gap([0.5, 2.0, 3.0], [0.5, 2.5, 2.0])) == "2 of 3 values differ, largest by 1 (relative 0.3)"
+    assert str(campaign.gap([1], [1, 2])) == "different shapes (1 and 2 values)"
+    assert str(campaign.gap(["a"], ["b"])) == "1 of 1 values differ, not all numbers"
     for name, drop in (("a", 2.5), ("b", 5.0)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "record.json").write_text(json.dumps({"variant": "SFT", "drop": drop, "gain": 1.0}))

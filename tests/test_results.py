@@ -8,7 +8,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from retain_utils import campaign, findings, results, runner, sweep
+from retain_utils import campaign, experiment, findings, results, runner, sweep
 
 matplotlib.use("Agg")
 
@@ -234,7 +234,10 @@ def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_p
                                               "GRPO")[:60] in executed
     assert "No run's evaluation log was found" in executed, "the fixture keeps no run logs"
     assert "3 campaign points are committed, of the 15 the campaign plans" in executed
-    assert campaign.describe(CAMPAIGN)[:80] in executed
+    assert campaign.describe(CAMPAIGN)[:80] in executed and "CPU-hours" in executed
+    assert campaign.describe_repeats(CAMPAIGN) in executed  # the fixture's notebooks differ in evaluation sizes
+    summary_04 = experiment.summary(campaign.records(CAMPAIGN, "04_iterative_sft"))
+    assert findings.cost_sentence(summary_04, "Iterative-SFT, every 4 steps")[:90] in executed
     assert "The smoke profile runs no sweep of its own" in executed
     assert executed.count("image/png") >= 2, "the trajectories and drop against KL"
     for heading in ("Table 1 on the embedded model", "Retention: what the initial answers keep",

@@ -12,7 +12,9 @@ tree with uncommitted changes) unless told to.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import subprocess
 import time
@@ -206,11 +208,15 @@ def describe(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
         counts = {v: values.count(v) for v in dict.fromkeys(values)}
         return "; ".join(f"{v} ({n} point{'s' * (n != 1)})" for v, n in counts.items())
     hours = sum(d["seconds"] for d in done) / 3600
+    known = [d for d in done if isinstance(d.get("cpu_count"), int)]
+    cpu_hours = (f" ({sum(d['seconds'] * d['cpu_count'] for d in known) / 3600:.1f} CPU-hours"
+                 f"{'' if len(known) == len(done) else f' over the {len(known)} points that name their cores'})"
+                 if known else "")
     for d in done:
         d["commit"] = (d.get("commit") or "not a git checkout")[:10]
     return (f"{len(done)} campaign point{'s are' if len(done) != 1 else ' is'} committed, of the {total} the "
             f"campaign plans; together they took "
-            f"{hours:.1f} hours of wall time. Code: package version {listing('version')}; commit "
+            f"{hours:.1f} hours of wall time{cpu_hours}. Code: package version {listing('version')}; commit "
             f"{listing('commit')}. Cores: {listing('cpu_count')}; CPU flags {listing('cpu_flags')}; "
             f"dtype {listing('dtype')}.")
 
@@ -227,6 +233,116 @@ def folder(campaign_dir: str | Path | None) -> Path:
 
 
 COMPARED = ("gain", "drop", "kl", "accuracy_initial", "accuracy_final", "generated_tokens", "evals", "retention")
+FLOAT_MEANS = ("kl", "retention")  # means of floats: differ in the last bits between CPUs; the rest come from answers
+BOOKKEEPING = ("out_dir", "keep_correct")  # config fields that change no number of a run
+NOTEBOOK_SETTINGS = ("model", "n_train", "n_eval", "n_eval_target", "max_tokens")  # set per notebook, not per run
+
+
+def leaves(value, path: str = "") -> dict[str, object]:
+    """Every scalar inside nested dicts and lists, keyed by its path."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in leaves(item, f"{path}/{key}").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in leaves(item, f"{path}[{i}]").items()}
+    return {path: value}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """How far apart two runs' values of one number are: how many scalars differ, and by how much at most."""
+
+    values: int
+    differ: int
+    largest: float = 0.0    # absolute; NaN when a differing value is not a number
+    relative: float = 0.0   # largest / the largest magnitude among the differing values
+    values_b: int | None = None  # set when the second value has other scalars than the first
+
+    def __str__(self) -> str:
+        if self.values_b is not None:
+            return f"different shapes ({self.values} and {self.values_b} values)"
+        if not self.differ:
+            return f"identical ({self.values} value{'s' * (self.values != 1)})"
+        if math.isnan(self.largest):
+            return f"{self.differ} of {self.values} values differ, not all numbers"
+        return (f"{self.differ} of {self.values} values differ, largest by {self.largest:.3g} "
+                f"(relative {self.relative:.1g})")
+
+
+def gap(a, b) -> Gap:
+    """Compare two values (nested dicts and lists of numbers) scalar by scalar."""
+    la, lb = leaves(a), leaves(b)
+    if la.keys() != lb.keys():
+        return Gap(len(la), len(la), math.nan, math.nan, values_b=len(lb))
+    moved = [(la[k], lb[k]) for k in la if la[k] != lb[k]]
+    if not moved:
+        return Gap(len(la), 0)
+    if not all(isinstance(x, (int, float)) and isinstance(y, (int, float)) for x, y in moved):
+        return Gap(len(la), len(moved), math.nan, math.nan)
+    largest = max(abs(x - y) for x, y in moved)
+    scale = max(max(abs(x), abs(y)) for x, y in moved)
+    return Gap(len(la), len(moved), largest, largest / scale if scale else math.inf)
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """One run configuration that two finished points both computed (GRPO on mmlu is in notebooks 2, 3 and 4),
+    and how far apart the two came out: the campaign's own reruns, often on different machines."""
+
+    run: str                  # "GRPO, target mmlu, seed 0"
+    points: tuple[str, str]   # the two point folders, relative to the campaign folder
+    flags: tuple[str, str]    # each point's CPU flags
+    exact: bool               # every number read from answers (accuracies, evaluations, tokens) the same
+    relative: float           # the largest relative difference in KL and retention
+
+
+def repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[Repeat]:
+    """Every pair of finished points that ran the same configuration (target, seed, training config with its
+    bookkeeping fields aside, and the notebook's model, data and evaluation sizes), compared number by number."""
+    campaign_dir = Path(campaign_dir)
+    seen: dict[str, list[tuple[str, str, dict]]] = {}
+    for folder, record in finished(campaign_dir).items():
+        flags = " ".join(record.get("stamp", {}).get("cpu_flags") or ["unknown"])
+        saved = load(folder / f"{folder.parent.name}.results.json")
+        settings = [saved.get("config", {}).get(name) for name in NOTEBOOK_SETTINGS]
+        for run in saved.get("runs") or []:
+            config = {k: v for k, v in (run.get("config") or {}).items() if k not in BOOKKEEPING}
+            key = json.dumps([run.get("target"), run.get("seed"), run.get("n_eval"), settings, config], sort_keys=True)
+            seen.setdefault(key, []).append((str(folder.relative_to(campaign_dir)), flags, run))
+    out = []
+    for group in seen.values():
+        for (point_a, flags_a, a), (point_b, flags_b, b) in itertools.combinations(group, 2):
+            gaps = {key: gap(a.get(key), b.get(key)) for key in COMPARED}
+            out.append(Repeat(f"{a['variant']}, target {a.get('target')}, seed {a.get('seed')}", (point_a, point_b),
+                              (flags_a, flags_b),
+                              all(not g.differ for k, g in gaps.items() if k not in FLOAT_MEANS),
+                              max(gaps[k].relative for k in FLOAT_MEANS)))
+    return out
+
+
+def describe_repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
+    """The chapter's paragraph on the campaign's own reruns (``repeats``): did the same configuration give the
+    same numbers in two points, and on how many pairs of different machines."""
+    pairs = repeats(campaign_dir)
+    if not pairs:
+        return "No run configuration appears in two finished points yet, so the campaign holds no rerun of itself."
+    exact = [p for p in pairs if p.exact]
+    other = [p for p in pairs if p.flags[0] != p.flags[1]]
+    same = [p for p in pairs if p.flags[0] == p.flags[1]]
+    runs = "; ".join(dict.fromkeys(p.run for p in pairs))
+    def largest(group: list[Repeat]) -> str:
+        worst = max(p.relative for p in group)
+        return "are bitwise the same" if worst == 0 else f"differ by at most {worst:.1g} relative"
+    text = (f"{len(pairs)} pair{'s' * (len(pairs) != 1)} of campaign runs share a configuration, computed in "
+            f"different points ({runs}): {len(other)} pair{'s' * (len(other) != 1)} on machines with different "
+            f"CPU flags, {len(same)} with the same. In {len(exact)} of {len(pairs)} every greedy answer, accuracy "
+            f"and generated-token count is the same.")
+    for label, group in (("different", other), ("the same", same)):
+        if group:
+            text += f" KL and retention (means of floats) {largest(group)} on {label} CPU flags."
+    for p in pairs:
+        if not p.exact:
+            text += f" {p.run} differs between {p.points[0]} ({p.flags[0]}) and {p.points[1]} ({p.flags[1]})."
+    return text
 
 
 def verify(point: str | Path, out_dir: str | Path) -> list[str]:
