@@ -315,7 +315,8 @@ def repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[Repeat]:
             out.append(Repeat(f"{a['variant']}, target {a.get('target')}, seed {a.get('seed')}", (point_a, point_b),
                               (flags_a, flags_b),
                               all(not g.differ for k, g in gaps.items() if k not in FLOAT_MEANS),
-                              max(gaps[k].relative for k in FLOAT_MEANS)))
+                              max(math.inf if math.isnan(gaps[k].relative) else gaps[k].relative
+                                  for k in FLOAT_MEANS)))
     return out
 
 

@@ -399,7 +399,8 @@ def pooled_sentence(frame, a: str, b: str, question: str) -> str:
         reached = f" ({row['note']})" if row["note"] else ""
         joiner = "and" if row["verdict"] == "not told apart" else "though"
         weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
-        parts.append(f"on {target}, {at}, {forgetting.possessive(a)} drop minus {forgetting.possessive(b)} is {span}: {row['verdict']}{reached}{weak}")
+        parts.append(f"on {target}, {at}, {forgetting.possessive(a)} drop minus {forgetting.possessive(b)} is {span}: "
+                     f"{row['verdict']}{reached}{weak}")
     return f"**{question}** " + "; ".join(parts) + "."
 
 

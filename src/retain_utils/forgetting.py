@@ -312,10 +312,12 @@ def difference_sentence(d: Difference) -> str:
     span = f"{d.difference:+.1f} pp, {100 * d.level:g} % interval {d.low:+.1f} to {d.high:+.1f}"
     at = "at the end of training" if d.where == "end" else f"at matched {d.where}"
     if d.verdict == "not told apart":
-        return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: the interval includes zero, so at this "
-                f"evaluation size the two cannot be told apart (the interval rules out differences beyond it).")
+        return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: the interval includes "
+                f"zero, so at this evaluation size the two cannot be told apart (the interval rules out differences "
+                f"beyond it).")
     more, less = (d.a, d.b) if d.low > 0 else (d.b, d.a)
-    return f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: {more} forgets more than {less}."
+    return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: {more} forgets more than "
+            f"{less}.")
 
 
 # ---------------------------------------------------------------------------------------------- power
