@@ -73,6 +73,20 @@ def test_trainer_samples_greedily_like_the_baseline_model():
     assert [c.completion_ids for c in after] == [c.completion_ids for c in before]
 
 
+def test_load_bench_writes_the_baseline_and_the_machine_it_ran_on(tmp_path, monkeypatch):
+    from retain_utils import settings
+
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    setup = settings.setup("02_rl_vs_sft", "smoke", model="tiny", target="mmlu")
+    experiment.load_bench(setup, tmp_path / "r.json", progress=False)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert {row["task"] for row in saved["baseline"]} == {"ifeval", "mmlu", "countdown"}
+    machine = saved["machine"]
+    assert machine["device"] == "cpu" and machine["weights"] == "float32"  # tiny_model's default
+    assert machine["dtype"] == str(models.default_dtype("cpu")).replace("torch.", "")
+    assert machine["torch_threads"] >= 1 and isinstance(machine["cpu_flags"], list)
+
+
 def test_the_target_can_have_more_held_out_examples(monkeypatch):
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
     bench = experiment.make_bench("tiny", "mmlu", 4, 2, n_eval_target=5, task_names=("mmlu", "countdown"),

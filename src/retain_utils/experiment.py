@@ -96,12 +96,15 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
 
 
 def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
-    """``make_bench`` with a notebook's checked settings (``settings.setup``); the baseline goes to the results
-    file."""
+    """``make_bench`` with a notebook's checked settings (``settings.setup``); the baseline and the machine it ran
+    on (CPU flags, threads, the model's device and dtype) go to the results file."""
     cfg = setup.cfg
     made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
                       task_options=setup.task_options, progress=progress)
-    results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"))
+    weights = next(made.reference.parameters())
+    machine = {**provenance.machine(), "device": str(weights.device),
+               "weights": str(weights.dtype).replace("torch.", "")}
+    results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"), machine=machine)
     return made
 
 
