@@ -322,11 +322,11 @@ def test_repeats_compare_one_configuration_run_in_two_points(tmp_path):
     sft = {**grpo, "variant": "SFT", "config": {**grpo["config"], "method": "sft"}}
     moved = {**grpo, "kl": 0.5000001}  # a last-bit difference, as between two kinds of CPU
     points = []
-    for index, (notebook, flags, runs) in enumerate([
+    for notebook, flags, runs in [
             ("02_rl_vs_sft", ["avx2", "avx512f"], [grpo, sft]),
             ("03_ablations", ["avx2"], [{**moved, "config": {**grpo["config"], "out_dir": "runs/b",
-                                                                  "keep_correct": True}}]),
-            ("04_iterative_sft", ["avx2"], [moved, {**sft, "drop": 2.0}])]):
+                                                              "keep_correct": True}}]),
+            ("04_iterative_sft", ["avx2"], [moved, {**sft, "drop": 2.0}])]:
         folder = fake_point(campaign_dir, notebook, {"cpu_flags": flags})
         layout.results_file(folder, notebook).write_text(json.dumps({"runs": runs}))
         points.append(str(folder.relative_to(campaign_dir)))
