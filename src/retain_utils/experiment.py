@@ -101,10 +101,8 @@ def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
     cfg = setup.cfg
     made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
                       task_options=setup.task_options, progress=progress)
-    weights = next(made.reference.parameters())
-    machine = {**provenance.machine(), "device": str(weights.device),
-               "weights": str(weights.dtype).replace("torch.", "")}
-    results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"), machine=machine)
+    results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"),
+                 machine=provenance.machine(made.reference))
     return made
 
 

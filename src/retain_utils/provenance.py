@@ -49,12 +49,20 @@ def git_state(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict:
     return {"commit": commit, "dirty": [line[3:] for line in status.splitlines() if line.strip()]}
 
 
-def machine() -> dict:
-    """The machine facts a time or a number depends on."""
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def machine(model: torch.nn.Module | None = None) -> dict:
+    """The machine facts a time or a number depends on; with ``model``, also the device and dtype of its weights."""
     from .models import default_dtype
 
-    return {"cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "dtype": str(default_dtype("cpu")).replace("torch.", ""), "torch": torch.__version__}
+    facts = {"cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+             "dtype": _dtype_name(default_dtype("cpu")), "torch": torch.__version__}
+    if model is not None:
+        weights = next(model.parameters())
+        facts.update(device=str(weights.device), weights=_dtype_name(weights.dtype))
+    return facts
 
 
 def stamp(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict:
