@@ -112,3 +112,52 @@ def test_bad_messages_list(tiny):
     with pytest.raises(TypeError, match="messages_list"):
         generate(model, tok, "hi", max_new_tokens=2)
     assert generate(model, tok, [], max_new_tokens=2) == []
+
+
+SYSTEM = {"role": "system", "content": "You are a careful assistant. Answer in one short sentence, then stop."}
+SHARED = [[SYSTEM, *m[-1:]] for m in PROMPTS]  # four prompts opening with the same long system prompt
+
+
+def test_shared_prefix_length():
+    assert generation.shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert generation.shared_prefix_length([[7, 8, 9], [7, 8, 9]]) == 2  # each keeps one token of its own
+    assert generation.shared_prefix_length([[1, 2], [3, 2]]) == 0
+    assert generation.shared_prefix_length([[5]]) == 0
+
+
+@pytest.mark.parametrize("kw", [dict(max_new_tokens=9), dict(max_new_tokens=9, temperature=0.8, num_samples=2, seed=3)])
+def test_shared_prefix_prefilled_once_gives_the_same_tokens(tiny, monkeypatch, kw):
+    """A long common opening is prefilled once for the batch and copied to every row: the tokens equal those of
+    a plain left-padded prefill, and greedy ones those of ``model.generate`` on each prompt alone."""
+    model, tok = tiny
+    prompts = generation.encode_prompts(tok, SHARED)
+    assert generation.shared_prefix_length(prompts) >= 2 * generation.MIN_SHARED_PREFIX
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k))
+    shared = generate(model, tok, SHARED, batch_size=8, **kw)
+    assert calls[0][0] == 1  # the prefix, once, for the whole batch
+    monkeypatch.setattr(generation, "MIN_SHARED_PREFIX", 10**6)
+    plain = generate(model, tok, SHARED, batch_size=8, **kw)
+    assert [c.completion_ids for c in shared] == [c.completion_ids for c in plain]
+    if "temperature" not in kw:
+        from test_generation import hf_greedy
+
+        assert [c.completion_ids for c in shared] == [hf_greedy(model, tok, m, 9) for m in SHARED]
+
+
+def test_preallocated_cache_holds_what_concatenation_holds():
+    """Keys and values written in place equal DynamicLayer's concatenated ones, through a row selection and
+    past the planned capacity."""
+    from transformers.cache_utils import DynamicLayer
+
+    torch.manual_seed(0)
+    plain, ours = DynamicLayer(), generation.PreallocatedLayer(capacity=2)
+    for i, n in enumerate((5, 1, 1, 1, 1)):  # a prefill, then four tokens: one past the capacity
+        if i == 2:  # two of the three rows go on, in another order
+            plain.batch_select_indices(torch.tensor([2, 0]))
+            ours.batch_select_indices(torch.tensor([2, 0]))
+        k = torch.randn(3 if i < 2 else 2, 2, n, 4)
+        a, b = plain.update(k, -k), ours.update(k, -k)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert ours.get_seq_length() == plain.get_seq_length() == 9

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 
 @dataclass
@@ -63,11 +64,54 @@ def _row_generator(seed: int, prompt_index: int, sample_index: int, device: torc
     return torch.Generator(device=device).manual_seed(int(state[0] >> np.uint64(1)))
 
 
-def _new_cache(model) -> DynamicCache:
+class PreallocatedLayer(DynamicLayer):
+    """A layer's KV cache written in place into a buffer sized for the whole answer at prefill.
+
+    ``DynamicLayer`` concatenates every token's keys and values onto copies of the whole cache: on an idle
+    CPU that copying was a third of a decode step (benchmarks/PROFILE.md). Here ``keys``/``values`` are
+    views of the filled part of the buffer, the same numbers in the same shape, so attention computes
+    exactly what it did over the concatenated cache.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity  # new tokens the buffer holds beyond the prefill
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:  # the prefill: allocate for it and the whole answer
+            self.device, self.is_initialized = key_states.device, True
+            self._store(key_states, value_states, key_states.shape[-2] + self.capacity)
+            return self.keys, self.values
+        n, add = self.keys.shape[-2], key_states.shape[-2]
+        if n + add > self._k.shape[-2]:  # more tokens than planned: grow (never on generate's own path)
+            self._store(self.keys, self.values, n + add + self.capacity)
+        self._k[:, :, n:n + add] = key_states
+        self._v[:, :, n:n + add] = value_states
+        self.keys, self.values = self._k[:, :, :n + add], self._v[:, :, :n + add]
+        return self.keys, self.values
+
+    def _store(self, keys, values, length: int) -> None:
+        """A fresh buffer of ``length`` positions holding ``keys``/``values`` at its start."""
+        n = keys.shape[-2]
+        self._k = keys.new_empty((*keys.shape[:2], length, keys.shape[-1]))
+        self._v = values.new_empty((*values.shape[:2], length, values.shape[-1]))
+        self._k[:, :, :n], self._v[:, :, :n] = keys, values
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep rows ``indices``: only the filled part is copied, into a buffer with the same room left."""
+        if self.get_seq_length() > 0:
+            self._store(self.keys[indices], self.values[indices], self._k.shape[-2])
+
+
+def _new_cache(model, capacity: int) -> DynamicCache:
+    """A KV cache whose ordinary layers are preallocated for ``capacity`` new tokens (others stay dynamic)."""
     try:
-        return DynamicCache(config=model.config)
+        cache = DynamicCache(config=model.config)
     except TypeError:  # transformers < 4.56
         return DynamicCache()
+    cache.layers = [PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 def _cache_kwarg(model) -> str:
@@ -85,26 +129,59 @@ def _sync_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else SYNC_EVERY
 
 
+# A batch whose prompts open with the same tokens (the chat template's system prompt: 24 of SmolLM2's ~55)
+# prefills that prefix once; shorter shared openings are not worth the extra forward call.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt opens with, leaving each at least one token of its own (whose logits start the answer)."""
+    first, n = prompts[0], min(map(len, prompts)) - 1
+    for i in range(n):
+        if any(p[i] != first[i] for p in prompts):
+            return i
+    return max(n, 0)
+
+
+def _prefill(model, prompts: list[list[int]], pad_id: int, max_new_tokens: int, device):
+    """Prefill ``prompts`` (one row each) -> (cache, last logits, attention mask, last positions).
+
+    Rows are laid out [shared prefix | left padding | own tokens]: the prefix is computed once for the batch
+    and copied to every row, the rest left-padded. Position ids skip the padding, so every token sees the
+    same positions and the same unmasked keys as in a plain left-padded prefill."""
+    shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    own = [p[shared:] for p in prompts]
+    width = max(map(len, own))
+    input_ids = torch.full((len(own), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(own), shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, p in enumerate(own):
+        input_ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, shared + width - len(p):] = 1
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = _new_cache(model, width + max_new_tokens)
+    kw = {_cache_kwarg(model): cache, "use_cache": True}
+    if shared:
+        model(input_ids=torch.tensor([prompts[0][:shared]], device=device), attention_mask=mask[:1, :shared].to(device),
+              position_ids=position_ids[:1, :shared].to(device), **kw)
+        cache.batch_select_indices(torch.zeros(len(own), dtype=torch.long, device=device))
+    mask, position_ids = mask.to(device), position_ids.to(device)
+    out = model(input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids[:, shared:],
+                logits_to_keep=1, **kw)
+    return cache, out.logits[:, -1], mask, position_ids[:, -1]
+
+
 @torch.inference_mode()
 def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eos, pad_id):
     """Decode ``rows`` = [(prompt_index, sample_index)] together; returns {row: (ids, finished)}."""
     device = next(model.parameters()).device
     unique = sorted({p for p, _ in rows})
-    width = max(len(prompts[p]) for p in unique)
-    input_ids = torch.full((len(unique), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(unique), width), dtype=torch.long)
-    for i, p in enumerate(unique):
-        input_ids[i, width - len(prompts[p]):] = torch.tensor(prompts[p])
-        mask[i, width - len(prompts[p]):] = 1
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = _new_cache(model)
-    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
-                use_cache=True, logits_to_keep=1, **{_cache_kwarg(model): cache})
+    cache, logits, mask, position = _prefill(model, [prompts[p] for p in unique], pad_id, max_new_tokens, device)
     # Several samples of one prompt share its prefill: gather the cache rows out to one row per sample.
     expand = torch.tensor([unique.index(p) for p, _ in rows], device=device)
     cache.batch_select_indices(expand)
-    logits = out.logits[expand, -1].float()
-    mask, position = mask.to(device)[expand], position_ids.to(device)[expand, -1]
+    logits, mask, position = logits[expand].float(), mask[expand], position[expand]
     sample = temperature > 0
     generators = [_row_generator(seed, p, s, device) for p, s in rows] if sample else None
     noise = torch.empty((len(rows), logits.shape[-1]), device=device) if sample else None

@@ -310,11 +310,16 @@ def _runs(notebook: str, p) -> list[tuple[str, int, int]]:
 
 
 def projected_minutes(notebook: str, profile: str = "colab", throughput: Throughput = T4_ASSUMED_0_5B, *,
-                      target: str = "mmlu", rollout_batch_size: int = 40, eval_batch_size: int = 64) -> float:
+                      target: str = "mmlu", rollout_batch_size: int | None = None,
+                      eval_batch_size: int | None = None) -> float:
     """Projected wall time of a notebook (minutes): rollouts and evaluations decode at their full token
-    budget (an upper bound), training runs at ``throughput.train_tokens_per_s``. A projection, not a
-    measurement."""
+    budget (an upper bound), training runs at ``throughput.train_tokens_per_s``; batch sizes default to
+    ``TrainConfig``'s. A projection, not a measurement."""
     from . import profiles
+    from .training.config import TrainConfig
+
+    rollout_batch_size = rollout_batch_size or TrainConfig.rollout_batch_size
+    eval_batch_size = eval_batch_size or TrainConfig.eval_batch_size
 
     p = profiles.apply(notebook, profile)
     runs = _runs(notebook, p)

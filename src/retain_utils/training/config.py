@@ -48,7 +48,7 @@ class TrainConfig:
     eval_every: int = 10              # evaluate every task every this many steps (and at steps 0 and the end)
     eval_max_new_tokens: int | None = None  # None = each task's own budget
     eval_batch_size: int = EVAL_BATCH_SIZE  # as the baseline's (see evaluation.EVAL_BATCH_SIZE)
-    rollout_batch_size: int = 40      # sequences decoded together during rollouts / Self-SFT sampling
+    rollout_batch_size: int = 160     # sequences decoded together during rollouts / Self-SFT sampling (0.2.0: 40)
     checkpoint_every: int = 10        # 0 = only at the end
     seed: int = 0
     out_dir: str | None = None        # checkpoints and metrics.jsonl; None = keep nothing on disk
