@@ -67,3 +67,24 @@ def test_training_logprobs_and_gradients_chunked_equal_unchunked():
     for i, (_, c) in enumerate(SEQUENCES):  # right-padded completions: the first len(c) columns are scored
         expected = want[i].gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
         assert torch.allclose(results[0][0][i, :len(c)], expected.detach(), atol=1e-5)
+
+
+def test_head_recomputed_on_accelerators_gives_the_same_numbers(monkeypatch):
+    """On an accelerator the LM head is recomputed in the backward pass (memory), on the CPU kept: the same
+    log-probabilities and gradients, bit for bit."""
+    from retain_utils.training import loop
+
+    model, tok = diverse_tiny_model(seed=1)
+    batch = collate([p for p, _ in SEQUENCES], [c for _, c in SEQUENCES], tok.pad_token_id)
+    results = []
+    for recompute in (False, True):
+        monkeypatch.setattr(loop, "_recompute_head", lambda device: recompute)
+        model.zero_grad()
+        lp = completion_logprobs(model, batch, chunk=3)
+        lp.sum().backward()
+        results.append((lp.detach(), [p.grad.clone() for p in model.parameters()]))
+    (lp_kept, grads_kept), (lp_again, grads_again) = results
+    assert torch.equal(lp_kept, lp_again)
+    assert all(torch.equal(a, b) for a, b in zip(grads_kept, grads_again))
+    monkeypatch.undo()
+    assert loop._recompute_head(torch.device("cuda")) and not loop._recompute_head(torch.device("cpu"))

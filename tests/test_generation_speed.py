@@ -161,3 +161,25 @@ def test_preallocated_cache_holds_what_concatenation_holds():
         a, b = plain.update(k, -k), ours.update(k, -k)
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert ours.get_seq_length() == plain.get_seq_length() == 9
+
+
+def test_finished_rows_left_in_a_large_batch_change_nothing(tiny, monkeypatch):
+    """In a batch of 20 rows, finished rows stay until they are 1 / COMPACT_FRACTION of it, decoding past their
+    EOS: every answer still equals the one decoded alone, cut at its first EOS."""
+    model, tok = tiny
+    kw = dict(max_new_tokens=10, temperature=0.7, num_samples=5, seed=2)
+    stop = generate(model, tok, PROMPTS, batch_size=20, **kw)[0].completion_ids[1]
+    sizes = []
+    model.generation_config.eos_token_id, saved = [tok.eos_token_id, stop], model.generation_config.eos_token_id
+    try:
+        select = generation.PreallocatedLayer.batch_select_indices
+        monkeypatch.setattr(generation.PreallocatedLayer, "batch_select_indices",
+                            lambda self, i: sizes.append((self.keys.shape[0], len(i))) or select(self, i))
+        together = generate(model, tok, PROMPTS, batch_size=20, **kw)
+        dropped = [before - after for before, after in dict.fromkeys(sizes) if after < before]
+        alone = generate(model, tok, PROMPTS, batch_size=1, **kw)
+    finally:
+        model.generation_config.eos_token_id = saved
+    assert 0 < sum(c.finished for c in together) < len(together)
+    assert [(c.completion_ids, c.finished) for c in together] == [(c.completion_ids, c.finished) for c in alone]
+    assert dropped and min(dropped) >= 20 // generation.COMPACT_FRACTION  # rows left two or more at a time

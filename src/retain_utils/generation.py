@@ -120,9 +120,12 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
-# On the CPU a host sync is free, so finished rows leave the batch at once; on an accelerator the loop
-# checks every SYNC_EVERY tokens, so the device runs ahead instead of waiting on the host each token.
+# On the CPU a host sync is free, so the loop looks for finished rows after every token; on an accelerator
+# every SYNC_EVERY tokens, so the device runs ahead instead of waiting on the host each token. Finished rows
+# leave the batch once they are 1 / COMPACT_FRACTION of it (at once in batches under that size): leaving
+# copies the whole cache, while a finished row left in costs one row of a step.
 SYNC_EVERY = 8
+COMPACT_FRACTION = 8
 
 
 def _sync_every(device: torch.device) -> int:
@@ -206,7 +209,7 @@ def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eo
             keep = alive.nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
-            if keep.numel() < alive.numel():
+            if alive.numel() - keep.numel() >= max(1, alive.numel() // COMPACT_FRACTION):
                 cache.batch_select_indices(keep)
                 next_ids, mask, position = next_ids[keep], mask[keep], position[keep]
                 batch_rows, alive = batch_rows[keep], alive[keep]
