@@ -153,7 +153,7 @@ def test_preallocated_cache_holds_what_concatenation_holds():
 
     torch.manual_seed(0)
     plain, ours = DynamicLayer(), generation.PreallocatedLayer(capacity=2)
-    for i, n in enumerate((5, 1, 1, 1, 1)):  # a prefill, then four tokens: one past the capacity
+    for i, n in enumerate((5, 1, 1, 1, 1)):  # a prefill, then four tokens: two past the capacity
         if i == 2:  # two of the three rows go on, in another order
             plain.batch_select_indices(torch.tensor([2, 0]))
             ours.batch_select_indices(torch.tensor([2, 0]))
@@ -170,7 +170,8 @@ def test_finished_rows_left_in_a_large_batch_change_nothing(tiny, monkeypatch):
     kw = dict(max_new_tokens=10, temperature=0.7, num_samples=5, seed=2)
     stop = generate(model, tok, PROMPTS, batch_size=20, **kw)[0].completion_ids[1]
     sizes = []
-    model.generation_config.eos_token_id, saved = [tok.eos_token_id, stop], model.generation_config.eos_token_id
+    saved = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
     try:
         select = generation.PreallocatedLayer.batch_select_indices
         monkeypatch.setattr(generation.PreallocatedLayer, "batch_select_indices",
