@@ -40,18 +40,14 @@ def test_row_reproducible_whatever_the_batch(tiny):
     assert [c.completion_ids for c in moved[:3]] == [c.completion_ids for c in first]
 
 
-def test_finished_rows_leave_without_changing_others(tiny):
+def test_finished_rows_leave_without_changing_others(tiny, monkeypatch):
     """Rows that hit an EOS early leave the batch; the others' tokens equal those decoded with no EOS at all."""
     model, tok = tiny
     kw = dict(max_new_tokens=10, temperature=0.7, num_samples=2, seed=1, batch_size=8)
     full = generate(model, tok, PROMPTS, **kw)
     stop = full[0].completion_ids[2]
-    saved = model.generation_config.eos_token_id
-    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
-    try:
-        cut = generate(model, tok, PROMPTS, **kw)
-    finally:
-        model.generation_config.eos_token_id = saved
+    monkeypatch.setattr(model.generation_config, "eos_token_id", [tok.eos_token_id, stop])
+    cut = generate(model, tok, PROMPTS, **kw)
     assert any(c.finished for c in cut) and not all(c.finished for c in cut)
     for f, c in zip(full, cut):
         k = f.completion_ids.index(stop) + 1 if stop in f.completion_ids else len(f.completion_ids)
@@ -64,17 +60,13 @@ def test_delayed_sync_gives_the_same_tokens(tiny, monkeypatch):
     answers are the same as with the CPU's sync every token."""
     model, tok = tiny
     kw = dict(max_new_tokens=10, temperature=0.7, num_samples=2, seed=1, batch_size=8)
-    saved = model.generation_config.eos_token_id
     stop = generate(model, tok, PROMPTS, **kw)[0].completion_ids[2]
-    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
-    try:
-        every = generate(model, tok, PROMPTS, **kw)
-        greedy = generate(model, tok, PROMPTS, max_new_tokens=10)
-        monkeypatch.setattr(generation, "_sync_every", lambda device: 3)
-        late = generate(model, tok, PROMPTS, **kw)
-        late_greedy = generate(model, tok, PROMPTS, max_new_tokens=10)
-    finally:
-        model.generation_config.eos_token_id = saved
+    monkeypatch.setattr(model.generation_config, "eos_token_id", [tok.eos_token_id, stop])
+    every = generate(model, tok, PROMPTS, **kw)
+    greedy = generate(model, tok, PROMPTS, max_new_tokens=10)
+    monkeypatch.setattr(generation, "_sync_every", lambda device: 3)
+    late = generate(model, tok, PROMPTS, **kw)
+    late_greedy = generate(model, tok, PROMPTS, max_new_tokens=10)
     assert any(c.finished for c in every)
     assert [(c.completion_ids, c.finished) for c in late] == [(c.completion_ids, c.finished) for c in every]
     assert [(c.completion_ids, c.finished) for c in late_greedy] == [(c.completion_ids, c.finished) for c in greedy]
@@ -170,17 +162,13 @@ def test_finished_rows_left_in_a_large_batch_change_nothing(tiny, monkeypatch):
     kw = dict(max_new_tokens=10, temperature=0.7, num_samples=5, seed=2)
     stop = generate(model, tok, PROMPTS, batch_size=20, **kw)[0].completion_ids[1]
     sizes = []
-    saved = model.generation_config.eos_token_id
-    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
-    try:
-        select = generation.PreallocatedLayer.batch_select_indices
-        monkeypatch.setattr(generation.PreallocatedLayer, "batch_select_indices",
-                            lambda self, i: sizes.append((self.keys.shape[0], len(i))) or select(self, i))
-        together = generate(model, tok, PROMPTS, batch_size=20, **kw)
-        dropped = [before - after for before, after in dict.fromkeys(sizes) if after < before]
-        alone = generate(model, tok, PROMPTS, batch_size=1, **kw)
-    finally:
-        model.generation_config.eos_token_id = saved
+    monkeypatch.setattr(model.generation_config, "eos_token_id", [tok.eos_token_id, stop])
+    select = generation.PreallocatedLayer.batch_select_indices
+    monkeypatch.setattr(generation.PreallocatedLayer, "batch_select_indices",
+                        lambda self, i: sizes.append((self.keys.shape[0], len(i))) or select(self, i))
+    together = generate(model, tok, PROMPTS, batch_size=20, **kw)
+    dropped = [before - after for before, after in dict.fromkeys(sizes) if after < before]
+    alone = generate(model, tok, PROMPTS, batch_size=1, **kw)
     assert 0 < sum(c.finished for c in together) < len(together)
     assert [(c.completion_ids, c.finished) for c in together] == [(c.completion_ids, c.finished) for c in alone]
     assert dropped and min(dropped) >= 20 // generation.COMPACT_FRACTION  # rows left two or more at a time

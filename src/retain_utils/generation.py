@@ -7,8 +7,9 @@ the KV cache is preallocated and written in place, finished rows leave the batch
 reproducible row by row: every (prompt, sample) pair draws from its own seeded generator on the model's
 device, so a sample does not depend on the batch size or on which other prompts share its batch (same
 device, same numbers). Greedy tokens are identical to ``model.generate``'s; on the book's evaluation (150
-ifeval prompts, 128 tokens, one batch) it is 1.6x faster in fp32, on 32 prompts x 32 tokens 1.2x
-(benchmarks/PROFILE.md: both are bound by the model's matmuls, and every decode step reads all weights).
+ifeval prompts, 128 tokens, one batch) it is 1.6x faster in fp32 on a 2-core AMX Xeon, on 32 prompts x 32
+tokens 1.2x (benchmarks/PROFILE.md: both are bound by the model's matmuls, and every decode step reads all
+weights).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ class PreallocatedLayer(DynamicLayer):
     """A layer's KV cache written in place into a buffer sized for the whole answer at prefill.
 
     ``DynamicLayer`` concatenates every token's keys and values onto a copy of the whole cache: on an idle
-    CPU that copying was a tenth of a decode step at 32 rows (benchmarks/PROFILE.md). Here ``keys`` and
-    ``values`` are views of the filled part of the buffer, the same numbers in the same shape, so attention
-    computes exactly what it did over the concatenated cache.
+    2-core AMX Xeon that copying was a tenth of a decode step at 32 rows (benchmarks/PROFILE.md). Here
+    ``keys`` and ``values`` are views of the filled part of the buffer, the same numbers in the same shape, so
+    attention computes exactly what it did over the concatenated cache.
     """
 
     def __init__(self, capacity: int):

@@ -133,7 +133,8 @@ def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: in
 
     Only scored positions go through the LM head, a chunk at a time. On an accelerator each chunk is
     recomputed in the backward pass, so the (tokens x vocabulary) logits never exist in memory all at once;
-    on the CPU memory is ample and the recomputation would cost ~6 % of a training step (same gradients).
+    on the CPU memory is ample and the recomputation cost ~6 % of the training passes (same gradients; fp32,
+    2-core AMX Xeon, benchmarks/PROFILE.md).
     """
     backbone, head = _backbone_and_head(model)
     hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
@@ -142,9 +143,9 @@ def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: in
     mask = batch.mask.bool()
     h, labels = hidden[mask], batch.completion_ids[mask]
     parts = []
+    recompute = torch.is_grad_enabled() and _recompute_head(h.device)
     for r in chunks(h.shape[0], chunk):
         args = (h[r.start:r.stop], head.weight, head.bias, labels[r.start:r.stop], temperature)
-        recompute = torch.is_grad_enabled() and _recompute_head(h.device)
         parts.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False) if recompute else _chunk_logprobs(*args))
     flat = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
     return torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
