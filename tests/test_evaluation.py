@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retain_utils.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_to_initial,
+from retain_utils.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_samples, kl_to_initial,
                                      paired_intervals, results_table, score_texts, wilson_interval)
 from retain_utils.models import tiny_model
 from retain_utils.tasks import Example, get_task
@@ -139,6 +139,27 @@ def test_kl_is_zero_for_the_same_model_and_exact_for_one_token(tiny, fresh_tiny)
     seq = kl_to_initial(other, model, tok, examples, max_new_tokens=6, num_samples=2)
     tok_kl = kl_to_initial(other, model, tok, examples, max_new_tokens=6, num_samples=2, per_token=True)
     assert seq > 0 and 0 < tok_kl <= seq and math.isfinite(seq)
+
+
+def test_kl_from_shared_samples_is_bitwise_the_same_estimate(tiny, fresh_tiny):
+    """What lets every run of a seed share pi_0's responses (``Bench.kl_samples``): the same numbers, unsampled."""
+    model, tok = tiny
+    other, _ = fresh_tiny
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    examples = get_task("countdown").make_examples(5, seed=0, split="eval")
+    kw = dict(max_new_tokens=6, num_samples=2, batch_size=4, seed=3)
+    shared = kl_samples(model, tok, examples, **kw)
+    assert shared.n_responses == 10 and len(shared.batches) == 3
+    for per_token in (False, True):
+        fresh = kl_to_initial(other, model, tok, examples, per_token=per_token, **kw)
+        assert kl_to_initial(other, model, tok, examples, per_token=per_token, samples=shared, **kw) == fresh
+    assert fresh > 0
+    with pytest.raises(ValueError, match="samples were drawn for other prompts or settings"):
+        kl_to_initial(other, model, tok, examples, samples=shared, **{**kw, "seed": 4})
+    with pytest.raises(ValueError, match="samples were drawn for other prompts or settings"):
+        kl_to_initial(other, model, tok, examples[:4], samples=shared, **kw)
 
 
 def test_kl_with_peft_reference(fresh_tiny):

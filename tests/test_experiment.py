@@ -41,6 +41,7 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
         assert [e["step"] for e in record.evals] == [0, 1]  # every evaluation's per-question results
         assert {t: len(c) for t, c in record.evals[0]["correct"].items()} == {"mmlu": 2, "countdown": 2}
         assert record.evals[0]["correct"]["mmlu"] == list(bench.baseline["mmlu"].correct)
+    assert list(bench.kl_samples) == [(0, 2)], "pi_0's KL responses are sampled once per seed, for every run"
     runs = json.loads(path.read_text())["runs"]
     assert [(r["variant"], r["method"]) for r in runs] == [("SFT", "sft"), ("GRPO", "grpo")]
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}

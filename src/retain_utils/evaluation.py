@@ -260,11 +260,14 @@ def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pa
     return list(flat.split([len(c) for _, c in sequences]))
 
 
-def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: int = KL_CHUNK) -> torch.Tensor:
+def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: int = KL_CHUNK,
+              ref_hidden: torch.Tensor | None = None) -> torch.Tensor:
     """KL[ref || model] of the next-token distributions at every completion position: (total tokens,).
-    Full-vocabulary logits exist for ``chunk`` tokens at a time only, whatever the batch."""
-    with ref_ctx():
-        ref_hidden = _completion_hidden(ref_model, sequences, pad_id, device)
+    Full-vocabulary logits exist for ``chunk`` tokens at a time only, whatever the batch. ``ref_hidden``:
+    the reference's final hidden states on these sequences, when already computed (``KLSamples``)."""
+    if ref_hidden is None:
+        with ref_ctx():
+            ref_hidden = _completion_hidden(ref_model, sequences, pad_id, device)
     hidden = _completion_hidden(model, sequences, pad_id, device)
     out = []
     for i in range(0, hidden.shape[0], chunk):
@@ -273,6 +276,68 @@ def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: 
         b = _head_logprobs(model, hidden[i:i + chunk])
         out.append((a.exp() * (a - b)).sum(-1))
     return torch.cat(out)
+
+
+@dataclass(frozen=True)
+class KLSamples:
+    """The responses ``kl_to_initial`` samples from pi_0 and pi_0's final hidden states on them, batch by batch.
+
+    Both depend on pi_0, the prompts and the seed only, so every run of a seed can share them (``Bench``): a
+    run's KL estimate then costs one forward pass of the trained model instead of sampling and two passes."""
+
+    messages: tuple          # the chat prompts, in order
+    seed: int
+    max_new_tokens: int
+    num_samples: int
+    batch_size: int
+    n_responses: int         # len(messages) * num_samples, empty responses included
+    batches: tuple           # per batch: (sequences [(prompt ids, completion ids)], pi_0's hidden states)
+
+
+def _messages(examples, tasks: dict[str, Task] | None) -> list:
+    if not examples:
+        raise ValueError("kl_to_initial needs at least one prompt")
+    if not isinstance(examples[0], Example):
+        return list(examples)
+    task_objs = {}
+    for e in examples:
+        if e.task not in task_objs:
+            task_objs[e.task] = (tasks or {}).get(e.task) or get_task(e.task)
+    return [task_objs[e.task].messages(e) for e in examples]
+
+
+def _reference(model, ref_model):
+    """(pi_0, the context it runs in): ``ref_model``, or the peft ``model`` with its adapter disabled."""
+    if ref_model is not None:
+        return ref_model, nullcontext
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("ref_model=None needs a peft model (pi_0 = the model with its adapter disabled)")
+    return model, model.disable_adapter
+
+
+@torch.inference_mode()
+def kl_samples(ref_model, tokenizer, examples: list[Example] | list[list[dict]], *, tasks: dict[str, Task] | None = None,
+               max_new_tokens: int = 64, num_samples: int = 1, batch_size: int = 16, seed: int = 0,
+               progress: bool = False, ref_ctx=nullcontext) -> KLSamples:
+    """Sample pi_0's responses (temperature 1, ``seed``) and keep pi_0's hidden states on them, for
+    ``kl_to_initial(..., samples=)``; ``ref_ctx`` is the context pi_0 runs in (e.g. a peft adapter disabled)."""
+    messages = _messages(examples, tasks)
+    was_training = ref_model.training
+    ref_model.eval()
+    device = next(ref_model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = []
+    try:
+        with ref_ctx():
+            completions = generate(ref_model, tokenizer, messages, max_new_tokens=max_new_tokens, temperature=1.0,
+                                   num_samples=num_samples, batch_size=batch_size, seed=seed, progress=progress)
+            for i in range(0, len(completions), batch_size):
+                batch = [(c.prompt_ids, c.completion_ids) for c in completions[i:i + batch_size] if c.completion_ids]
+                if batch:
+                    batches.append((batch, _completion_hidden(ref_model, batch, pad_id, device)))
+    finally:
+        ref_model.train(was_training)
+    return KLSamples(tuple(messages), seed, max_new_tokens, num_samples, batch_size, len(completions), tuple(batches))
 
 
 @torch.inference_mode()
@@ -290,6 +355,7 @@ def kl_to_initial(
     per_token: bool = False,
     progress: bool = False,
     chunk: int = KL_CHUNK,
+    samples: KLSamples | None = None,
 ) -> float:
     """KL[pi_0 || pi_theta] in nats, estimated on responses sampled from pi_0 (``ref_model``, temperature 1).
 
@@ -299,48 +365,35 @@ def kl_to_initial(
     ``ref_model=None`` with a peft model uses the model with its adapter disabled as pi_0.
     ``examples``: Examples (chat messages built by their task) or chat message lists. The vocabulary-wide
     sum runs ``chunk`` tokens at a time, so peak memory does not grow with vocabulary x batch.
+    ``samples``: pi_0's responses for these very prompts and settings, from ``kl_samples`` (bitwise the same
+    estimate, without sampling again).
     """
-    if not examples:
-        raise ValueError("kl_to_initial needs at least one prompt")
-    if isinstance(examples[0], Example):
-        task_objs = {}
-        messages = []
-        for e in examples:
-            key = e.task
-            if key not in task_objs:
-                task_objs[key] = (tasks or {}).get(key) or get_task(key)
-            messages.append(task_objs[key].messages(e))
+    ref_model, ref_ctx = _reference(model, ref_model)
+    if samples is None:
+        samples = kl_samples(ref_model, tokenizer, examples, tasks=tasks, max_new_tokens=max_new_tokens,
+                             num_samples=num_samples, batch_size=batch_size, seed=seed, progress=progress,
+                             ref_ctx=ref_ctx)
     else:
-        messages = list(examples)
-    if ref_model is None:
-        if not hasattr(model, "disable_adapter"):
-            raise ValueError("ref_model=None needs a peft model (pi_0 = the model with its adapter disabled)")
-        ref_ctx, ref_model = model.disable_adapter, model
-    else:
-        ref_ctx = nullcontext
-    was_training = (model.training, ref_model.training)
+        asked = (tuple(_messages(examples, tasks)), seed, max_new_tokens, num_samples, batch_size)
+        kept = (samples.messages, samples.seed, samples.max_new_tokens, samples.num_samples, samples.batch_size)
+        if asked != kept:
+            raise ValueError("samples were drawn for other prompts or settings (seed, max_new_tokens, num_samples, "
+                             "batch_size) than this estimate asks for")
+    was_training = model.training
     model.eval()
-    ref_model.eval()
-    with ref_ctx():
-        completions = generate(ref_model, tokenizer, messages, max_new_tokens=max_new_tokens, temperature=1.0,
-                               num_samples=num_samples, batch_size=batch_size, seed=seed, progress=progress)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, tokens = 0.0, 0
     try:
-        for i in range(0, len(completions), batch_size):
-            batch = [(c.prompt_ids, c.completion_ids) for c in completions[i:i + batch_size] if c.completion_ids]
-            if not batch:
-                continue
-            kl = _token_kl(ref_model, model, ref_ctx, batch, pad_id, device, chunk)
+        for batch, ref_hidden in samples.batches:
+            kl = _token_kl(ref_model, model, ref_ctx, batch, pad_id, device, chunk, ref_hidden=ref_hidden)
             total += float(kl.sum())
             tokens += kl.shape[0]
     finally:
-        model.train(was_training[0])
-        ref_model.train(was_training[1])
+        model.train(was_training)
     if per_token:
         return total / max(tokens, 1)
-    return total / len(completions)
+    return total / samples.n_responses
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -44,6 +44,7 @@ class Bench:
     seconds: float
     answers: dict[str, retention.Answers] = dataclasses.field(default_factory=dict)  # its correct answers, per other task
     reference_ll: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)     # their initial log-likelihoods
+    kl_samples: dict[tuple[int, int], evaluation.KLSamples] = dataclasses.field(default_factory=dict)  # per (seed, prompts)
 
 
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
@@ -182,8 +183,13 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     # Compare in the reference's precision (fp32 master weights vs bf16 would differ by rounding alone).
     dtype = next(bench.reference.parameters()).dtype
     trained = cast_parameters(result.model, dtype)
+    # pi_0's responses depend on the seed alone: sampled once, shared by every run of that seed
+    key = (config.seed, kl_prompts)
+    if key not in bench.kl_samples:
+        bench.kl_samples[key] = evaluation.kl_samples(bench.reference, bench.tokenizer, kl_examples, tasks=bench.tasks,
+                                                      seed=config.seed)
     kl = evaluation.kl_to_initial(trained, bench.reference, bench.tokenizer, kl_examples, tasks=bench.tasks,
-                                  seed=config.seed)
+                                  seed=config.seed, samples=bench.kl_samples[key])
     # retention on the initial model's correct answers; none when it answered no other task's question right
     kept = (retention.retention(trained, bench.tokenizer, bench.answers, bench.reference_ll).to_dict()
             if any(a.index for a in bench.answers.values()) else None)
