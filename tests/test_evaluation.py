@@ -120,6 +120,23 @@ def test_baseline_table_with_a_given_model(tiny):
         baseline_table(n_eval=0, model=model, tokenizer=tok)
 
 
+def test_tasks_answered_in_shared_batches_as_one_by_one(tiny):
+    """``evaluate`` decodes every task's questions in the same batches, each within its own budget: the same
+    answers as task by task; each task's time is its share of the whole by generated tokens."""
+    model, tok = tiny
+    tasks = {name: get_task(name) for name in ("ifeval", "mmlu", "countdown")}
+    examples = {name: task.make_examples(3, seed=1, split="eval") for name, task in tasks.items()}
+    budgets = {"ifeval": 12, "mmlu": 4, "countdown": 7}
+    joint = evaluate(model, tok, examples, max_new_tokens=budgets, keep_answers=True)
+    for name in tasks:
+        alone = evaluate(model, tok, {name: examples[name]}, max_new_tokens=budgets, keep_answers=True)[name]
+        assert (joint[name].answer_ids, joint[name].correct, joint[name].n_tokens) \
+            == (alone.answer_ids, alone.correct, alone.n_tokens)
+        assert max(map(len, joint[name].answer_ids)) <= budgets[name]
+    shares = [s.seconds / s.n_tokens for s in joint.values()]
+    assert shares == pytest.approx([shares[0]] * 3)
+
+
 def test_kl_is_zero_for_the_same_model_and_exact_for_one_token(tiny, fresh_tiny):
     model, tok = tiny
     examples = get_task("mmlu").make_examples(3, seed=0, split="eval")

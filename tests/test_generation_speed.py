@@ -172,3 +172,24 @@ def test_finished_rows_left_in_a_large_batch_change_nothing(tiny, monkeypatch):
     assert 0 < sum(c.finished for c in together) < len(together)
     assert [(c.completion_ids, c.finished) for c in together] == [(c.completion_ids, c.finished) for c in alone]
     assert dropped and min(dropped) >= 20 // generation.COMPACT_FRACTION  # rows left two or more at a time
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_budgets_per_prompt_cut_each_row_at_its_own(tiny, temperature):
+    """Several tasks' questions in one batch, each within its own budget: every row equals the same row decoded
+    with the largest budget, cut at its own (finished only if its EOS came within it)."""
+    model, tok = tiny
+    kw = dict(temperature=temperature, num_samples=2, seed=5, batch_size=8)
+    budgets = [3, 9, 1, 6]
+    uniform = generate(model, tok, PROMPTS, max_new_tokens=9, **kw)
+    mixed = generate(model, tok, PROMPTS, max_new_tokens=budgets, **kw)
+    for u, m in zip(uniform, mixed):
+        b = budgets[m.prompt_index]
+        assert m.completion_ids == u.completion_ids[:b]
+        assert m.finished == (u.finished and len(u.completion_ids) <= b)
+    assert [len(c.completion_ids) for c in mixed if not c.finished] \
+        == [budgets[c.prompt_index] for c in mixed if not c.finished]
+    with pytest.raises(ValueError, match="max_new_tokens lists 3 budgets for 4 conversations"):
+        generate(model, tok, PROMPTS, max_new_tokens=budgets[:3])
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        generate(model, tok, PROMPTS, max_new_tokens=[3, 0, 1, 1])

@@ -73,6 +73,47 @@ def test_completion_logprobs_score_only_completion_tokens(tiny):
     assert (logp[1, 1:] == 0).all()
 
 
+def _grads(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_rows_of_one_prompt_share_a_pass_over_it(lora):
+    """A GRPO group's rows run their prompt once (its KV cache copied to each row): the same log-probs and
+    gradients as one pass per row, up to rounding; prompts of different lengths (left padding), completions of
+    different lengths (right padding) and a prompt with a single row included."""
+    model, tok = diverse_tiny_model(seed=0)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.add_(0.1)
+    g = torch.Generator().manual_seed(0)
+    draw = lambda n: torch.randint(3, model.config.vocab_size, (n,), generator=g).tolist()
+    a, b, c = draw(9), draw(5), draw(7)
+    prompts = [a, a, a, b, b, c]
+    completions = [draw(n) for n in (4, 1, 6, 3, 5, 2)]
+    batch = collate(prompts, completions, tok.pad_token_id)
+    out = {}
+    for share in (False, True):
+        model.zero_grad()
+        logp = completion_logprobs(model, batch, temperature=0.7, share_prompts=share)
+        (logp * torch.linspace(-1, 1, logp.numel()).view_as(logp)).sum().backward()
+        out[share] = logp.detach(), _grads(model)
+    assert torch.allclose(out[True][0], out[False][0], atol=1e-5)
+    assert (out[True][0][batch.mask == 0] == 0).all()
+    assert (out[True][1] - out[False][1]).norm() <= 1e-4 * out[False][1].norm()
+
+
+def test_micro_batches_keep_a_prompts_rows_together():
+    prompt_lens, completion_lens = [7, 5, 7, 5, 7, 5], [9, 1, 2, 8, 4, 3]
+    groups = micro_batches(prompt_lens, completion_lens, max_seqs=3, max_tokens=10**6, prompts=[0, 1, 0, 1, 0, 1])
+    assert groups == [[1, 5, 3], [2, 4, 0]]  # prompt 1's rows (shorter prompt) first, each by completion length
+
+
 def test_sft_loss_ignores_prompt_tokens(tiny):
     """The loss is the mean NLL of the response tokens: changing the prompt's own tokens' likelihood (by
     changing what follows them in the prompt) changes nothing but the context."""

@@ -31,7 +31,7 @@ class TaskScore:
     n_unparsed: int
     n_truncated: int = 0  # responses cut off by max_new_tokens
     n_tokens: int = 0  # generated tokens, all responses
-    seconds: float = 0.0  # generation + scoring time
+    seconds: float = 0.0  # generation time (its share by generated tokens, when tasks share batches)
     correct: tuple[int, ...] = ()  # 1 / 0 per example, in order: two models compare question by question
     # generated token ids per example (EOS included when it finished), kept by ``evaluate(keep_answers=True)``:
     # the baseline's answers, whose likelihood under a trained model measures retention without generating
@@ -117,21 +117,32 @@ def evaluate(
     ``tasks`` maps a label to the Task that scores it (default: ``get_task(example.task)``).
     ``keep_answers``: keep each answer's token ids (``TaskScore.answer_ids``), e.g. the baseline's, which
     ``retention.retention`` scores under a trained model.
+    Every task's questions are answered in the same batches, each within its task's budget: a decode step
+    reads all the weights however few rows it has, so a few dozen questions per task cost one task's decoding,
+    not three. A task's ``seconds`` is its share of that time, by generated tokens.
     """
     tasks = _tasks_for(examples_by_task, tasks)
-    out = {}
+    messages, budgets, spans = [], [], {}
     for label, examples in examples_by_task.items():
         task = tasks[label]
         budget = max_new_tokens.get(label, task.max_new_tokens) if isinstance(max_new_tokens, dict) \
             else (max_new_tokens or task.max_new_tokens)
-        start = time.perf_counter()
-        completions = generate(model, tokenizer, [task.messages(e) for e in examples], max_new_tokens=budget,
-                               temperature=0.0, batch_size=batch_size, progress=progress) if examples else []
-        out[label] = score_texts(task, examples, [c.text for c in completions],
-                                 truncated=[not c.finished for c in completions],
-                                 n_tokens=sum(len(c.completion_ids) for c in completions),
-                                 seconds=time.perf_counter() - start,
-                                 answer_ids=[c.completion_ids for c in completions] if keep_answers else None)
+        spans[label] = slice(len(messages), len(messages) + len(examples))
+        messages += [task.messages(e) for e in examples]
+        budgets += [budget] * len(examples)
+    start = time.perf_counter()
+    completions = generate(model, tokenizer, messages, max_new_tokens=budgets, temperature=0.0,
+                           batch_size=batch_size, progress=progress) if messages else []
+    seconds = time.perf_counter() - start
+    total = max(sum(len(c.completion_ids) for c in completions), 1)
+    out = {}
+    for label, examples in examples_by_task.items():
+        answers = completions[spans[label]]
+        n_tokens = sum(len(c.completion_ids) for c in answers)
+        out[label] = score_texts(tasks[label], examples, [c.text for c in answers],
+                                 truncated=[not c.finished for c in answers], n_tokens=n_tokens,
+                                 seconds=seconds * n_tokens / total,
+                                 answer_ids=[c.completion_ids for c in answers] if keep_answers else None)
     return out
 
 

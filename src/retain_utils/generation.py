@@ -179,9 +179,12 @@ def _prefill(model, prompts: list[list[int]], pad_id: int, max_new_tokens: int, 
 
 
 @torch.inference_mode()
-def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eos, pad_id):
-    """Decode ``rows`` = [(prompt_index, sample_index)] together; returns {row: (ids, finished)}."""
+def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_id):
+    """Decode ``rows`` = [(prompt_index, sample_index)] together, each for at most its prompt's budget
+    (``budgets[prompt_index]`` new tokens); returns {row: (ids, finished)}."""
     device = next(model.parameters()).device
+    max_new_tokens = max(budgets[p] for p, _ in rows)
+    budget = torch.tensor([budgets[p] for p, _ in rows], device=device)
     unique = sorted({p for p, _ in rows})
     cache, logits, mask, position = _prefill(model, [prompts[p] for p in unique], pad_id, max_new_tokens, device)
     # Several samples of one prompt share its prefill: gather the cache rows out to one row per sample.
@@ -205,7 +208,7 @@ def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eo
         else:
             next_ids = logits.argmax(-1)
         tokens[batch_rows, step] = next_ids
-        alive &= ~torch.isin(next_ids, eos_ids)
+        alive &= ~torch.isin(next_ids, eos_ids) & (budget[batch_rows] > step + 1)  # EOS, or its budget spent
         if step == max_new_tokens - 1:
             break
         if (step + 1) % sync_every == 0:  # drop finished rows from the batch and the cache
@@ -224,7 +227,8 @@ def _decode_batch(model, prompts, rows, *, max_new_tokens, temperature, seed, eo
                     use_cache=True, **{_cache_kwarg(model): cache})
         logits = out.logits[:, -1].float()
     done: dict[tuple[int, int], tuple[list[int], bool]] = {}
-    for row, ids in zip(rows, tokens.tolist()):  # a row without EOS decoded all max_new_tokens tokens
+    for row, ids in zip(rows, tokens.tolist()):  # a row without EOS decoded its whole budget
+        ids = ids[: budgets[row[0]]]
         end = next((i for i, t in enumerate(ids) if t in eos), None)
         done[row] = (ids, False) if end is None else (ids[: end + 1], True)
     return done
@@ -242,7 +246,7 @@ def generate(
     tokenizer,
     messages_list: list[list[dict]],
     *,
-    max_new_tokens: int,
+    max_new_tokens: int | list[int],
     temperature: float = 0.0,
     num_samples: int = 1,
     batch_size: int = 16,
@@ -253,8 +257,12 @@ def generate(
 
     Returns prompt 0's samples, then prompt 1's, ...; a sampled answer depends only on (seed, prompt
     index, sample index), not on ``batch_size``. ``batch_size`` counts sequences decoded together.
+    ``max_new_tokens``: one budget, or one per conversation (several tasks' questions in one batch: the
+    model's weights are read once per decode step for all of them).
     """
-    _check_int("max_new_tokens", max_new_tokens, 1)
+    budgets = max_new_tokens if isinstance(max_new_tokens, (list, tuple)) else None
+    for b in budgets if budgets is not None else [max_new_tokens]:
+        _check_int("max_new_tokens", b, 1)
     _check_int("num_samples", num_samples, 1)
     _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
@@ -269,17 +277,21 @@ def generate(
                         f"got {kind}")
     eos = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    if budgets is not None and len(budgets) != len(messages_list):
+        raise ValueError(f"max_new_tokens lists {len(budgets)} budgets for {len(messages_list)} conversations")
+    budgets = list(budgets) if budgets is not None else [max_new_tokens] * len(messages_list)
     prompts = encode_prompts(tokenizer, messages_list)
-    # Longest prompts first and a prompt's samples side by side: little padding, shared prefills.
+    # Largest budgets, then longest prompts first, and a prompt's samples side by side: batches of like
+    # budgets, little padding, shared prefills.
     rows = sorted(((p, s) for p in range(len(prompts)) for s in range(num_samples)),
-                  key=lambda r: (-len(prompts[r[0]]), r[0], r[1]))
+                  key=lambda r: (-budgets[r[0]], -len(prompts[r[0]]), r[0], r[1]))
     batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
     was_training = model.training
     model.eval()
     results: dict[tuple[int, int], tuple[list[int], bool]] = {}
     try:
         for batch in tqdm(batches, desc="generate", disable=not progress):
-            results.update(_decode_batch(model, prompts, batch, max_new_tokens=max_new_tokens,
+            results.update(_decode_batch(model, prompts, batch, budgets=budgets,
                                          temperature=temperature, seed=seed, eos=eos, pad_id=pad_id))
     finally:
         model.train(was_training)

@@ -68,7 +68,7 @@ def rollout(run: Run, step: int, accum: int):
     keep = [i for i in range(len(comps)) if adv[i] != 0 or cfg.beta > 0 or cfg.reuse > 1]
     batches = []
     for group in micro_batches([len(comps[i].prompt_ids) for i in keep], [len(comps[i].completion_ids) for i in keep],
-                               cfg.micro_batch_size, cfg.micro_batch_tokens):
+                               cfg.micro_batch_size, cfg.micro_batch_tokens, [comps[i].prompt_index for i in keep]):
         ids = [keep[j] for j in group]
         batch = collate([comps[i].prompt_ids for i in ids], [comps[i].completion_ids for i in ids], run.pad_id)
         batch.extra["adv"] = adv[ids]

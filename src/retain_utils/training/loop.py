@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
-from ..generation import generate
+from ..generation import _cache_kwarg, generate
 from .config import TrainConfig
 
 
@@ -88,11 +88,17 @@ def chunks(n: int, size: int) -> list[range]:
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def micro_batches(prompt_lens: list[int], completion_lens: list[int], max_seqs: int, max_tokens: int) -> list[list[int]]:
+def micro_batches(prompt_lens: list[int], completion_lens: list[int], max_seqs: int, max_tokens: int,
+                  prompts: list[int] | None = None) -> list[list[int]]:
     """Group sequences (sorted by length) into micro batches of at most ``max_seqs`` sequences and at most
     ``max_tokens`` padded tokens (a longer single sequence goes alone): activation memory stays bounded
-    whatever the completion lengths."""
-    order = sorted(range(len(prompt_lens)), key=lambda i: prompt_lens[i] + completion_lens[i])
+    whatever the completion lengths. ``prompts`` (an id per sequence) puts the sequences of one prompt side by
+    side, so that they share a pass over it (``completion_logprobs``)."""
+    if prompts is None:
+        key = lambda i: prompt_lens[i] + completion_lens[i]
+    else:
+        key = lambda i: (prompt_lens[i], prompts[i], completion_lens[i])
+    order = sorted(range(len(prompt_lens)), key=key)
     groups: list[list[int]] = []
     for i in order:
         if groups:
@@ -128,18 +134,53 @@ def _chunk_logprobs(hidden, weight, bias, labels, temperature):
     return logits.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: int = 256) -> torch.Tensor:
+def _prompt_groups(batch: Batch) -> tuple[list[int], list[int]]:
+    """(the first row of each distinct prompt, each row's distinct-prompt index): a GRPO group's rows share one."""
+    firsts, index, rows = [], {}, []
+    for i, prompt in enumerate(map(tuple, batch.input_ids[:, :batch.start].tolist())):
+        if prompt not in index:
+            index[prompt] = len(firsts)
+            firsts.append(i)
+        rows.append(index[prompt])
+    return firsts, rows
+
+
+def _scoring_hidden(backbone, batch: Batch, share_prompts: bool) -> torch.Tensor:
+    """The final hidden states at the positions that predict the completion tokens: (B, C, hidden).
+
+    Rows that repeat a prompt (a group's samples) share one pass over it: the distinct prompts run once, their
+    KV cache is copied out to every row (the rows' gradients add up in it) and the completions run on top.
+    Positions fall from B x (P + C) to distinct x P + B x C; the logits equal the one-pass ones up to rounding."""
+    firsts, rows = _prompt_groups(batch) if share_prompts else ([], [])
+    if len(firsts) == len(rows):  # nothing repeats (or sharing is off): one pass over every row
+        hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                          position_ids=batch.position_ids, use_cache=False).last_hidden_state
+        return hidden[:, batch.start - 1:-1]  # position t predicts token t + 1
+    start, device = batch.start, batch.input_ids.device
+    first, row = torch.tensor(firsts, device=device), torch.tensor(rows, device=device)
+    kwarg = _cache_kwarg(backbone)  # "cache" in newer transformers, "past_key_values" before
+    prompt = backbone(input_ids=batch.input_ids[first, :start], attention_mask=batch.attention_mask[first, :start],
+                      position_ids=batch.position_ids[first, :start], use_cache=True)
+    cache = prompt[kwarg]
+    for layer in cache.layers:  # (distinct, heads, P, d) -> (B, heads, P, d)
+        layer.keys, layer.values = layer.keys[row], layer.values[row]
+    rest = backbone(input_ids=batch.input_ids[:, start:], attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids[:, start:], use_cache=True, **{kwarg: cache}).last_hidden_state
+    return torch.cat([prompt.last_hidden_state[row, -1:], rest[:, :-1]], dim=1)
+
+
+def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: int = 256,
+                        share_prompts: bool = True) -> torch.Tensor:
     """log p(token) of every completion token under softmax(logits / temperature): (B, C), 0 where masked.
 
-    Only scored positions go through the LM head, a chunk at a time. On an accelerator each chunk is
+    Rows with the same prompt share one pass over it (``_scoring_hidden``; ``share_prompts=False``: a pass
+    per row). Only scored positions go through the LM head, a chunk at a time. On an accelerator each chunk is
     recomputed in the backward pass, so the (tokens x vocabulary) logits never exist in memory all at once;
     on the CPU memory is ample and the recomputation cost ~6 % of the training passes (same gradients; fp32,
     2-core AMX Xeon, benchmarks/PROFILE.md).
     """
     backbone, head = _backbone_and_head(model)
-    hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                      position_ids=batch.position_ids, use_cache=False).last_hidden_state
-    hidden = hidden[:, batch.start - 1:-1]  # position t predicts token t + 1
+    hidden = _scoring_hidden(backbone, batch, share_prompts)
     mask = batch.mask.bool()
     h, labels = hidden[mask], batch.completion_ids[mask]
     parts = []
