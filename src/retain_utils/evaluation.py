@@ -53,9 +53,10 @@ class TaskScore:
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
 # baseline and each trainer's - uses this one batch size, so a run's step 0 equals the baseline. It holds a
-# task's whole held-out set at the book's size (150 questions): a decode step reads every weight whatever the
-# rows, so fewer, fuller batches cost fewer steps (0.2.0 used 64; in fp32 all 450 held-out answers of chapter
-# 2's evaluation came out the same, though logits move in their last bits: benchmarks/PROFILE.md).
+# task's whole held-out set at chapter 2's size (150 questions), all three tasks' at chapters 3 and 4's (24
+# each, answered together since 0.4.0): a decode step reads every weight whatever the rows, so fewer, fuller
+# batches cost fewer steps (0.2.0 used 64; in fp32 all 450 held-out answers of chapter 2's evaluation came out
+# the same, though logits move in their last bits: benchmarks/PROFILE.md).
 EVAL_BATCH_SIZE = 160
 
 
