@@ -290,7 +290,7 @@ def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: 
     return torch.cat(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class KLSamples:
     """The responses ``kl_to_initial`` samples from pi_0 and pi_0's final hidden states on them, batch by batch.
 

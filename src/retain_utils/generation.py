@@ -117,7 +117,7 @@ def _new_cache(model, capacity: int) -> DynamicCache:
     return cache
 
 
-def _cache_kwarg(model) -> str:
+def cache_kwarg(model) -> str:
     """Newer transformers call the KV-cache argument ``cache`` (``past_key_values`` is deprecated)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
@@ -167,7 +167,7 @@ def _prefill(model, prompts: list[list[int]], pad_id: int, max_new_tokens: int, 
         mask[i, shared + width - len(p):] = 1
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = _new_cache(model, max_new_tokens + (width if shared else 0))  # room beyond the first forward's tokens
-    kw = {_cache_kwarg(model): cache, "use_cache": True}
+    kw = {cache_kwarg(model): cache, "use_cache": True}
     if shared:
         model(input_ids=torch.tensor([prompts[0][:shared]], device=device), attention_mask=mask[:1, :shared].to(device),
               position_ids=position_ids[:1, :shared].to(device), logits_to_keep=1, **kw)
@@ -224,7 +224,7 @@ def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_
         mask = torch.cat([mask, mask.new_ones((len(batch_rows), 1))], dim=-1)
         position = position + 1
         out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position[:, None],
-                    use_cache=True, **{_cache_kwarg(model): cache})
+                    use_cache=True, **{cache_kwarg(model): cache})
         logits = out.logits[:, -1].float()
     done: dict[tuple[int, int], tuple[list[int], bool]] = {}
     for row, ids in zip(rows, tokens.tolist()):  # a row without EOS decoded its whole budget

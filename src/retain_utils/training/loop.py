@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
-from ..generation import _cache_kwarg, generate
+from ..generation import cache_kwarg, generate
 from .config import TrainConfig
 
 
@@ -158,7 +158,7 @@ def _scoring_hidden(backbone, batch: Batch, share_prompts: bool) -> torch.Tensor
         return hidden[:, batch.start - 1:-1]  # position t predicts token t + 1
     start, device = batch.start, batch.input_ids.device
     first, row = torch.tensor(firsts, device=device), torch.tensor(rows, device=device)
-    kwarg = _cache_kwarg(backbone)  # "cache" in newer transformers, "past_key_values" before
+    kwarg = cache_kwarg(backbone)  # "cache" in newer transformers, "past_key_values" before
     prompt = backbone(input_ids=batch.input_ids[first, :start], attention_mask=batch.attention_mask[first, :start],
                       position_ids=batch.position_ids[first, :start], use_cache=True)
     cache = prompt[kwarg]
