@@ -43,8 +43,9 @@ def test_kl_chunked_equals_the_full_vocabulary_sum(tiny, fresh_tiny):
         a, b = full_logprobs(model, SEQUENCES, tok.pad_token_id), full_logprobs(other, SEQUENCES, tok.pad_token_id)
         want = torch.cat([(x.exp() * (x - y)).sum(-1) for x, y in zip(a, b)])
         from contextlib import nullcontext
+        ref_hidden = evaluation._completion_hidden(model, SEQUENCES, tok.pad_token_id, "cpu")
         for chunk in (1, 3, 10_000):
-            got = evaluation._token_kl(model, other, nullcontext, SEQUENCES, tok.pad_token_id, "cpu", chunk)
+            got = evaluation._token_kl(model, other, nullcontext, SEQUENCES, ref_hidden, tok.pad_token_id, "cpu", chunk)
             assert torch.allclose(got, want, atol=1e-6), chunk
     messages = [[{"role": "user", "content": "Name a colour."}], [{"role": "user", "content": "Hi"}]]
     small = evaluation.kl_to_initial(other, model, tok, messages, max_new_tokens=6, num_samples=2, chunk=2)

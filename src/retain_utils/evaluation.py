@@ -272,14 +272,11 @@ def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pa
     return list(flat.split([len(c) for _, c in sequences]))
 
 
-def _token_kl(ref_model, model, ref_ctx, sequences, pad_id: int, device, chunk: int = KL_CHUNK,
-              ref_hidden: torch.Tensor | None = None) -> torch.Tensor:
-    """KL[ref || model] of the next-token distributions at every completion position: (total tokens,).
-    Full-vocabulary logits exist for ``chunk`` tokens at a time only, whatever the batch. ``ref_hidden``:
-    the reference's final hidden states on these sequences, when already computed (``KLSamples``)."""
-    if ref_hidden is None:
-        with ref_ctx():
-            ref_hidden = _completion_hidden(ref_model, sequences, pad_id, device)
+def _token_kl(ref_model, model, ref_ctx, sequences, ref_hidden: torch.Tensor, pad_id: int, device,
+              chunk: int = KL_CHUNK) -> torch.Tensor:
+    """KL[ref || model] of the next-token distributions at every completion position: (total tokens,), given
+    the reference's final hidden states on these sequences (``KLSamples``). Full-vocabulary logits exist for
+    ``chunk`` tokens at a time only, whatever the batch."""
     hidden = _completion_hidden(model, sequences, pad_id, device)
     out = []
     for i in range(0, hidden.shape[0], chunk):
@@ -302,8 +299,12 @@ class KLSamples:
     max_new_tokens: int
     num_samples: int
     batch_size: int
-    n_responses: int         # len(messages) * num_samples, empty responses included
     batches: tuple           # per batch: (sequences [(prompt ids, completion ids)], pi_0's hidden states)
+
+    @property
+    def n_responses(self) -> int:
+        """Every sampled response, the empty ones (in no batch) included."""
+        return len(self.messages) * self.num_samples
 
 
 def _messages(examples, tasks: dict[str, Task] | None) -> list:
@@ -349,7 +350,7 @@ def kl_samples(ref_model, tokenizer, examples: list[Example] | list[list[dict]],
                     batches.append((batch, _completion_hidden(ref_model, batch, pad_id, device)))
     finally:
         ref_model.train(was_training)
-    return KLSamples(tuple(messages), seed, max_new_tokens, num_samples, batch_size, len(completions), tuple(batches))
+    return KLSamples(tuple(messages), seed, max_new_tokens, num_samples, batch_size, tuple(batches))
 
 
 @torch.inference_mode()
@@ -398,7 +399,7 @@ def kl_to_initial(
     total, tokens = 0.0, 0
     try:
         for batch, ref_hidden in samples.batches:
-            kl = _token_kl(ref_model, model, ref_ctx, batch, pad_id, device, chunk, ref_hidden=ref_hidden)
+            kl = _token_kl(ref_model, model, ref_ctx, batch, ref_hidden, pad_id, device, chunk)
             total += float(kl.sum())
             tokens += kl.shape[0]
     finally:

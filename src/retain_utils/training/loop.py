@@ -162,8 +162,7 @@ def _scoring_hidden(backbone, batch: Batch, share_prompts: bool) -> torch.Tensor
     prompt = backbone(input_ids=batch.input_ids[first, :start], attention_mask=batch.attention_mask[first, :start],
                       position_ids=batch.position_ids[first, :start], use_cache=True)
     cache = prompt[kwarg]
-    for layer in cache.layers:  # (distinct, heads, P, d) -> (B, heads, P, d)
-        layer.keys, layer.values = layer.keys[row], layer.values[row]
+    cache.batch_select_indices(row)  # (distinct, heads, P, d) -> (B, heads, P, d), by indexing: differentiable
     rest = backbone(input_ids=batch.input_ids[:, start:], attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids[:, start:], use_cache=True, **{kwarg: cache}).last_hidden_state
     return torch.cat([prompt.last_hidden_state[row, -1:], rest[:, :-1]], dim=1)
