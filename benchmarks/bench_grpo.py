@@ -9,6 +9,9 @@ subprocess (so peak RSS is its own), one after the other; the first step is warm
 time is the mean over the later steps. Also measures this dtype's matmul peak in each subprocess (before
 and after its run) and the model FLOP utilisation (MFU) of the training part (policy forward + backward)
 and of the whole step, and records the CPU flags and load averages. Needs trl (benchmarks and tests only).
+
+Ours keeps freed memory for reuse (``heap.keep_freed_memory``, applied by ``load_model``); TRL's process runs
+with glibc's malloc as shipped unless ``--trl-heap kept`` gives it the same setting.
 """
 
 from __future__ import annotations
@@ -71,9 +74,12 @@ def run_trl(a) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from retain_utils.models import embedded_model_dir, load_model
+    from retain_utils.heap import keep_freed_memory
+    from retain_utils.models import _load_embedded_tokenizer, embedded_model_dir
 
-    _, tok = load_model(dtype="fp32", device="cpu")
+    if a.trl_heap == "kept":  # the malloc setting our load_model applies (heap.py); TRL as shipped has glibc's
+        keep_freed_memory()
+    tok = _load_embedded_tokenizer()
     task, exs = examples(a.prompts * a.steps, a.seed)
     ds = Dataset.from_dict({"prompt": [task.messages(e) for e in exs], "index": list(range(len(exs)))})
 
@@ -123,13 +129,16 @@ def main():
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--micro", type=int, default=16, help="our micro batch (sequences per forward/backward)")
+    p.add_argument("--micro", type=int, default=None,
+                   help="our micro batch (sequences per forward/backward; default: the device's, 32 on a CPU)")
     p.add_argument("--beta", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=["ours", "trl", "both"], default="both")
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: the machine's")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--rounds", type=int, default=1, help="alternate ours and TRL this many times (best of each)")
+    p.add_argument("--trl-heap", choices=["default", "kept"], default="default",
+                   help="TRL's process: glibc's malloc as shipped, or with freed memory kept as ours (heap.py)")
     p.add_argument("--json", help="write the results here")
     a = p.parse_args()
     a.dtype = resolve_dtype(a.dtype)
@@ -154,7 +163,7 @@ def main():
     runs: dict[str, list] = {"ours": [], "trl": []}
     for r in range(a.rounds):
         for impl in (("ours", "trl") if r % 2 == 0 else ("trl", "ours")):
-            args = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items()
+            args = [sys.executable, __file__, "--impl", impl] + [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
                                                                  if k not in ("impl", "json") and v is not None]
             proc = subprocess.run(args, capture_output=True, text=True)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

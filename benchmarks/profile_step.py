@@ -99,7 +99,7 @@ def profile_grpo(a, dtype):
     exs = task.make_examples(a.prompts * a.steps, seed=0, split="train")
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
     cfg = TrainConfig(method="grpo", task="countdown", lr=5e-6, steps=a.steps, batch_size=a.prompts,
-                      group_size=a.group, micro_batch_size=16, rollout_batch_size=a.prompts * a.group,
+                      group_size=a.group, rollout_batch_size=a.prompts * a.group,
                       temperature=0.8, max_new_tokens=a.tokens, beta=0.05, kl_estimator="k3", warmup_frac=0.0,
                       eval_every=10**6, seed=0, precision=precision)
     # rollout: generate (with its prefill/decode forwards timed by wrapping the sampler's forward at call time)

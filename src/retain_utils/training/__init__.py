@@ -17,7 +17,7 @@ from typing import Any
 from .. import gpu, results
 from ..evaluation import TaskScore
 from . import grpo, self_sft, sft
-from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, resolve
+from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, for_device, resolve
 from .loop import CHECKPOINT, EVALS_LOG, Run, TrainingDiverged, fit, prepare_policy
 
 # method name -> module with step_data(run, step, accum) and loss(run, batch)
@@ -117,6 +117,7 @@ def train(config: TrainConfig, model, tokenizer, tasks, train_examples, eval_exa
             raise ValueError("initial_scores must score exactly eval_examples (same tasks, same counts): got "
                              f"{ {k: v['n'] for k, v in initial_scores.items()} } for "
                              f"{ {k: len(v) for k, v in eval_examples.items()} }")
+    cfg = for_device(cfg, next(model.parameters()).device.type)  # micro batch sizes: larger on a CPU
     cfg = gpu.fit_to_device(model, cfg)  # lora_rank "auto" resolved; on CUDA a run that would not fit is refused
     policy, sampler, reference, autocast_dtype = prepare_policy(model, cfg)
     run = Run(cfg, policy, tokenizer, tasks, train_examples, eval_examples, sampler, reference,

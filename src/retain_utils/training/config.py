@@ -12,6 +12,10 @@ METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # fp16 trains with a GradScaler
 ROLLOUT_SOURCES = ("policy", "initial")
+# (sequences, token positions) per forward/backward pass where the config says None. A CPU has memory to spare
+# and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows: benchmarks/PROFILE.md, session
+# 14); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
+MICRO_BATCH = {"cpu": (32, 4096), "accelerator": (8, 1024)}
 
 
 @dataclass
@@ -24,8 +28,8 @@ class TrainConfig:
     steps: int = 100                  # optimizer steps
     batch_size: int = 8               # prompts per step (GRPO) / sequences per step (SFT family)
     grad_accum: int = 1               # batches accumulated into one optimizer step
-    micro_batch_size: int = 8         # at most this many sequences per forward/backward pass ...
-    micro_batch_tokens: int = 1024    # ... and at most this many (padded) tokens: memory knobs, same results
+    micro_batch_size: int | None = None    # at most this many sequences per forward/backward pass ...
+    micro_batch_tokens: int | None = None  # ... and token positions: memory knobs; None: by device (MICRO_BATCH)
     group_size: int = 5               # GRPO: samples per prompt; Self-SFT: samples per prompt before filtering
     temperature: float = 0.8          # sampling temperature of rollouts and Self-SFT data
     max_new_tokens: int = 256         # completion budget of rollouts and Self-SFT samples
@@ -97,15 +101,15 @@ def _check_types(c: TrainConfig) -> None:
             raise ValueError(f"unknown {name} {value!r}; {listing}: {', '.join(valid)}")
     if not isinstance(c.task, str) or not c.task:
         raise ValueError(f"task must be the name of the target task, got {c.task!r}")
-    for name in ("steps", "batch_size", "grad_accum", "micro_batch_size", "micro_batch_tokens", "max_new_tokens",
-                 "reuse", "eval_every", "eval_batch_size", "rollout_batch_size"):
+    for name in ("steps", "batch_size", "grad_accum", "max_new_tokens", "reuse", "eval_every", "eval_batch_size",
+                 "rollout_batch_size"):
         _int_at_least(name, getattr(c, name), 1)
     _int_at_least("group_size", c.group_size, 1)
     _int_at_least("seed", c.seed, 0)
     if c.lora_rank != "auto":
         _int_at_least("lora_rank", c.lora_rank, 0, " (0 = full fine-tuning, or 'auto')")
     _int_at_least("checkpoint_every", c.checkpoint_every, 0, " (0 = only at the end)")
-    for name in ("eval_max_new_tokens", "regenerate_every"):
+    for name in ("micro_batch_size", "micro_batch_tokens", "eval_max_new_tokens", "regenerate_every"):
         if getattr(c, name) is not None:
             _int_at_least(name, getattr(c, name), 1)
     _number("lr", c.lr, positive=True, optional=True)
@@ -161,3 +165,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if getattr(c, name) != off and c.method not in _RL:
             raise ValueError(f"{name}={getattr(c, name)!r} is for RL methods, not {c.method!r}")
     return c
+
+
+def for_device(config: TrainConfig, device_type: str) -> TrainConfig:
+    """A copy with the micro batch sizes the config leaves to the device (``None``) filled in (MICRO_BATCH)."""
+    size, tokens = MICRO_BATCH["cpu" if device_type == "cpu" else "accelerator"]
+    return dataclasses.replace(config, micro_batch_size=config.micro_batch_size or size,
+                               micro_batch_tokens=config.micro_batch_tokens or tokens)

@@ -26,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from ..generation import cache_kwarg, generate
+from ..heap import keep_freed_memory
 from .config import TrainConfig
 
 
@@ -91,9 +92,10 @@ def chunks(n: int, size: int) -> list[range]:
 def micro_batches(prompt_lens: list[int], completion_lens: list[int], max_seqs: int, max_tokens: int,
                   prompts: list[int] | None = None) -> list[list[int]]:
     """Group sequences (sorted by length) into micro batches of at most ``max_seqs`` sequences and at most
-    ``max_tokens`` padded tokens (a longer single sequence goes alone): activation memory stays bounded
-    whatever the completion lengths. ``prompts`` (an id per sequence) puts the sequences of one prompt side by
-    side, so that they share a pass over it (``completion_logprobs``)."""
+    ``max_tokens`` padded token positions per pass (a longer single sequence goes alone): activation memory
+    stays bounded whatever the completion lengths. ``prompts`` (an id per sequence) puts the sequences of one
+    prompt side by side, so that they share a pass over it (``completion_logprobs``): a shared prompt's
+    positions count once."""
     if prompts is None:
         key = lambda i: prompt_lens[i] + completion_lens[i]
     else:
@@ -103,7 +105,8 @@ def micro_batches(prompt_lens: list[int], completion_lens: list[int], max_seqs: 
     for i in order:
         if groups:
             g = groups[-1] + [i]
-            padded = len(g) * (max(prompt_lens[j] for j in g) + max(completion_lens[j] for j in g))
+            n_prompts = len(g) if prompts is None else len({prompts[j] for j in g})
+            padded = n_prompts * max(prompt_lens[j] for j in g) + len(g) * max(completion_lens[j] for j in g)
             if len(g) <= max_seqs and padded <= max_tokens:
                 groups[-1] = g
                 continue
@@ -383,6 +386,8 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     """Train ``run.policy`` for ``config.steps`` optimizer steps; returns the history
     {"steps": [per-step metrics], "evals": [{"step", "accuracy": {task: acc}}], "status"}."""
     cfg = run.config
+    if run.device.type == "cpu":
+        keep_freed_memory()  # each step's large tensors reuse the last step's memory (heap.py)
     params = [p for p in run.policy.parameters() if p.requires_grad]
     # fused: one kernel per step and no full-size temporaries (the foreach default needs several)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
