@@ -35,11 +35,16 @@ def test_freed_memory_is_reused_instead_of_page_faulted_again():
     assert applied == "True" and faults < 500
 
 
-def test_load_model_and_training_keep_freed_memory():
-    import inspect
+def test_load_model_and_training_keep_freed_memory(monkeypatch):
+    from test_training import config, run  # the tiny GRPO run of the training tests
 
     from retain_utils import models
     from retain_utils.training import loop
 
-    assert "keep_freed_memory()" in inspect.getsource(models.load_model)
-    assert "keep_freed_memory()" in inspect.getsource(loop.fit)
+    calls = []
+    monkeypatch.setattr(models, "keep_freed_memory", lambda: calls.append("load_model"))
+    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append("fit"))
+    with pytest.raises(ValueError, match="unknown model"):  # set before the model is even looked for
+        models.load_model("no-such-model", device="cpu")
+    run(config(steps=1, eval_every=1))
+    assert calls == ["load_model", "fit"]

@@ -3,8 +3,8 @@
 By default glibc serves every block above a threshold (at most 32 MiB) with its own ``mmap`` and hands it back
 to the kernel when freed, and trims the top of the heap as soon as it is free. A training step allocates and
 frees the same large tensors every time (a vocabulary-sized gradient is 113 MB for SmolLM2), so each of them
-page-faults afresh on first touch: on a 2-core Xeon a third of the CPU time of a GRPO step's forward + backward
-was the kernel zeroing pages (benchmarks/PROFILE.md, session 14). Served from the heap and never trimmed, freed
+page-faults afresh on first touch: on a 2-core Xeon a GRPO step's forward + backward (~8 s) spent 2.9 s in the
+kernel on 622,000 page faults (benchmarks/PROFILE.md, session 14). Served from the heap and never trimmed, freed
 memory stays mapped and is reused. Results are bitwise the same; the process keeps its peak memory.
 """
 
