@@ -175,9 +175,9 @@ def estimate_memory(model_or_config, config, *, dtype: torch.dtype = torch.float
         if low < 4:
             static["sampler (16-bit)"] = low * n
     act = 4 if dtype == torch.float32 else 2
-    from .training.config import MICRO_BATCH
+    from .training.config import for_device
 
-    tokens = config.micro_batch_tokens or MICRO_BATCH["accelerator"][1]  # None: what an accelerator gets
+    tokens = for_device(config, "cuda").micro_batch_tokens  # None: what an accelerator gets
     per_token_layer = act * (8 * s.hidden + 4 * s.intermediate + 2 * s.kv_dim)  # saved for backward
     training = {"activations": tokens * s.n_layers * per_token_layer,
                 "logits (chunked)": 3 * LOGIT_CHUNK * s.vocab * 4}  # fp32 logits, softmax, their gradient
