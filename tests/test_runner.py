@@ -62,6 +62,19 @@ def test_a_notebook_that_writes_no_results_is_an_error(tmp_path):
         run("silent", tmp_path)
 
 
+def test_a_rerun_into_the_same_folder_writes_only_its_own_results(tmp_path):
+    """The results file describes one execution: runs an earlier execution appended are not carried over (a
+    resumed notebook reads its finished runs back from their own folders), and a stale file does not hide a
+    notebook that wrote none."""
+    stale = {"config": {"n": 1}, "runs": [{"variant": "SFT", "seed": 0}], "metrics": {"square": 1}}
+    (tmp_path / "ok.results.json").write_text(json.dumps(stale))
+    record = json.loads(run("ok", tmp_path, n=4).results.read_text())
+    assert record["metrics"] == {"square": 16} and "runs" not in record
+    (tmp_path / "silent.results.json").write_text(json.dumps(stale))
+    with pytest.raises(runner.NotebookError, match="wrote no results file"):
+        run("silent", tmp_path)
+
+
 def test_run_all_keeps_going_past_a_failure(tmp_path):
     runs, failures = runner.run_all("smoke", tmp_path, notebook_dir=FIXTURES, names=["fails", "ok"])
     assert [r.notebook for r in runs] == ["ok"]

@@ -77,12 +77,22 @@ def _grads(model) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
+@pytest.mark.parametrize("layout", ["packed", "rows"])
 @pytest.mark.parametrize("lora", [False, True])
-def test_rows_of_one_prompt_share_a_pass_over_it(lora):
-    """A GRPO group's rows run their prompt once (its KV cache copied to each row): the same log-probs and
-    gradients as one pass per row, up to rounding; prompts of different lengths (left padding), completions of
-    different lengths (right padding) and a prompt with a single row included."""
+def test_rows_of_one_prompt_share_a_pass_over_it(lora, layout, monkeypatch):
+    """A GRPO group's rows run their prompt once, their completions either packed into one row per prompt or one
+    row each on a copy of the prompt's KV cache: the same log-probs and gradients as one pass per row, up to
+    rounding; prompts of different lengths (left padding), completions of different lengths (right padding),
+    packed rows of different widths and a prompt with a single row included."""
+    from retain_utils.training import loop
+
     model, tok = diverse_tiny_model(seed=0)
+    assert model.config._attn_implementation == "sdpa"
+    if layout == "rows":
+        monkeypatch.setattr(loop, "_can_pack", lambda backbone, device: False)
+    packed = []
+    monkeypatch.setattr(loop, "_packed_completions",
+                        lambda *a, _f=loop._packed_completions: packed.append(a[-1]) or _f(*a))
     if lora:
         from peft import LoraConfig, get_peft_model
 
@@ -103,9 +113,28 @@ def test_rows_of_one_prompt_share_a_pass_over_it(lora):
         logp = completion_logprobs(model, batch, temperature=0.7, share_prompts=share)
         (logp * torch.linspace(-1, 1, logp.numel()).view_as(logp)).sum().backward()
         out[share] = logp.detach(), _grads(model)
+    # packed: 3 rows of 4 + 1 + 6 = 11 columns (33 positions) instead of 6 rows of 6 (36)
+    assert packed == ([11] if layout == "packed" else [])
     assert torch.allclose(out[True][0], out[False][0], atol=1e-5)
     assert (out[True][0][batch.mask == 0] == 0).all()
     assert (out[True][1] - out[False][1]).norm() <= 1e-4 * out[False][1].norm()
+
+
+def test_completions_stay_one_row_each_where_packing_saves_nothing(tiny, monkeypatch):
+    """Packing is chosen only where it computes fewer positions: one prompt with three long completions beside
+    one with a short one would pack into 2 rows of 30 columns, more than 4 rows of 10."""
+    from retain_utils.training import loop
+
+    model, tok = tiny
+    packed = []
+    monkeypatch.setattr(loop, "_packed_completions", lambda *a: packed.append(a) or 1 / 0)
+    g = torch.Generator().manual_seed(1)
+    draw = lambda n: torch.randint(3, model.config.vocab_size, (n,), generator=g).tolist()
+    a, b = draw(6), draw(6)
+    batch = collate([a, a, a, b], [draw(10), draw(10), draw(10), draw(2)], tok.pad_token_id)
+    with torch.no_grad():
+        logp = completion_logprobs(model, batch)
+    assert packed == [] and logp.shape == (4, 10)
 
 
 def test_micro_batches_keep_a_prompts_rows_together():

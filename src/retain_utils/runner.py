@@ -128,6 +128,9 @@ def run_notebook(
     executed = out / source.name
     results = out / f"{source.stem}.results.json"
     injected = {**params, "profile": profile, "results_path": str(results)}
+    # The results file records this execution only (it merges as the notebook saves): an earlier one's runs
+    # would otherwise stay in it. A resumed notebook reads its finished runs back from their run folders.
+    results.unlink(missing_ok=True)
 
     start = time.perf_counter()
     try:
