@@ -207,8 +207,9 @@ def _packed_completions(backbone, batch: Batch, prompt, first: torch.Tensor, row
     own = (owner[:, :, None] == owner[:, None, :]) & (column[:, None] >= column[None, :])  # (n, S, S), causal
     sees_prompt = batch.attention_mask[first, :start].bool()[:, None, :].expand(n, width, start)
     mask = torch.cat([sees_prompt, own], dim=-1)[:, None]  # (n, 1, S, P + S); every column sees at least itself
+    kwarg = cache_kwarg(backbone)
     rest = backbone(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True,
-                    **{cache_kwarg(backbone): prompt[cache_kwarg(backbone)]}).last_hidden_state
+                    **{kwarg: prompt[kwarg]}).last_hidden_state
     # Completion token j of row r is predicted by the prompt's last position (j = 0) or by its column o_r + j - 1.
     table = torch.cat([prompt.last_hidden_state[:, -1:], rest], dim=1)  # (n, 1 + S, hidden)
     j = torch.arange(batch.mask.shape[1], device=device)
