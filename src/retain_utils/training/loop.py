@@ -179,8 +179,8 @@ def _scoring_hidden(backbone, batch: Batch, share_prompts: bool) -> torch.Tensor
 
 
 def _can_pack(backbone, device: torch.device) -> bool:
-    """Packing needs a custom attention mask: PyTorch's SDPA takes one; on an accelerator it would leave the
-    flash kernels for ones whose memory grows with (group x completion length)^2, so there rows stay apart."""
+    """Packing needs a custom attention mask, which PyTorch's SDPA takes (on a CPU its flash kernel, forward and
+    backward). On an accelerator such a mask moves SDPA off its flash kernel, untried on a GPU: rows stay apart."""
     return device.type == "cpu" and getattr(backbone.config, "_attn_implementation", None) == "sdpa"
 
 
