@@ -165,12 +165,14 @@ def _scoring_hidden(backbone, batch: Batch, share_prompts: bool) -> torch.Tensor
     kwarg = cache_kwarg(backbone)  # "cache" in newer transformers, "past_key_values" before
     prompt = backbone(input_ids=batch.input_ids[first, :start], attention_mask=batch.attention_mask[first, :start],
                       position_ids=batch.position_ids[first, :start], use_cache=True)
-    lengths = batch.attention_mask[:, start:].sum(-1).tolist()
-    widths = [0] * len(firsts)
-    for r, g in enumerate(rows):
-        widths[g] += lengths[r]
-    if _can_pack(backbone, device) and 0 < len(firsts) * max(widths) < len(rows) * batch.mask.shape[1]:
-        return _packed_completions(backbone, batch, prompt, first, rows, lengths, max(widths))
+    if _can_pack(backbone, device):
+        lengths = batch.attention_mask[:, start:].sum(-1).tolist()
+        offsets, widths = [], [0] * len(firsts)  # each row's first column in its prompt's packed row; their widths
+        for r, g in enumerate(rows):
+            offsets.append(widths[g])
+            widths[g] += lengths[r]
+        if 0 < len(firsts) * max(widths) < len(rows) * batch.mask.shape[1]:  # fewer positions than a row each
+            return _packed_completions(backbone, batch, prompt, first, rows, lengths, offsets, max(widths))
     cache = prompt[kwarg]
     cache.batch_select_indices(row)  # (distinct, heads, P, d) -> (B, heads, P, d), by indexing: differentiable
     rest = backbone(input_ids=batch.input_ids[:, start:], attention_mask=batch.attention_mask,
@@ -185,24 +187,20 @@ def _can_pack(backbone, device: torch.device) -> bool:
 
 
 def _packed_completions(backbone, batch: Batch, prompt, first: torch.Tensor, rows: list[int],
-                        lengths: list[int], width: int) -> torch.Tensor:
-    """A prompt's completions side by side in one row of ``width`` columns on top of its KV cache, each
-    attending to the prompt and to its own earlier tokens only (positions restart after the prompt for each),
-    so no row pays for padding up to the batch's longest completion: chapter 2's GRPO completions (~16 of up
-    to 48 tokens) were two thirds padding. -> (B, C, hidden), as ``_scoring_hidden``."""
+                        lengths: list[int], offsets: list[int], width: int) -> torch.Tensor:
+    """A prompt's completions side by side in one row of ``width`` columns on top of its KV cache (row r's from
+    column ``offsets[r]``), each attending to the prompt and to its own earlier tokens only (positions restart
+    after the prompt for each), so no row pays for padding up to the batch's longest completion: chapter 2's
+    GRPO completions (~16 of up to 48 tokens) were two thirds padding. -> (B, C, hidden), as ``_scoring_hidden``."""
     n, start, device = len(first), batch.start, batch.input_ids.device
     ids = torch.zeros((n, width), dtype=torch.long, device=device)  # columns past a row's completions: unused
     position = torch.zeros((n, width), dtype=torch.long, device=device)
     owner = torch.full((n, width), -1, device=device)  # which row's completion each column holds
     prompt_lengths = batch.attention_mask[first, :start].sum(-1)
-    offsets, filled = [], [0] * n
-    for r, g in enumerate(rows):
-        o, k = filled[g], lengths[r]
+    for r, (g, o, k) in enumerate(zip(rows, offsets, lengths)):
         ids[g, o:o + k] = batch.input_ids[r, start:start + k]
         position[g, o:o + k] = prompt_lengths[g] + torch.arange(k, device=device)
         owner[g, o:o + k] = r
-        offsets.append(o)
-        filled[g] += k
     column = torch.arange(width, device=device)
     own = (owner[:, :, None] == owner[:, None, :]) & (column[:, None] >= column[None, :])  # (n, S, S), causal
     sees_prompt = batch.attention_mask[first, :start].bool()[:, None, :].expand(n, width, start)
