@@ -5,11 +5,13 @@ plain KV-cache decode loop with left padding rather than ``model.generate``: the
 (the chat template's system prompt) is prefilled once per batch and a prompt shared by several samples once,
 the KV cache is preallocated and written in place, finished rows leave the batch, rows may carry budgets of
 their own (several tasks' questions in one batch), and sampling is reproducible row by row: every (prompt,
-sample) pair draws from its own seeded generator on the model's device, so a sample does not depend on the
-batch size or on which other prompts share its batch (same device, same numbers). Greedy tokens are
+sample) pair draws from its own seeded generator on the model's device, so in fp32 a sample does not depend
+on the batch size or on which other prompts share its batch (same device, same numbers), and greedy tokens are
 identical to ``model.generate``'s; on the book's evaluation (150 ifeval prompts, 128 tokens, one batch) it is
-1.6x faster in fp32 on a 2-core AMX Xeon, on 32 prompts x 32 tokens 1.2x (benchmarks/PROFILE.md: both are
-bound by the model's matmuls, and every decode step reads all weights).
+1.6x faster on a 2-core AMX Xeon, on 32 prompts x 32 tokens 1.2x (benchmarks/PROFILE.md: both are bound by
+the model's matmuls, and every decode step reads all weights). In bf16 rounding follows a batch's padding,
+so some answers change with the batch they were decoded in, ``model.generate``'s too (benchmarks/PROFILE.md,
+session 16); the same batches still give the same answers.
 """
 
 from __future__ import annotations
