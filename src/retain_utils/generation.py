@@ -257,8 +257,9 @@ def generate(
 ) -> list[Completion]:
     """Answer every conversation ``num_samples`` times; greedy when ``temperature == 0``.
 
-    Returns prompt 0's samples, then prompt 1's, ...; a sampled answer depends only on (seed, prompt
-    index, sample index), not on ``batch_size``. ``batch_size`` counts sequences decoded together.
+    Returns prompt 0's samples, then prompt 1's, ...; in fp32 a sampled answer depends only on (seed, prompt
+    index, sample index), not on ``batch_size`` (in bf16 a few change with the batch: see the module's
+    docstring). ``batch_size`` counts sequences decoded together.
     ``max_new_tokens``: one budget, or one per conversation (several tasks' questions in one batch: the
     model's weights are read once per decode step for all of them).
     """
