@@ -45,6 +45,13 @@ def hf_greedy(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, p
     return rows
 
 
+def hf_in_batches(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int, pad_id: int,
+                  eos: set[int]):
+    """``hf_greedy`` over consecutive batches of ``batch_size`` prompts, answers in prompt order."""
+    return [r for i in range(0, len(prompts), batch_size)
+            for r in hf_greedy(model, tokenizer, prompts[i:i + batch_size], max_new_tokens, pad_id, eos)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=EMBEDDED_MODEL)
@@ -78,14 +85,12 @@ def main():
         ours = generate(model, tok, msgs, max_new_tokens=a.tokens, batch_size=a.batch_size)
         ours_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        hf = [r for i in range(0, len(prompts), a.batch_size)
-              for r in hf_greedy(model, tok, prompts[i:i + a.batch_size], a.tokens, pad_id, eos)]
+        hf = hf_in_batches(model, tok, prompts, a.batch_size, a.tokens, pad_id, eos)
         hf_s.append(time.perf_counter() - t0)
         load.append(os.getloadavg())
     # model.generate against itself in half-size batches: in bf16 rounding follows the padding, so a greedy
     # answer depends on its batch and "identical" can only be asked of fp32
-    half = max(1, a.batch_size // 2)
-    hf_half = [r for i in range(0, len(prompts), half) for r in hf_greedy(model, tok, prompts[i:i + half], a.tokens, pad_id, eos)]
+    hf_half = hf_in_batches(model, tok, prompts, max(1, a.batch_size // 2), a.tokens, pad_id, eos)
     peak_after = matmul_peak(dtype)
     ours_ids = [c.completion_ids for c in ours]
     n_tokens = sum(map(len, ours_ids))
