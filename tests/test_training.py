@@ -325,9 +325,10 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["grpo", "self_sft"])
-def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch, method):
-    kw = dict(method=method, steps=6, checkpoint_every=3, grad_accum=2, lr=1e-3)
+@pytest.mark.parametrize("method, extra", [("grpo", {}), ("self_sft", {}), ("grpo", {"reuse": 2})],
+                         ids=["grpo", "self_sft", "grpo-reused-rollouts"])
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch, method, extra):
+    kw = dict(method=method, steps=6, checkpoint_every=3, grad_accum=2, lr=1e-3, **extra)
     whole = run(config(out_dir=str(tmp_path / "a"), **kw))
     module = METHODS[method]
     original = module.step_data
@@ -353,6 +354,28 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch, method):
     assert strip(lines) == strip(whole.steps)
 
 
+def test_a_checkpoint_holding_code_is_refused_unloaded(tmp_path):
+    """A planted pickle in a run folder (on Colab a shared Google Drive) must not run: checkpoints load with
+    weights_only=True, and anything beyond tensors and plain data is a ValueError naming the file."""
+    import os
+    import pickle
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"step": 1, "x": Planted()}))
+    with pytest.raises(ValueError, match="checkpoint.pt is not a checkpoint this package wrote"):
+        run(config(out_dir=str(tmp_path), steps=3))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_checkpoint_holds_tensors_and_plain_data_only(tmp_path):
+    run(config(out_dir=str(tmp_path), steps=3, reuse=3))
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3 and "rollouts" in state["data"]
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     run(config(out_dir=str(tmp_path), steps=3))
     with pytest.raises(ValueError, match="different config.*lr"):
@@ -372,7 +395,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged, match="step 2.*last good checkpoint.*step 2"):
         run(config(method="sft", out_dir=str(tmp_path / "run"), checkpoint_every=1), results_path=path)
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
     record = results.load(path)["training"]["sft-vowel-s0"]
     assert record["status"].startswith("sft-vowel-s0: non-finite loss") and len(record["steps"]) == 2
 

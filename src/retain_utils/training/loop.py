@@ -13,9 +13,10 @@ import copy
 import json
 import math
 import os
+import pickle
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -382,11 +383,52 @@ def _trainable_state(policy) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
 
 
+def _plain(value):
+    """``value`` with every ``Batch`` (GRPO's reused rollouts) as a tagged dict of tensors: a checkpoint holds
+    tensors and plain data only, so it loads with ``torch.load(weights_only=True)``, which runs no code."""
+    if isinstance(value, Batch):
+        return {"__batch__": {f.name: _plain(getattr(value, f.name)) for f in fields(Batch)}}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _restore(value):
+    """The inverse of ``_plain``."""
+    if isinstance(value, dict):
+        if set(value) == {"__batch__"}:
+            return Batch(**{k: _restore(v) for k, v in value["__batch__"].items()})
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_restore(v) for v in value)
+    return value
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, read with ``weights_only=True``: tensors and plain data, never code (run folders
+    may live on a shared drive). A file holding anything else, or not a checkpoint at all, is a ValueError
+    naming it."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path} is not a checkpoint this package wrote (it holds more than tensors and plain "
+                         f"data, or is cut short: {first[:160]}); it was not loaded: delete it to start the run "
+                         "afresh") from None
+    if not isinstance(state, dict) or not {"step", "config", "policy", "optimizer", "history"} <= set(state):
+        raise ValueError(f"{path} is not a checkpoint this package wrote (it lacks step, config, policy, optimizer "
+                         "or history); delete it to start the run afresh")
+    return state
+
+
 def save_checkpoint(path: Path, run: Run, optimizer, step: int, history: dict, scaler=None) -> None:
-    """One file, written beside and renamed into place: a crash never leaves half a checkpoint."""
+    """One file, written beside and renamed into place: a crash never leaves half a checkpoint. Tensors and
+    plain data only (``read_checkpoint``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": step, "config": run.config.to_dict(), "policy": _trainable_state(run.policy),
-             "optimizer": optimizer.state_dict(), "data": run.data, "history": history,
+             "optimizer": optimizer.state_dict(), "data": _plain(run.data), "history": history,
              "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict() if scaler is not None else None}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -394,7 +436,7 @@ def save_checkpoint(path: Path, run: Run, optimizer, step: int, history: dict, s
 
 
 def load_checkpoint(path: Path, run: Run, optimizer, scaler=None) -> tuple[int, dict]:
-    state = torch.load(path, weights_only=False)
+    state = read_checkpoint(path)
     ignore = {"out_dir", "progress"}
     saved = {k: v for k, v in state["config"].items() if k not in ignore}
     now = {k: v for k, v in run.config.to_dict().items() if k not in ignore}
@@ -409,7 +451,7 @@ def load_checkpoint(path: Path, run: Run, optimizer, scaler=None) -> tuple[int, 
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    run.data = state["data"]
+    run.data = _restore(state["data"])
     torch.set_rng_state(state["torch_rng"])
     run.sync_sampler()
     return state["step"], state["history"]
@@ -500,7 +542,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         if not (math.isfinite(loss_total) and (overflow or torch.isfinite(grad_norm))):
             history["status"] = f"diverged at step {step}"
             bar.close()
-            where = (f"last good checkpoint: {ckpt} (step {torch.load(ckpt, weights_only=False)['step']})"
+            where = (f"last good checkpoint: {ckpt} (step {read_checkpoint(ckpt)['step']})"
                      if ckpt is not None and ckpt.exists() else "no checkpoint was written")
             err = TrainingDiverged(
                 f"{cfg.run_name}: non-finite loss ({loss_total}) or gradient norm ({float(grad_norm)}) at step "
