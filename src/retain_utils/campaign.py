@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import __version__, profiles, provenance, results, runner, sweep
-from .layout import PARAMS_FILE, finished_record, point_folders
+from .layout import finished_record, point_folders, read_params, results_file, unreadable
 from .models import DTYPE_ENV
 from .results import load
 
@@ -135,6 +135,9 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     stamp = provenance.stamp(root, exclude=("results",))
     summary = sweep.Summary(campaign_dir, len(planned))
     todo = [(f, p) for f, p in planned if finished_record(f / p.key, p.notebook) is None]
+    for folder, point in todo:
+        if (broken := unreadable(folder / point.key, point.notebook)) is not None:
+            print(f"note: {broken}: point {point.key} reruns")
     summary.skipped = [p.key for f, p in planned if (f, p) not in todo]
     todo = todo[:limit] if limit is not None else todo
     start = time.perf_counter()
@@ -165,8 +168,11 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
     """Points done per notebook, hours spent, and the projected total: each notebook's unfinished points at the
     mean time of its finished ones."""
     campaign_dir = Path(campaign_dir)
+    if not campaign_dir.is_dir():
+        raise FileNotFoundError(f"no campaign folder {campaign_dir}")
     lines, spent, projected, unknown = [], 0.0, 0.0, []
     planned = plan(campaign_dir, notebook_dir)
+    broken = [why for f, p in planned if (why := unreadable(f / p.key, p.notebook)) is not None]
     for notebook in GRIDS:
         mine = [(f, p) for f, p in planned if p.notebook == notebook]
         times = [rec["seconds"] for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
@@ -181,14 +187,15 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
             lines.append(f"{notebook}: 0/{len(mine)} done")
     total = (f"projected total {projected / 3600:.1f} h" if not unknown else
              f"no projection until one point of {', '.join(unknown)} has finished")
-    return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines])
+    notes = [f"unreadable, counted as not done (the next run reruns it): {why}" for why in broken]
+    return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines, *notes])
 
 
 def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:
     """Every finished point's stamp with its notebook, params and seconds (for the chapter's provenance line)."""
     out = []
     for folder, record in finished(campaign_dir).items():
-        meta = load(folder / PARAMS_FILE)
+        meta = read_params(folder)
         out.append({"notebook": meta["notebook"], "params": meta["params"], "seconds": record["seconds"],
                     **record.get("stamp", {})})
     return out
@@ -349,14 +356,27 @@ def describe_repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
 def verify(point: str | Path, out_dir: str | Path) -> list[str]:
     """Rerun one committed point from its ``params.json`` into ``out_dir`` (same notebook, profile and parameters,
     fp32) and compare every run's numbers with the committed ones. Returns the differences: none means the
-    point reproduced exactly."""
+    point reproduced exactly. Only the project's own notebooks run, and a point with no committed run (nothing
+    to compare) is refused, both before a kernel starts (ValueError naming the file)."""
     point = Path(point)
-    meta = load(point / PARAMS_FILE)
-    committed = load(point / f"{meta['notebook']}.results.json").get("runs") or []
+    meta = read_params(point)
+    names = runner.notebook_names()
+    if meta["notebook"] not in names:
+        raise ValueError(f"{point / 'params.json'} names notebook {meta['notebook']!r}, not one of the project's: "
+                         f"{', '.join(names)}")
+    try:
+        profiles.check_profile(meta["profile"])
+        runner.check_parameters(runner.find_notebook(meta["notebook"]), meta["params"], meta["profile"])
+    except ValueError as e:
+        raise ValueError(f"{point / 'params.json'}: {e}") from None
+    committed_file = results_file(point, meta["notebook"])
+    committed = load(committed_file).get("runs") or []
+    if not committed:
+        raise ValueError(f"{committed_file} holds no runs: there is nothing to compare a rerun with")
     os.environ[DTYPE_ENV] = DTYPE
     done = runner.run_notebook(meta["notebook"], meta["profile"], meta["params"], output_dir=out_dir)
     again = load(done.results).get("runs") or []
     if len(again) != len(committed):
         return [f"{len(committed)} committed runs, {len(again)} on rerunning"]
-    return [f"{a['variant']} seed {a['seed']}: {key} {a.get(key)!r} committed, {b.get(key)!r} rerun"[:300]
+    return [f"{a.get('variant')} seed {a.get('seed')}: {key} {a.get(key)!r} committed, {b.get(key)!r} rerun"[:300]
             for a, b in zip(committed, again) for key in COMPARED if a.get(key) != b.get(key)]

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, results_file
+from .layout import ERROR_FILE, finished_record, point_folders, read_params, read_record, results_file, unreadable
 from .tasks import TASK_NAMES
 
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
@@ -57,18 +57,33 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, write: Any) -> None:
+    """Call ``write(f)`` on a temporary file in the same folder, then rename it into ``path``: readers never see
+    half a file, and a failed write (a full disk) leaves the old file, if any, as it was. The file gets the
+    permissions the umask gives a new file (``mkstemp`` alone would make it private)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
-            json.dump(finite(json.loads(json.dumps(data, default=_jsonable))), f, indent=2, allow_nan=False)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as JSON through ``write_atomic``: readers never see half a file."""
+    text = json.dumps(finite(json.loads(json.dumps(data, default=_jsonable))), indent=2, allow_nan=False)
+    write_atomic(path, lambda f: f.write(text))
 
 
 def save(path: str | os.PathLike | None, **sections: Any) -> dict:
@@ -79,7 +94,7 @@ def save(path: str | os.PathLike | None, **sections: Any) -> dict:
     """
     record: dict[str, Any] = {}
     if path is not None and Path(path).exists():
-        record = json.loads(Path(path).read_text())
+        record = load(path)
     record.update(finite(json.loads(json.dumps(sections, default=_jsonable))))
     record["versions"] = library_versions()
     record["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -89,7 +104,9 @@ def save(path: str | os.PathLike | None, **sections: Any) -> dict:
 
 
 def load(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
+    """A results (or point) file's JSON object; one that does not parse is a ValueError naming the file and
+    line (``layout.read_record``)."""
+    return read_record(path)
 
 
 # ----- a sweep's results (folder layout: retain_utils.layout) -------------------------------------------------
@@ -126,22 +143,33 @@ def _sorted(table, columns):
 
 
 def points(sweep_dir: str | os.PathLike):
-    """One row per point of a sweep: ``point`` (its folder), ``status`` (done / failed / unfinished),
-    notebook, profile, its parameters, ``seconds`` and ``error``. Unfinished: killed, or running now."""
+    """One row per point of a sweep: ``point`` (its folder), ``status`` (done / failed / unfinished /
+    unreadable), notebook, profile, its parameters, ``seconds`` and ``error``. Unfinished: killed, or running
+    now; unreadable: a point file cut short (named in ``error``), so the point reruns."""
     import pandas as pd
 
     rows, params = [], {}
     for folder in point_folders(sweep_dir):
-        meta = load(folder / PARAMS_FILE)
+        try:
+            meta = read_params(folder)
+        except ValueError as e:
+            rows.append({"point": folder.name, "status": "unreadable", "seconds": None, "error": str(e)})
+            continue
         params.update(dict.fromkeys(meta["params"]))
         row = _point_columns(meta, {"point": meta["key"], "status": "unfinished", "notebook": meta["notebook"],
                                     "profile": meta["profile"], "seconds": None, "error": None})
         done = finished_record(folder, meta["notebook"])
+        broken = unreadable(folder, meta["notebook"])
         if done is not None:
             row.update(status="done", seconds=done["seconds"], error="")
+        elif broken is not None:
+            row.update(status="unreadable", error=f"{broken} (the point reruns)")
         elif (folder / ERROR_FILE).exists():
-            error = load(folder / ERROR_FILE)
-            row.update(status="failed", seconds=error["seconds"], error=error["error"])
+            try:
+                error = read_record(folder / ERROR_FILE, ("error",))
+                row.update(status="failed", seconds=error.get("seconds"), error=error["error"])
+            except ValueError as e:
+                row.update(status="failed", error=str(e))
         rows.append(row)
     fixed = ["point", "status", "notebook", "profile", "seconds", "error"]
     table = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys([*fixed, *(k for r in rows for k in r)])))
@@ -168,6 +196,20 @@ def failures(sweep_dir: str | os.PathLike):
     return table[table["status"] == "failed"].reset_index(drop=True)
 
 
+def _finished_points(sweep_dir: str | os.PathLike) -> list[tuple[Path, dict]]:
+    """(folder, parameters) of every finished point whose files all parse; a point with a file cut short is
+    left out (``points`` lists it as unreadable, naming the file)."""
+    out = []
+    for folder in point_folders(sweep_dir):
+        try:
+            meta = read_params(folder)
+        except ValueError:
+            continue
+        if finished_record(folder, meta["notebook"]) is not None:
+            out.append((folder, meta))
+    return out
+
+
 def collect(sweep_dir: str | os.PathLike):
     """Every run of every finished point of a sweep, as one tidy table: one row per (point, run).
 
@@ -178,11 +220,8 @@ def collect(sweep_dir: str | os.PathLike):
     import pandas as pd
 
     rows, params = [], {}
-    for folder in point_folders(sweep_dir):
-        meta = load(folder / PARAMS_FILE)
+    for folder, meta in _finished_points(sweep_dir):
         params.update(dict.fromkeys(meta["params"]))
-        if finished_record(folder, meta["notebook"]) is None:
-            continue
         record = load(results_file(folder, meta["notebook"]))
         base = _point_columns(meta, {"point": meta["key"], "notebook": meta["notebook"], "profile": meta["profile"]})
         for i, run in enumerate(record.get("runs") or []):
@@ -212,14 +251,12 @@ def records(sweep_dir: str | os.PathLike) -> list:
     from .records import RunRecord
 
     out = []
-    for folder in point_folders(sweep_dir):
-        meta = load(folder / PARAMS_FILE)
-        if finished_record(folder, meta["notebook"]) is not None:
-            for run in load(results_file(folder, meta["notebook"])).get("runs") or []:
-                record = RunRecord.from_dict(run)
-                if record.config.get("out_dir"):
-                    record.config["out_dir"] = str(folder / record.config["out_dir"])  # absolute stays as it is
-                out.append(record)
+    for folder, meta in _finished_points(sweep_dir):
+        for run in load(results_file(folder, meta["notebook"])).get("runs") or []:
+            record = RunRecord.from_dict(run)
+            if record.config.get("out_dir"):
+                record.config["out_dir"] = str(folder / record.config["out_dir"])  # absolute stays as it is
+            out.append(record)
     return out
 
 
@@ -359,9 +396,6 @@ def export_csv(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         tables["paper_table.csv"] = (paper_table(runs)[1], True)
     written = []
     for name, (table, index) in tables.items():
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            table.to_csv(f, index=index)
-        os.replace(tmp, out_dir / name)
+        write_atomic(out_dir / name, lambda f: table.to_csv(f, index=index))
         written.append(out_dir / name)
     return written

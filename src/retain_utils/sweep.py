@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from . import results, runner, settings
-from .layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file
+from .layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file, unreadable
 from .profiles import check_profile
 
 BACKENDS = ("local", "ray")
@@ -121,8 +121,9 @@ def undeclared(notebook: str, grid: dict[str, Any], notebook_dir: Path = runner.
 
 
 def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
-    """Every name declared by the notebook, every value of its parameter's type and in range (the checks ``run``
-    and the notebooks' setup make: ``settings.check_value``); raise ValueError if not."""
+    """Every name declared by the notebook, every value of its parameter's type and in range, every point's values
+    together (the checks ``run`` and the notebooks' setup make: ``settings.check_value``, ``settings.check_run``);
+    raise ValueError if not."""
     if not isinstance(grid, dict) or not grid:
         raise ValueError("empty grid: give at least one parameter, e.g. --grid target=mmlu,countdown")
     for name in runner.RUNNER_PARAMETERS:
@@ -140,6 +141,9 @@ def check_grid(source: Path, profile: str, grid: dict[str, Any]) -> None:
                 raise ValueError(f"grid parameter {name!r} lists {value!r} twice")
             seen.add(token)
             settings.check_value(source.stem, profile, name, value, declared[name]["default"], what="grid value")
+    defaults = {name: info["default"] for name, info in declared.items()}
+    for point in expand(grid):  # the checks across values (bank sizes, context), point by point
+        settings.check_run(source.stem, profile, point, defaults)
 
 
 def expand(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -197,37 +201,55 @@ def _claim(folder: Path) -> Iterator[bool]:
 
 def run_point(point: Point, sweep_dir: str | Path, notebook_dir: str | Path = runner.NOTEBOOK_DIR,
               version: str = "", rerun_changed: bool = False, stamp: dict | None = None) -> Outcome:
-    """Claim, run and record one point. Any error is recorded in ``error.json`` and returned, never raised.
+    """Claim, run and record one point. Any error is recorded in ``error.json`` and returned, never raised; one
+    that stops the point's own files being written (a full disk) leaves the point unfinished, to rerun.
     ``stamp`` (e.g. ``provenance.stamp``) goes into ``done.json`` as it is."""
     folder = Path(sweep_dir) / point.key
-    folder.mkdir(parents=True, exist_ok=True)
-    with _claim(folder) as claimed:
-        if not claimed:
-            return Outcome(point.key, "busy")
-        record = finished_record(folder, point.notebook)
-        if record is not None and (not rerun_changed or record.get("code") == version):
-            return Outcome(point.key, "skipped")  # another sweep finished it meanwhile
-        # Start clean: results.save merges into an existing file, so a half-run's results must go.
-        for stale in (folder / DONE_FILE, folder / ERROR_FILE, results_file(folder, point.notebook), folder / f"{point.notebook}.ipynb"):
-            stale.unlink(missing_ok=True)
-        results.write_json_atomic(folder / PARAMS_FILE, {
-            "notebook": point.notebook, "profile": point.profile, "params": point.params, "key": point.key})
-        start = time.perf_counter()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _claim(folder) as claimed:
+            if not claimed:
+                return Outcome(point.key, "busy")
+            return _run_claimed(point, folder, Path(notebook_dir), version, rerun_changed, stamp)
+    except OSError as e:
+        error = f"cannot write the point's files in {folder}: {e.strerror or e}" + (
+            f" ({e.filename})" if e.filename else "")
         try:
-            runner.run_notebook(point.notebook, point.profile, point.params, output_dir=folder,
-                                notebook_dir=Path(notebook_dir), progress=False)
-        except Exception as e:  # a failed point is recorded and must not stop the others
-            seconds = time.perf_counter() - start
-            error = f"{type(e).__name__}: {e}"
             results.write_json_atomic(folder / ERROR_FILE, {
-                "error": error, "seconds": seconds, "host": socket.gethostname(),
+                "error": error, "seconds": 0.0, "host": socket.gethostname(),
                 "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            return Outcome(point.key, "failed", seconds, error)
+        except OSError:
+            pass  # the disk is still full: the outcome says it
+        return Outcome(point.key, "failed", 0.0, error)
+
+
+def _run_claimed(point: Point, folder: Path, notebook_dir: Path, version: str, rerun_changed: bool,
+                 stamp: dict | None) -> Outcome:
+    record = finished_record(folder, point.notebook)
+    if record is not None and (not rerun_changed or record.get("code") == version):
+        return Outcome(point.key, "skipped")  # another sweep finished it meanwhile
+    # Start clean: results.save merges into an existing file, so a half-run's results must go.
+    for stale in (folder / DONE_FILE, folder / ERROR_FILE, results_file(folder, point.notebook),
+                  folder / f"{point.notebook}.ipynb"):
+        stale.unlink(missing_ok=True)
+    results.write_json_atomic(folder / PARAMS_FILE, {
+        "notebook": point.notebook, "profile": point.profile, "params": point.params, "key": point.key})
+    start = time.perf_counter()
+    try:
+        runner.run_notebook(point.notebook, point.profile, point.params, output_dir=folder,
+                            notebook_dir=notebook_dir, progress=False)
+    except Exception as e:  # a failed point is recorded and must not stop the others
         seconds = time.perf_counter() - start
-        results.write_json_atomic(folder / DONE_FILE, {
-            "seconds": seconds, "code": version, "host": socket.gethostname(),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"stamp": stamp} if stamp else {})})
-        return Outcome(point.key, "done", seconds)
+        error = f"{type(e).__name__}: {e}"
+        results.write_json_atomic(folder / ERROR_FILE, {
+            "error": error, "seconds": seconds, "host": socket.gethostname(),
+            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return Outcome(point.key, "failed", seconds, error)
+    seconds = time.perf_counter() - start
+    results.write_json_atomic(folder / DONE_FILE, {
+        "seconds": seconds, "code": version, "host": socket.gethostname(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"stamp": stamp} if stamp else {})})
+    return Outcome(point.key, "done", seconds)
 
 
 # ----- the sweep ---------------------------------------------------------------------------------------------
@@ -336,6 +358,8 @@ def run_sweep(
     for point in points:
         record = finished_record(sweep_dir / point.key, stem)
         if record is None:
+            if (broken := unreadable(sweep_dir / point.key, stem)) is not None:
+                print(f"note: {broken}: point {point.key} reruns")
             todo.append(point)
         elif record.get("code") != version and rerun_changed:
             todo.append(point)
