@@ -11,7 +11,19 @@ from .profiles import PROFILE_NAMES
 
 
 def _params(pairs: list[list[str]] | None) -> dict:
-    return {name: runner.parse_value(value) for name, value in (pairs or [])}
+    """``-p NAME VALUE`` pairs as a dict; a name given twice is refused (which value was meant?)."""
+    params = {}
+    for name, value in pairs or []:
+        if name in params:
+            raise ValueError(f"parameter {name!r} is given twice (-p {name} ...): give it once")
+        params[name] = runner.parse_value(value)
+    return params
+
+
+def _oserror(e: OSError) -> str:
+    """One line for a failed read or write: what, which file, why (a full disk, a missing permission)."""
+    where = f" {e.filename}" if e.filename else ""
+    return f"error: cannot read or write{where}: {e.strerror or e}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            done = runner.run_notebook(args.notebook, args.profile, _params(args.param), args.output_dir)
+            params = _params(args.param)
+            try:
+                done = runner.run_notebook(args.notebook, args.profile, params, args.output_dir)
+            except KeyboardInterrupt:
+                print("run interrupted: its results file, if any, is marked incomplete; run the same command again",
+                      file=sys.stderr)
+                return 130
             print(f"{done.notebook}: {done.seconds:.0f} s -> {done.executed}\nresults: {done.results}")
         elif args.command == "book":
             index = runner.build_book(args.profile, run=not args.no_run)
@@ -77,14 +95,16 @@ def main(argv: list[str] | None = None) -> int:
             if summary.failed:
                 return 1
         elif args.command == "campaign":
-            folder = args.output_dir or campaign.CAMPAIGN_DIR
+            if args.output_dir is not None and not args.output_dir.strip():
+                raise ValueError("-o/--output-dir is empty: give the campaign folder (or leave -o out)")
+            folder = args.output_dir if args.output_dir is not None else campaign.CAMPAIGN_DIR
             if args.limit is not None and args.limit < 1:
                 raise ValueError(f"--limit must be a positive integer, got {args.limit}")
-            if args.verify:
+            if args.verify is not None:
                 import tempfile
 
-                if not (Path(args.verify) / "params.json").exists():
-                    raise ValueError(f"--verify needs a point folder holding params.json, got {args.verify}")
+                if not args.verify.strip() or not (Path(args.verify) / "params.json").is_file():
+                    raise ValueError(f"--verify needs a point folder holding params.json, got {args.verify!r}")
                 with tempfile.TemporaryDirectory() as tmp:
                     differences = campaign.verify(args.verify, tmp)
                 print("\n".join(differences) or f"{args.verify}: every run's numbers are identical to the committed ones")
@@ -103,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, runner.NotebookError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a lost mount: one line, and the point or run can be rerun
+        print(_oserror(e), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -47,11 +47,14 @@ def notebook_names(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
 def find_notebook(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
     """``01_toy_kl``, ``01_toy_kl.ipynb`` or a path -> the notebook file; unknown names list the valid ones."""
     path = Path(name)
-    if path.suffix == ".ipynb" and path.exists():
-        return path.resolve()
-    candidate = Path(notebook_dir) / f"{path.stem}.ipynb"
-    if candidate.exists():
-        return candidate
+    try:
+        if path.suffix == ".ipynb" and path.is_file():
+            return path.resolve()
+        candidate = Path(notebook_dir) / f"{path.stem}.ipynb"
+        if path.stem and candidate.is_file():
+            return candidate
+    except OSError:  # a name too long for the file system, say: no notebook of that name
+        pass
     valid = ", ".join(notebook_names(notebook_dir)) or "(none)"
     raise ValueError(f"unknown notebook {name!r}; valid notebooks: {valid}")
 
@@ -87,18 +90,22 @@ def check_parameters(path: Path, params: dict[str, Any], profile: str | None = N
     if profile is not None:
         for name, value in params.items():
             settings.check_value(path.stem, profile, name, value, declared[name]["default"], what=what)
+        settings.check_run(path.stem, profile, params, {n: d["default"] for n, d in declared.items()})
 
 
 def output_folder(path: str | Path, what: str = "output folder") -> Path:
     """``path`` resolved and created; a file, a folder that cannot be created or one not writable is a one-line
-    ValueError."""
+    ValueError. An empty name is refused (it would mean the current folder)."""
+    if not str(path).strip():
+        raise ValueError(f"{what} is empty: give a folder (e.g. -o runs/mine)")
     path = Path(path).resolve()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {path} is a file, not a folder")
     try:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{what} {path} is a file, not a folder")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot create {what} {path}: {e.strerror or e}") from None
+        raise ValueError(f"cannot create {what} {str(path)[:120]}{'...' if len(str(path)) > 120 else ''}: "
+                         f"{e.strerror or e}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path} is not writable")
     return path
@@ -139,15 +146,32 @@ def run_notebook(
             cwd=str(out), progress_bar=progress,
         )
     except PapermillExecutionError as e:
+        mark_incomplete(results, f"the notebook failed in cell {e.cell_index}: {e.ename}: {e.evalue}"[:300])
         raise NotebookError(
             f"notebook {source.stem} failed in cell {e.cell_index} (In [{e.exec_count}]): "
             f"{e.ename}: {e.evalue}\nexecuted copy with the full traceback: {executed}"
         ) from None
+    except KeyboardInterrupt:
+        mark_incomplete(results, "interrupted (Ctrl-C) before the notebook finished")
+        raise
     seconds = time.perf_counter() - start
     hide_injected_parameters(executed)
     if not results.exists():
         raise NotebookError(f"notebook {source.stem} ran but wrote no results file {results}")
     return NotebookRun(source.stem, executed, results, seconds)
+
+
+def mark_incomplete(results_path: Path, why: str) -> None:
+    """Mark a results file that a stopped notebook left half-written: ``"incomplete": why``, so no reader takes
+    it for a finished run. Nothing to do when the notebook wrote none; a file that cannot be rewritten (a full
+    disk) is left as it is."""
+    from . import results
+
+    if results_path.exists():
+        try:
+            results.save(results_path, incomplete=why)
+        except (OSError, ValueError):
+            pass
 
 
 def hide_injected_parameters(executed: Path) -> None:
@@ -172,6 +196,8 @@ def run_all(
     """Run every notebook; a failure is recorded and the others still run. Returns (runs, failures)."""
     check_profile(profile)
     paths = [find_notebook(n, notebook_dir) for n in (names or notebook_names(notebook_dir))]
+    for path in paths:  # every notebook's refusal (colab's GPU on a CPU, say) before the first kernel starts
+        check_parameters(path, {}, profile)
     runs, failures = [], {}
     for path in tqdm(paths, desc=f"notebooks ({profile})", unit="nb"):
         try:
