@@ -284,6 +284,12 @@ def generate(
         raise ValueError(f"max_new_tokens lists {len(budgets)} budgets for {len(messages_list)} conversations")
     budgets = list(budgets) if budgets is not None else [max_new_tokens] * len(messages_list)
     prompts = encode_prompts(tokenizer, messages_list)
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    longest = max(range(len(prompts)), key=lambda p: len(prompts[p]) + budgets[p], default=None)
+    if isinstance(limit, int) and longest is not None and len(prompts[longest]) + budgets[longest] > limit:
+        raise ValueError(f"max_new_tokens={budgets[longest]} plus a prompt of {len(prompts[longest])} tokens exceeds "
+                         f"the model's context of {limit} tokens (config.max_position_embeddings): give "
+                         f"max_new_tokens <= {limit - len(prompts[longest])}")
     # Largest budgets, then longest prompts first, and a prompt's samples side by side: batches of like
     # budgets, little padding, shared prefills.
     rows = sorted(((p, s) for p in range(len(prompts)) for s in range(num_samples)),

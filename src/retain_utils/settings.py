@@ -17,10 +17,12 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from . import gpu, profiles, results, variants
-from .models import EMBEDDED_MODEL
+from .models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
 from .tasks import TASK_NAMES, get_task
 from .training import config as train_config
 from .training.config import METHOD_NAMES
+from .toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
+from .toy.validate import check_reals, check_threshold
 
 # ----- validators: each raises ValueError naming the parameter ---------------------------------------------
 
@@ -128,12 +130,14 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     # 01_toy_kl
     "n_seeds": _int_at_least(2),  # a spread over seeds needs two
     "n_samples": _int_at_least(1),
-    "sweep_lrs": _list_of(_positive_number, "positive finite numbers"),
-    "distances": _list_of(_finite_number, "finite numbers"),
+    "sweep_lrs": lambda name, value: check_reals(name, value, *SWEEP_LR_RANGE, why="learning rate"),
+    "distances": lambda name, value: check_reals(name, value, *DISTANCE_RANGE, why="mean of the new mode"),
+    "distance_seeds": _int_at_least(2),  # a spread over seeds needs two
+    "threshold": lambda name, value: check_threshold(value),
     "distance_steps": _int_at_least(1),
     "anim_frames": _int_at_least(2),
     # 05_results
-    "notebook": _text,
+    "notebook": _one_of(tuple(profiles.PROFILES)),  # a notebook's name, never a path
     "sweep_dir": _optional_folder,
     "campaign_dir": _optional_folder,
     "grid": _grid,
@@ -244,6 +248,81 @@ def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
     return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
 
 
+def _task_options(profile: str, max_tokens: int | None) -> dict[str, dict] | None:
+    """Per task, its options in this profile: the answer budget (``max_tokens``), and colab's hub datasets."""
+    task_options = {t: {"max_new_tokens": max_tokens} for t in TASK_NAMES} if max_tokens else None
+    if profile == "colab":  # the hub datasets
+        task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
+                        for t in TASK_NAMES}
+    return task_options
+
+
+def _model_of(profile: str, model: str) -> str:
+    """The model a notebook loads: colab swaps the CPU-sized embedded default for its GPU-sized one."""
+    return gpu.COLAB_MODEL if profile == "colab" and model == EMBEDDED_MODEL else model
+
+
+def context_length(model: str) -> int | None:
+    """The model's context in tokens (``max_position_embeddings``) from a ``config.json`` already on this machine
+    (the embedded model's converted copy, a local folder, the Hugging Face cache); None when there is none, and
+    the check waits for ``generation.generate``. Reads no weights."""
+    if model == EMBEDDED_MODEL:
+        config = cache_dir() / EMBEDDED_MODEL / "config.json"
+    elif Path(model).expanduser().is_dir():
+        config = Path(model).expanduser() / "config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(MODEL_ALIASES.get(model.lower(), model), "config.json")
+        except Exception:  # not a hub id: load_model names the problem
+            return None
+        config = Path(cached) if isinstance(cached, str) else None
+    try:
+        value = json.loads(config.read_text()).get("max_position_embeddings") if config else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if _is_int(value) and value > 0 else None
+
+
+def _check_context(model: str, max_tokens: int | None) -> None:
+    limit = context_length(model) if max_tokens else None
+    if limit is not None and max_tokens >= limit:
+        raise ValueError(f"max_tokens={max_tokens} leaves no room for a prompt in {model}'s context of {limit} "
+                         f"tokens (its config's max_position_embeddings): give max_tokens < {limit}")
+
+
+def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dict[str, str | None]) -> None:
+    """The checks across values that an LLM notebook's ``setup`` makes in its kernel, made before one starts
+    (``run``, ``sweep``): the profile's device, held-out sizes against the question banks, the answer budget
+    against the model's context; for ``05_results`` every value of its sweep's grid. ``params``: the values
+    given; ``defaults``: the declared defaults (text, as papermill reads them) of the others."""
+    values = {**{name: _literal(text) if text is not None else None for name, text in defaults.items()}, **params}
+    if notebook == "05_results":
+        grid = values.get("grid")
+        grid = profiles.values(notebook, profile).get("grid") if grid is None else grid
+        swept = values.get("notebook")
+        if isinstance(grid, dict) and swept in profiles.PROFILES:
+            for name, listed in grid.items():
+                if name in VALIDATORS or name in profiles.values(swept, profile):
+                    for value in listed:
+                        check_value(swept, profile, name, value, what=f"grid value of {swept}")
+        return
+    controlled = profiles.values(notebook, profile)
+    if "n_eval" not in controlled:  # not an LLM notebook
+        return
+    try:
+        gpu.check_profile_device(profile)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+    cfg = profiles.apply(notebook, profile, **{k: values[k] for k in controlled if k in values})
+    target = values.get("target")
+    if target in TASK_NAMES:
+        _check_bank_sizes(cfg, target, _task_options(profile, cfg.max_tokens))
+    if isinstance(values.get("model"), str):
+        _check_context(_model_of(profile, values["model"]), cfg.max_tokens)
+
+
 def _check_bank_sizes(cfg, target: str, task_options: dict | None) -> None:
     """Held-out sizes against the fixed question banks (the offline mmlu bank), naming the parameter to change."""
     for name in TASK_NAMES:
@@ -265,16 +344,13 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
     """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
     gpu.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
-    if profile == "colab" and model == EMBEDDED_MODEL:  # the notebooks' default model is CPU-sized
-        model = gpu.COLAB_MODEL
+    model = _model_of(profile, model)  # the notebooks' default model is CPU-sized
     cfg = checked(notebook, profile, model=model, target=target, **params)
     del cfg.model, cfg.target
     budget = cfg.max_tokens or get_task(target).max_new_tokens
-    task_options = {t: {"max_new_tokens": cfg.max_tokens} for t in TASK_NAMES} if cfg.max_tokens else None
-    if profile == "colab":  # the hub datasets
-        task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
-                        for t in TASK_NAMES}
+    task_options = _task_options(profile, cfg.max_tokens)
     _check_bank_sizes(cfg, target, task_options)
+    _check_context(model, cfg.max_tokens)
     chosen = variants.for_notebook(notebook, cfg, target, budget)
     for variant in chosen:
         try:

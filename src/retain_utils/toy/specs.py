@@ -55,6 +55,10 @@ class RunSpec:
             raise ValueError(f"lr (learning rate) must be a positive number, got {self.lr!r}")
         if not 0 < self.new_weight < 1:
             raise ValueError(f"new_weight (a mixture weight) must lie in (0, 1), got {self.new_weight}")
+        grid = CONVENTIONS[self.conventions].grid(self.start)
+        if not grid[0] <= self.new_mean <= grid[1]:  # outside, the new mode has no mass on the grid: Gain is 0 / 0
+            raise ValueError(f"new_mean (mean of the new mode) must lie in the overlap grid [{grid[0]:g}, {grid[1]:g}] "
+                             f"of conventions {self.conventions!r} ({self.start} start), got {self.new_mean}")
         if not self.new_std > 0:
             raise ValueError(f"new_std (sigma of the new mode) must be > 0, got {self.new_std}")
         if not 0 <= self.slow <= 1:
@@ -119,6 +123,7 @@ DISTANCE_EXPERIMENT = {
 }
 # Where a new mode may sit: right of the bi-modal start's new component (0.5), inside the authors' grid [-8, 8].
 DISTANCE_RANGE = (1.0, 8.0)
+SWEEP_LR_RANGE = (1e-6, 10.0)  # the chapter's learning-rate sweep: the bounds a value of sweep_lrs must lie in
 
 
 def distance_specs(distances: Sequence[float], seeds: Iterable[int],
@@ -143,5 +148,5 @@ def check_settings(cfg, threshold: float) -> None:
             raise ValueError(f"{name} must be an integer >= {least} (a spread needs two), got {value!r}")
     check_positive_int("n_samples", cfg.n_samples)
     check_positive_int("distance_steps", cfg.distance_steps)
-    check_reals("sweep_lrs", cfg.sweep_lrs, lo=1e-6, hi=10.0, why="learning rate")
+    check_reals("sweep_lrs", cfg.sweep_lrs, *SWEEP_LR_RANGE, why="learning rate")
     check_reals("distances", cfg.distances, *DISTANCE_RANGE, why="mean of the new mode")
