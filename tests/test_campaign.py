@@ -217,12 +217,15 @@ def test_describe_names_hours_cpu_hours_code_and_machines(tmp_path):
 
 
 def test_command_line_status_and_limit(tmp_path, capsys):
-    assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
-    out = capsys.readouterr().out
-    assert f"campaign in {tmp_path / 'c'}" in out and "02_rl_vs_sft: 0/9 done" in out
+    assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 2  # a mistyped folder is no empty campaign
+    assert f"error: no campaign folder {tmp_path / 'c'}" in capsys.readouterr().err
     assert main(["campaign", "--limit", "0", "-o", str(tmp_path / "c")]) == 2
     assert "error: --limit must be a positive integer, got 0" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+    (tmp_path / "c").mkdir()
+    assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert f"campaign in {tmp_path / 'c'}" in out and "02_rl_vs_sft: 0/9 done" in out
 
 
 # ----- end to end -----------------------------------------------------------------------------------------------------
