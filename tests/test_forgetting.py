@@ -6,7 +6,9 @@ import pytest
 from retain_utils.evaluation import TaskScore
 from retain_utils.forgetting import (DropReading, check_gain_level, correct_vector, difference_sentence, discordance,
                                      drop_difference, drop_differences, min_detectable_difference, paired_bootstrap,
-                                     paper_differences, power_sentence, read_at_gain, read_end)
+                                     paper_differences, power_sentence, read_at_gain, read_end,
+                                     seed_min_detectable_difference, seed_t_interval, seeds_and_questions_bootstrap,
+                                     t_quantile)
 
 
 def _eval(step, **correct):
@@ -187,19 +189,130 @@ def test_pooled_difference_over_seeds_by_hand():
     d = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([1, 0, 0, 0]), none)], labels=("SFT", "GRPO"),
                           n_boot=4000)
     assert d.difference == 37.5 and (d.drop_a, d.drop_b) == (37.5, 0.0) and d.n == {"ifeval": 4} and d.note == ""
-    assert 0.0 <= d.low < 37.5 < d.high <= 100.0
-    # one seed: the same estimate as drop_difference, and two identical seeds give the one seed's interval
+    # the interval is over the 2 seeds: sd |50 - 25| / sqrt(2), standard error 12.5, t_{0.975, 1} = 12.706205
+    assert d.basis == "seeds" and d.seeds == 2 and d.seed_sd == pytest.approx(25 / math.sqrt(2))
+    assert (d.low, d.high) == pytest.approx((37.5 - 12.706205 * 12.5, 37.5 + 12.706205 * 12.5))
+    assert d.verdict == "not told apart"
+    # the question-level view: the seed-averaged per-question differences (1, 0.5, 0, 0) resampled, seeds fixed
+    assert 0.0 <= d.question_low < 37.5 < d.question_high <= 100.0 and d.question_low > d.low
+    assert "95 % interval over 2 seeds (t, 1 df) -121.3 to +196.3" in difference_sentence(d)
+    # three seeds, +50, +25 and 0 pp: mean 25, sd 25, t_{0.975, 2} = 4.302653
+    three = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([1, 0, 0, 0]), none), (none, none)])
+    half = 4.302653 * 25 / math.sqrt(3)
+    assert (three.low, three.high) == pytest.approx((25 - half, 25 + half))
+    assert three.detectable() == pytest.approx(seed_min_detectable_difference(25.0, 3))
+    # one seed: no seed-level interval; the question-level one, exactly drop_difference's, labelled so
     one = pooled_difference([(reading([1, 1, 0, 0]), none)], n_boot=4000)
-    same = pooled_difference([(reading([1, 1, 0, 0]), none)] * 2, n_boot=4000)
-    assert one.difference == drop_difference(reading([1, 1, 0, 0]), none).difference == 50.0
-    assert (one.low, one.high) == (same.low, same.high)
+    alone = drop_difference(reading([1, 1, 0, 0]), none, n_boot=4000)
+    assert one.basis == "questions" and math.isnan(one.seed_sd) and math.isnan(one.detectable())
+    assert one.difference == alone.difference == 50.0
+    assert (one.low, one.high) == (one.question_low, one.question_high) == (alone.low, alone.high)
+    assert "95 % interval over held-out questions only +0.0 to +100.0: the interval includes zero, so the two runs " \
+        "cannot be told apart" in difference_sentence(one)
     # a seed whose run never reached the point is left out and named; none reached: NaN
     partial = pooled_difference([(reading([1, 1, 0, 0]), none), (reading([], False), none)])
-    assert partial.difference == 50.0 and partial.note == "both reach it in 1 of 2 seeds"
+    assert partial.difference == 50.0 and partial.note == "both reach it in 1 of 2 seeds" and partial.seeds == 1
     nothing = pooled_difference([(reading([], False), none)])
     assert math.isnan(nothing.difference) and nothing.verdict == "not reached"
     with pytest.raises(ValueError, match="at least one pair"):
         pooled_difference([])
+    with pytest.raises(ValueError, match=r"pairs\[1\] must be an \(a, b\) pair of DropReadings"):
+        pooled_difference([(none, none), (none,)])
+    with pytest.raises(ValueError, match="level must be in"):
+        pooled_difference([(none, none)], level=95)
+
+
+def test_seed_t_interval_by_hand_with_3_and_5_seeds():
+    # 3 seeds: 2, 4, 9 -> mean 5, squared deviations 9 + 1 + 16 = 26, s^2 = 13; t_{0.975, 2} = 4.302653
+    low, high = seed_t_interval([2.0, 4.0, 9.0])
+    half = 4.302653 * math.sqrt(13 / 3)
+    assert (low, high) == pytest.approx((5 - half, 5 + half))
+    assert (low, high) == pytest.approx((-3.9567, 13.9567), abs=1e-4)
+    # at 90 %: t_{0.95, 2} = 2.919986
+    assert seed_t_interval([2.0, 4.0, 9.0], 0.90) == pytest.approx((5 - 2.919986 * math.sqrt(13 / 3),
+                                                                   5 + 2.919986 * math.sqrt(13 / 3)))
+    # 5 seeds: 1, 2, 3, 4, 10 -> mean 4, squared deviations 9 + 4 + 1 + 0 + 36 = 50, s^2 = 12.5; t_{0.975, 4} = 2.776445
+    low, high = seed_t_interval([1, 2, 3, 4, 10])
+    half = 2.776445 * math.sqrt(12.5 / 5)
+    assert (low, high) == pytest.approx((4 - half, 4 + half))
+    assert (low, high) == pytest.approx((-0.3899, 8.3899), abs=1e-4)
+    assert seed_t_interval(np.array([3.0, 3.0])) == (3.0, 3.0), "no spread: no width"
+    # the textbook quantiles, and scipy's where it is installed
+    for p, df, value in ((0.975, 1, 12.706205), (0.975, 2, 4.302653), (0.975, 4, 2.776445), (0.8, 2, 1.060660),
+                         (0.995, 9, 3.249836), (0.975, 1000, 1.962339)):
+        assert t_quantile(p, df) == pytest.approx(value, abs=1e-6)
+        assert t_quantile(1 - p, df) == pytest.approx(-value, abs=1e-6)
+    assert t_quantile(0.5, 3) == 0.0
+    with pytest.raises(ValueError, match="at least 2 seeds, got 1: one seed has no spread over seeds"):
+        seed_t_interval([5.0])
+    with pytest.raises(ValueError, match="finite numbers, one per seed"):
+        seed_t_interval([1.0, float("nan")])
+    with pytest.raises(ValueError, match="a sequence of one number per seed"):
+        seed_t_interval("12")
+    with pytest.raises(ValueError, match="level must be in"):
+        seed_t_interval([1.0, 2.0], level=95)
+    with pytest.raises(ValueError, match="df must be a positive int"):
+        t_quantile(0.975, 0)
+
+
+def test_t_quantile_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 4, 7, 30):
+        for p in (0.6, 0.8, 0.95, 0.975, 0.9995):
+            assert t_quantile(p, df) == pytest.approx(float(stats.t.ppf(p, df)), abs=1e-9)
+
+
+def test_seed_min_detectable_difference_has_the_stated_power():
+    # 3 seeds, sd 1: the exact root 5.6535 / sqrt(3), above the textbook shortcut (t_{0.975,2} + t_{0.8,2}) / sqrt(3)
+    mdd = seed_min_detectable_difference(1.0, 3)
+    assert mdd == pytest.approx(5.6535 / math.sqrt(3), abs=1e-3) and mdd > (4.302653 + 1.060660) / math.sqrt(3)
+    # simulated t-tests on 3 normal per-seed differences of that mean reject at 5 % with 80 % probability
+    rng = np.random.default_rng(0)
+    x = rng.normal(mdd, 1.0, size=(40000, 3))
+    t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / math.sqrt(3))
+    assert np.mean(np.abs(t) > 4.302653) == pytest.approx(0.80, abs=0.01)
+    assert seed_min_detectable_difference(4.0, 3) == pytest.approx(4 * mdd)
+    assert seed_min_detectable_difference(0.0, 5) == 0.0
+    assert seed_min_detectable_difference(1.0, 5) < mdd  # more seeds detect less
+    with pytest.raises(ValueError, match="n_seeds must be an int >= 2"):
+        seed_min_detectable_difference(1.0, 1)
+    with pytest.raises(ValueError, match="sd must be a finite number >= 0"):
+        seed_min_detectable_difference(-1.0, 3)
+
+
+def test_seed_min_detectable_difference_matches_the_noncentral_t():
+    stats = pytest.importorskip("scipy.stats")
+    for n in (2, 3, 5, 10):
+        lam, crit = seed_min_detectable_difference(1.0, n) * math.sqrt(n), stats.t.ppf(0.975, n - 1)
+        power = 1 - stats.nct.cdf(crit, n - 1, lam) + stats.nct.cdf(-crit, n - 1, lam)
+        assert power == pytest.approx(0.80, abs=1e-4)
+
+
+def test_bootstraps_refuse_empty_and_mismatched_input():
+    from retain_utils.forgetting import pearson_interval
+
+    for bad, match in (({}, "non-empty mapping"), ({"x": np.array([1.0, 0.0])}, r"values\['x'\] must be a non-empty "
+                                                                                  r"\(seeds, questions\) array"),
+                       ({"x": np.zeros((2, 0))}, "got shape"), ({"x": np.array([[1.0, np.nan]])}, "NaN"),
+                       ({"a": np.zeros((1, 2)), "b": np.zeros((2, 2))}, "the same seeds")):
+        with pytest.raises(ValueError, match=match):
+            seeds_and_questions_bootstrap(bad)
+    with pytest.raises(ValueError, match="n_boot must be a positive int"):
+        seeds_and_questions_bootstrap({"x": np.zeros((2, 2))}, n_boot=0)
+    with pytest.raises(ValueError, match=r"values\['x'\] must be a non-empty questions array, got shape \(2, 2\)"):
+        paired_bootstrap({"x": np.zeros((2, 2))})
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        paired_bootstrap({})
+    with pytest.raises(ValueError, match="non-empty list of task names"):
+        discordance({}, {}, [])
+    with pytest.raises(ValueError, match="the same length"):
+        pearson_interval([1, 2, 3], [1, 2])
+    # two seeds, every question alike within a seed: resampling the seeds alone spreads it, to 0 and 1 at 95 %
+    # (both draws seed 1 with probability 1/4), whether the questions are drawn jointly or within each seed
+    v = {"x": np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])}
+    assert seeds_and_questions_bootstrap(v, n_boot=4000) == (0.0, 1.0)
+    assert seeds_and_questions_bootstrap(v, n_boot=4000, within_seed=True) == (0.0, 1.0)
+    assert seeds_and_questions_bootstrap(v, n_boot=4000, level=0.4, within_seed=True) == (0.5, 0.5)
 
 
 def test_pearson_interval():

@@ -46,8 +46,11 @@ def test_sft_that_forgets_much_more_is_told_apart_at_the_end_and_at_matched_gain
     assert at20["method drop (pp)"] == pytest.approx(20.0) and at20["GRPO drop (pp)"] == pytest.approx(2.5)
     r = out.retention.loc[("SFT - GRPO", 0)]
     assert r["difference (nats/token)"] == pytest.approx(-1.85) and r["95 % high (nats/token)"] < 0
-    assert "SFT forgets more than GRPO" in out.sentence and "keeps less" in out.sentence
+    assert "One seed: no seed-level interval exists, so what follows is over held-out questions only" in out.sentence
+    assert "+60.0 pp, 95 % interval over held-out questions only" in out.sentence
+    assert "this SFT run forgets more than this GRPO run" in out.sentence and "keeps less" in out.sentence
     assert "smallest drop difference this chapter detects" in out.power and "+38.7 pp" in out.power
+    assert out.power.startswith("No seed-level smallest detectable difference: one seed has no spread")
 
 
 def test_no_matched_gain_level_when_a_run_never_gains_and_old_records_are_refused():
@@ -92,7 +95,7 @@ def test_the_readable_tables_keep_every_row():
     out = findings.forgetting_comparison([sft, grpo], n_boot=200)
     shown = tables.drop_differences(out.differences)
     assert len(shown) == len(out.differences) and shown.iloc[0]["Difference (pp)"] == "+25.0"
-    assert "95 % interval (pp)" in shown.columns
+    assert "95 % interval over questions (pp)" in shown.columns
     kept = tables.retention_differences(out.retention)
     assert kept.iloc[0]["Difference (nats/token)"] == "-1.500" and "95 % interval (nats/token)" in kept.columns
 
@@ -105,13 +108,19 @@ def test_pooled_comparisons_over_seeds_and_the_campaign_sentences():
     frame = findings.campaign_forgetting(runs, [("SFT", "GRPO"), ("REINFORCE", "GRPO"), ("Nope", "GRPO")], n_boot=500)
     assert set(frame["comparison"]) == {"SFT - GRPO", "REINFORCE - GRPO"}, "a variant that never ran is left out"
     end = frame[(frame["comparison"] == "SFT - GRPO") & (frame["at"] == "end")].iloc[0]
-    assert end["seeds"] == 2 and end["difference (pp)"] == pytest.approx((62.5 + 37.5) / 2) and end["low (pp)"] > 0
+    assert end["seeds"] == 2 and end["difference (pp)"] == pytest.approx((62.5 + 37.5) / 2)
+    # over the 2 seeds: +62.5 and +37.5, standard error 12.5, t_{0.975, 1} = 12.706205: not told apart, though the
+    # questions alone would tell them apart
+    assert end["interval over"] == "seeds" and end["low (pp)"] == pytest.approx(50 - 12.706205 * 12.5)
+    assert end["verdict"] == "not told apart" and end["questions low (pp)"] > 0
+    assert end["detectable (pp)"] == pytest.approx(forgetting.seed_min_detectable_difference(25 / 2 ** 0.5, 2))
     # levels both runs of a comparison reach in every seed: GRPO's best gain is 20 pp; REINFORCE's 10 pp caps only its own
     assert list(frame[frame["comparison"] == "SFT - GRPO"]["at"]) == ["end", "gain 6.6 pp", "gain 13.3 pp", "gain 20 pp"]
     assert list(frame[frame["comparison"] == "REINFORCE - GRPO"]["at"]) == ["end", "gain 3.3 pp", "gain 6.6 pp", "gain 10 pp"]
     sentence = findings.pooled_sentence(frame, "SFT", "GRPO", "Does SFT forget more than GRPO?")
     assert sentence.startswith("**Does SFT forget more than GRPO?** on mmlu, at matched gain 20 pp")
-    assert "2 seeds" in sentence and "SFT forgets more" in sentence
+    assert "(95 % interval over 2 seeds" in sentence and "t with 1 df): not told apart (2 seeds detect" in sentence
+    assert "over held-out questions alone +" in sentence and "not beyond the spread over seeds" in sentence
     assert "No runs of both" in findings.pooled_sentence(frame, "Self-SFT", "GRPO", "Q?")
     empty = findings.campaign_forgetting([], [("SFT", "GRPO")])
     assert empty.empty and "No runs of both" in findings.pooled_sentence(empty, "SFT", "GRPO", "Q?")
@@ -130,7 +139,11 @@ def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
     assert set(frame["gain note"]) == {note}, "every row of the comparison, SFT's clear gain not named"
     from retain_utils import tables
     assert set(tables.pooled_differences(frame)["Note"]) == {note}
-    assert f"SFT forgets more, though {note}." in findings.pooled_sentence(frame, "SFT", "GRPO", "Q?")
+    one = findings.pooled_sentence(frame, "SFT", "GRPO", "Q?")
+    assert "(one seed, so no seed-level interval; 95 % interval over held-out questions only +" in one
+    assert f"SFT forgets more in this seed, not tested against the spread over seeds, though {note}." in one
+    assert tables.pooled_differences(frame)["95 % interval over seeds (pp)"].iloc[0] == "none: one seed"
+    assert tables.pooled_differences(frame)["Verdict"].iloc[0] == "SFT forgets more (questions only)"
     seeds = runs + [dataclasses.replace(r, seed=1, gain_interval=(1.0, 9.0)) for r in runs]
     pairs = [(seeds[0], seeds[1]), (seeds[2], seeds[3])]
     assert findings.gain_note(pairs, ("SFT", "GRPO")) == \
@@ -239,3 +252,30 @@ def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
     assert set(experiment.truncation([grpo], as_run)["budget"]) == {200}
     assert "No run's evaluation log" in findings.truncation_sentence(experiment.truncation([lost]))
     assert tables.truncation(experiment.truncation([lost])).empty
+
+
+def test_with_several_seeds_the_claims_rest_on_the_seeds_t_interval():
+    from retain_utils import tables
+
+    # end drop differences +62.5, +37.5 and +50 pp over 3 seeds (other task: 40 questions)
+    runs = [record("SFT", 0, evals([10, 20, 30], [30, 20, 5])), record("GRPO", 0, evals([10, 14, 18], [30, 30, 30])),
+            record("SFT", 1, evals([10, 20, 30], [30, 25, 15])), record("GRPO", 1, evals([10, 14, 18], [30, 30, 30])),
+            record("SFT", 2, evals([10, 20, 30], [30, 22, 10])), record("GRPO", 2, evals([10, 14, 18], [30, 30, 30]))]
+    frame = findings.campaign_forgetting(runs, [("SFT", "GRPO")], n_boot=500)
+    end = frame[frame["at"] == "end"].iloc[0]
+    # mean 50, sd 12.5, t_{0.975, 2} = 4.302653
+    half = 4.302653 * 12.5 / 3 ** 0.5
+    assert (end["low (pp)"], end["high (pp)"]) == pytest.approx((50 - half, 50 + half))
+    assert end["seed sd (pp)"] == pytest.approx(12.5) and end["verdict"] == "SFT forgets more"
+    shown = tables.pooled_differences(frame).loc[("mmlu", "SFT - GRPO", "end")]
+    assert shown["95 % interval over seeds (pp)"] == f"{50 - half:+.1f} to {50 + half:+.1f}"
+    assert shown["Detectable over seeds (pp)"] == f"{forgetting.seed_min_detectable_difference(12.5, 3):.1f}"
+    out = findings.forgetting_comparison(runs, n_boot=500)
+    assert "Over the 3 seeds (the interval a claim about the methods rests on): on mmlu, at matched gain 20 pp" \
+        in out.sentence and "Each seed alone, over its held-out questions only" in out.sentence
+    # the power sentence: seed level first (sd 12.5 pp over 3 seeds), the question level as the second view
+    mdd = forgetting.seed_min_detectable_difference(12.5, 3)
+    assert out.power.startswith("Over seeds: the 3 seeds' SFT - GRPO drop differences at the end spread with a "
+                                f"standard deviation of 12.5 pp, so the smallest difference 3 seeds detect")
+    assert f"is {mdd:.1f} pp" in out.power and "Over held-out questions only (one evaluation's noise" in out.power
+    assert "none would be reliably detected" in out.power  # 38.7 and 14.4 both below ~40.6 pp

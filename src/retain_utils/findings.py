@@ -77,16 +77,19 @@ def ablation_effects(records: list, cfg: SimpleNamespace):
 
 
 def drop_verdict(effects, factor: str) -> str:
-    """How much ``factor`` changes drop, and whether that stands out of the spread over seeds."""
+    """How much ``factor`` changes drop (mean ± sd over seeds), and whether that stands out of the spread over
+    seeds: whether the seeds' 95 % t-interval of the effect excludes zero."""
     rows = effects.set_index("factor")
     if factor not in rows.index:
         return "was not run"
     effect, sd, n = rows.loc[factor, "drop_effect"], rows.loc[factor, "drop_effect_std"], rows.loc[factor, "seeds"]
-    effect = round(effect, 1) + 0.0  # no "-0.0"
+    shown = round(effect, 1) + 0.0  # no "-0.0"
     if n < 2:
-        return f"changes drop by {effect:+.1f} pp (a single seed: not a finding)"
-    return (f"changes drop by {effect:+.1f} ± {sd:.1f} pp over {n} seeds"
-            + ("" if abs(effect) > 2 * sd else ", within seed noise"))
+        return f"changes drop by {shown:+.1f} pp (a single seed: not a finding)"
+    # beyond seed noise: the seeds' t-interval (t_{n-1} sd / sqrt(n) either side) excludes zero
+    half = forgetting.t_quantile(0.975, int(n) - 1) * sd / math.sqrt(n)
+    return (f"changes drop by {shown:+.1f} ± {sd:.1f} pp over {n} seeds"
+            + ("" if abs(effect) > half else ", within seed noise"))
 
 
 def ablation_verdict(effects, table, setup) -> str:
@@ -293,8 +296,11 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
     differences = pd.DataFrame(rows).set_index(["comparison", "seed", "at"])
     kept_frame = (pd.DataFrame(kept).set_index(["comparison", "seed"]) if kept else
                   pd.DataFrame(columns=["comparison", "seed"]).set_index(["comparison", "seed"]))
+    focus = "SFT" if any(a.variant == "SFT" for a, _ in pairs) else pairs[0][0].variant
+    pooled = pooled_comparisons([r for r in runs if r.variant in (focus, baseline)], [(focus, baseline)],
+                                gain_levels=gain_levels, level=level, n_boot=n_boot)
     return Forgetting(differences, kept_frame, tuple(gain_levels),
-                      _forgetting_sentence(pairs, sentences, gain_levels, top, baseline),
+                      _forgetting_sentence(pairs, sentences, gain_levels, top, baseline, focus, pooled),
                       _power(pairs, target, baseline, level))
 
 
@@ -312,8 +318,7 @@ def _retention_sentence(r, n: int) -> str:
             "of zero: not told apart.")
 
 
-def _forgetting_sentence(pairs, sentences, levels, top, baseline) -> str:
-    focus = "SFT" if any(a.variant == "SFT" for a, _ in pairs) else pairs[0][0].variant
+def _forgetting_sentence(pairs, sentences, levels, top, baseline, focus, pooled) -> str:
     text = f"**Does {focus} forget more than {baseline}?** "
     if not levels:
         text += (f"No matched-gain level: the smallest best gain among the runs is {top:+.1f} pp, so at least one "
@@ -321,6 +326,15 @@ def _forgetting_sentence(pairs, sentences, levels, top, baseline) -> str:
                  if top is not None else "No matched-gain level was asked for. ")
     else:
         text += f"Matched-gain levels: {', '.join(f'{g:g}' for g in levels)} pp. "
+    n_seeds = sum(a.variant == focus for a, _ in pairs)
+    if n_seeds >= 2:
+        text += (f"Over the {n_seeds} seeds (the interval a claim about the methods rests on): "
+                 + _pooled_parts(pooled, focus, baseline) + ". Each seed alone, over its held-out questions only "
+                 "(evaluation noise, not the spread over seeds): ")
+    else:
+        text += ("One seed: no seed-level interval exists, so what follows is over held-out questions only "
+                 "(evaluation noise, not the spread over training seeds) and says how these two runs differ, "
+                 "not the methods. ")
     for a, b in pairs:
         if a.variant == focus:
             text += f"Seed {a.seed}: " + " ".join(sentences[(a.variant, a.seed)]) + " "
@@ -341,18 +355,27 @@ def _power(pairs, target: str, baseline: str, level: float) -> str:
     if not any(mean_psi.values()):
         return (f"SFT and {baseline} answered every held-out question of the other tasks alike (discordance 0), so "
                 "these runs give no estimate of the smallest drop difference this chapter could detect.")
+    per_seed = [forgetting.read_end(_trajectory(a), target).drop - forgetting.read_end(_trajectory(b), target).drop
+                for a, b in sft]
     return forgetting.power_sentence({t: sft[0][0].n_eval[t] for t in others}, mean_psi, target, a="SFT", b=baseline,
-                                     level=level)
+                                     level=level, seed_differences=per_seed)
 
 
 # ----- 05: the committed campaign -------------------------------------------------------------------------------
+
+POOLED_COLUMNS = ["target", "comparison", "at", "seeds", "drop a (pp)", "drop b (pp)", "difference (pp)", "low (pp)",
+                  "high (pp)", "interval over", "seeds reached", "seed sd (pp)", "detectable (pp)",
+                  "questions low (pp)", "questions high (pp)", "verdict", "note", "gain note"]
 
 
 def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gain_levels=None, level: float = 0.95,
                        n_boot: int = 2000):
     """For one target, each (a, b) of ``comparisons``: a's drop minus b's pooled over the seeds both ran
     (``forgetting.pooled_difference``), at the end and at matched gain levels (default: ``matched_gain_levels``
-    of that comparison's runs). One row per (comparison, at); comparisons with a missing variant are left out."""
+    of that comparison's runs). One row per (comparison, at); comparisons with a missing variant are left out.
+    ``low``-``high`` is the seeds' t-interval ("interval over" "seeds"; with one seed the questions' interval,
+    "questions"), what the verdict reads; ``detectable`` the smallest difference those seeds detect (80 % power);
+    ``questions low``-``high`` the interval over held-out questions only, the second view."""
     import pandas as pd
 
     runs = as_records(records)
@@ -377,31 +400,60 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
                                              level=level, n_boot=n_boot)
             rows.append({"target": target, "comparison": f"{a} - {b}", "at": d.where, "seeds": len(pairs),
                          "drop a (pp)": d.drop_a, "drop b (pp)": d.drop_b, "difference (pp)": d.difference,
-                         "low (pp)": d.low, "high (pp)": d.high, "verdict": d.verdict, "note": d.note,
-                         "gain note": weak})
-    return pd.DataFrame(rows)
+                         "low (pp)": d.low, "high (pp)": d.high, "interval over": d.basis, "seeds reached": d.seeds,
+                         "seed sd (pp)": d.seed_sd, "detectable (pp)": d.detectable(),
+                         "questions low (pp)": d.question_low, "questions high (pp)": d.question_high,
+                         "verdict": d.verdict, "note": d.note, "gain note": weak})
+    return pd.DataFrame(rows, columns=POOLED_COLUMNS)
+
+
+def _pooled_part(row, a: str, b: str) -> str:
+    """One ``pooled_comparisons`` row as a clause: where, the difference, its interval saying what it is over, the
+    verdict; over seeds with the smallest detectable difference when not told apart, and the question-level view
+    when it would have told them apart."""
+    at = "at the end of training" if row["at"] == "end" else f"at matched {row['at']}"
+    diff, lo, hi = row["difference (pp)"], row["low (pp)"], row["high (pp)"]
+    q_lo, q_hi = row["questions low (pp)"], row["questions high (pp)"]
+    claimed = row["verdict"] != "not told apart"
+    if row["interval over"] == "seeds":
+        n = int(row["seeds reached"])
+        span = f"{diff:+.1f} pp (95 % interval over {n} seeds {lo:+.1f} to {hi:+.1f}, t with {n - 1} df)"
+        verdict = row["verdict"]
+        if not claimed:
+            beyond = (f"; over held-out questions alone {q_lo:+.1f} to {q_hi:+.1f}, beyond the evaluation noise but "
+                      "not beyond the spread over seeds" if q_lo > 0 or q_hi < 0 else "")
+            verdict += f" ({n} seeds detect {row['detectable (pp)']:.1f} pp with 80 % power{beyond})"
+    else:
+        span = (f"{diff:+.1f} pp (one seed, so no seed-level interval; 95 % interval over held-out questions only "
+                f"{lo:+.1f} to {hi:+.1f})")
+        verdict = row["verdict"] + (" in this seed, not tested against the spread over seeds" if claimed else "")
+    return f"on {row['target']}, {at}, {forgetting.possessive(a)} drop minus {forgetting.possessive(b)} is {span}: " \
+           f"{verdict}"
+
+
+def _pooled_parts(frame, a: str, b: str) -> str:
+    """Per target, ``_pooled_part`` of ``a - b`` at the highest matched gain every seed reached, else at the end,
+    with the gain note; "" when there are no such rows."""
+    rows = frame[frame["comparison"] == f"{a} - {b}"] if len(frame) else frame
+    parts = []
+    for _, sub in rows.groupby("target", sort=False):
+        matched = sub[(sub["at"] != "end") & sub["difference (pp)"].notna()]
+        row = matched.iloc[-1] if len(matched) else sub[sub["at"] == "end"].iloc[0]
+        reached = f" ({row['note']})" if row["note"] else ""
+        joiner = "and" if row["verdict"] == "not told apart" else "though"
+        weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
+        parts.append(_pooled_part(row, a, b) + reached + weak)
+    return "; ".join(parts)
 
 
 def pooled_sentence(frame, a: str, b: str, question: str) -> str:
     """Answer ``question`` ("Does SFT forget more than GRPO?") per target from ``pooled_comparisons`` rows of
-    ``a - b``: at the highest matched gain every seed reached, else at the end."""
-    rows = frame[frame["comparison"] == f"{a} - {b}"] if len(frame) else frame
-    if rows is None or not len(rows):
+    ``a - b``: at the highest matched gain every seed reached, else at the end; the verdict from the seeds'
+    t-interval (from the questions' with one seed, labelled so)."""
+    parts = _pooled_parts(frame, a, b)
+    if not parts:
         return f"**{question}** No runs of both {a} and {b}."
-    parts = []
-    for target, sub in rows.groupby("target", sort=False):
-        matched = sub[(sub["at"] != "end") & sub["difference (pp)"].notna()]
-        row = matched.iloc[-1] if len(matched) else sub[sub["at"] == "end"].iloc[0]
-        at = "at the end of training" if row["at"] == "end" else f"at matched {row['at']}"
-        seeds = int(row["seeds"])
-        span = (f"{row['difference (pp)']:+.1f} pp (95 % interval {row['low (pp)']:+.1f} to {row['high (pp)']:+.1f}, "
-                f"{seeds} seed{'s' * (seeds != 1)})")
-        reached = f" ({row['note']})" if row["note"] else ""
-        joiner = "and" if row["verdict"] == "not told apart" else "though"
-        weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
-        parts.append(f"on {target}, {at}, {forgetting.possessive(a)} drop minus {forgetting.possessive(b)} is {span}: "
-                     f"{row['verdict']}{reached}{weak}")
-    return f"**{question}** " + "; ".join(parts) + "."
+    return f"**{question}** {parts}."
 
 
 def kl_sentence(r: float, low: float, high: float, n: int, paper: float = 0.52) -> str:
@@ -429,9 +481,7 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
     frames = [pooled_comparisons([r for r in runs if r.target == t], comparisons, level=level, n_boot=n_boot)
               for t in _targets(runs)]
     frames = [f for f in frames if len(f)]
-    columns = ["target", "comparison", "at", "seeds", "drop a (pp)", "drop b (pp)", "difference (pp)", "low (pp)",
-               "high (pp)", "verdict", "note", "gain note"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=POOLED_COLUMNS)
 
 
 def campaign_retention(records: list, comparisons: list[tuple[str, str]], *, level: float = 0.95,

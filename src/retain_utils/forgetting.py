@@ -14,6 +14,13 @@ with w fixed where the observed target gain crosses the level; since the drop is
 values, bootstrapping the two bracketing evaluations' results and interpolating each resample gives the same
 numbers. The interval is therefore conditional on where each run crossed the level: it holds the other tasks'
 evaluation noise, not the noise in the target gain that located the crossing.
+
+Seeds. A claim about two *methods* rests on the spread of their difference over training seeds: the per-seed
+differences' Student t-interval with n - 1 degrees of freedom (``seed_t_interval``), and the smallest difference
+that many seeds detect (``seed_min_detectable_difference``). A percentile bootstrap over 3 seeds is too narrow
+(it uses the normal's 1.96 where t with 2 df needs 4.30, and the seeds' spread shrunk by (n - 1) / n). The paired
+interval over held-out questions (evaluation noise only, seeds fixed) stays as a second, labelled view, and is
+the only one a single seed has.
 """
 
 from __future__ import annotations
@@ -140,20 +147,39 @@ def read_at_gain(evals: Sequence, target: str, gain_level: float) -> DropReading
 # ---------------------------------------------------------------------------------------------- differences
 
 
+def _check_interval_args(level: float, n_boot: int) -> None:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+
+
+def _check_values(values: Mapping, name: str, ndim: int) -> dict[str, np.ndarray]:
+    """``values`` (task -> array of ``ndim`` dims, none empty, all finite) as float arrays, else a ValueError."""
+    shape = "questions" if ndim == 1 else "(seeds, questions)"
+    if not isinstance(values, Mapping) or not values:
+        raise ValueError(f"{name} needs a non-empty mapping task -> {shape} array, got {values!r:.80}")
+    out = {}
+    for task, v in values.items():
+        arr = np.asarray(v, dtype=float)
+        if arr.ndim != ndim or arr.size == 0:
+            raise ValueError(f"{name}: values[{task!r}] must be a non-empty {shape} array, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: values[{task!r}] holds NaN or infinite values")
+        out[task] = arr
+    return out
+
+
 def paired_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n_boot: int = 2000,
                      seed: int = 0) -> tuple[float, float]:
     """Percentile interval of the mean over tasks of each task's mean per-question value, resampling every
     task's questions independently (a question's value already holds both runs' results: paired)."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if not values or any(len(v) == 0 for v in values.values()):
-        raise ValueError("paired_bootstrap needs at least one task with at least one question")
+    _check_interval_args(level, n_boot)
+    values = _check_values(values, "paired_bootstrap", ndim=1)
     rng = np.random.default_rng(seed)
     means = []
     for task in sorted(values):  # sorted: the same draws whatever order the tasks came in
-        v = np.asarray(values[task], dtype=float)
+        v = values[task]
         means.append(v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1))
     stat = np.mean(means, axis=0)
     tail = 100 * (1 - level) / 2
@@ -161,16 +187,28 @@ def paired_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n
 
 
 def seeds_and_questions_bootstrap(values: Mapping[str, np.ndarray], *, level: float = 0.95, n_boot: int = 2000,
-                                  seed: int = 0, scale: float = 1.0) -> tuple[float, float]:
+                                  seed: int = 0, scale: float = 1.0, within_seed: bool = False) -> tuple[float, float]:
     """Percentile interval of ``scale`` x the mean over tasks and seeds of ``values`` (task -> (seeds, questions)
-    paired differences), resampling the seeds and, jointly across seeds, each task's questions: training noise
-    between seeds and evaluation noise between questions both widen it."""
+    paired differences), resampling the seeds and then each task's questions: jointly across seeds (the same
+    questions for every seed, as they were asked), or with ``within_seed`` anew within each drawn seed. Training
+    noise and evaluation noise both widen it; with few seeds it is still too narrow (see the module's docstring),
+    so method claims use ``seed_t_interval``."""
+    _check_interval_args(level, n_boot)
+    values = _check_values(values, "seeds_and_questions_bootstrap", ndim=2)
+    n_seeds = {t: v.shape[0] for t, v in values.items()}
+    if len(set(n_seeds.values())) != 1:
+        raise ValueError(f"seeds_and_questions_bootstrap: every task needs the same seeds, got seeds per task "
+                         f"{n_seeds}")
     rng = np.random.default_rng(seed)
-    n_seeds = len(next(iter(values.values())))
+    n_seeds = next(iter(n_seeds.values()))
     seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
     stat = np.zeros(n_boot)
     for t in sorted(values):
         v = values[t]                                                   # (S, Q)
+        if within_seed:
+            q = rng.integers(0, v.shape[1], size=(n_boot, n_seeds, v.shape[1]))  # (B, S, Q), one draw per seed
+            stat += v[seeds[:, :, None], q].mean(axis=(1, 2))
+            continue
         q = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))      # (B, Q), shared by the seeds
         per_seed = v[:, q].mean(axis=2).T                               # (B, S): each resample's mean per seed
         stat += np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
@@ -179,10 +217,122 @@ def seeds_and_questions_bootstrap(values: Mapping[str, np.ndarray], *, level: fl
     return float(np.percentile(stat, tail)) + 0.0, float(np.percentile(stat, 100 - tail)) + 0.0  # no -0.0
 
 
+# ---------------------------------------------------------------------------------------------- seed level
+
+
+def _t_central_mass(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df`` >= 1: the exact finite sums of Abramowitz & Stegun 26.7.3
+    (odd df) and 26.7.4 (even df), in theta = atan(t / sqrt(df))."""
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2, total, term = math.cos(theta) ** 2, 1.0, 1.0
+    if df % 2:
+        if df == 1:
+            return 2 * theta / math.pi
+        for k in range(1, (df - 1) // 2):  # coefficients (2 4 ... 2k) / (3 5 ... (2k + 1))
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+    for k in range(1, df // 2):  # coefficients (1 3 ... (2k - 1)) / (2 4 ... 2k)
+        term *= c2 * (2 * k - 1) / (2 * k)
+        total += term
+    return math.sin(theta) * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with integer ``df`` degrees of freedom (exact, by bisection on the
+    closed-form distribution; scipy.stats.t.ppf gives the same to 1e-9): 4.303 for p = 0.975 and df = 2."""
+    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
+        raise ValueError(f"df must be a positive int (seeds - 1), got {df!r}")
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    target, hi = 2 * p - 1, 1.0
+    while _t_central_mass(hi, df) < target:
+        hi *= 2
+    lo = 0.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_central_mass(mid, df) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _check_seed_values(values_per_seed: Sequence[float], name: str) -> np.ndarray:
+    if isinstance(values_per_seed, (str, bytes, Mapping)) or not isinstance(values_per_seed, (Sequence, np.ndarray)):
+        raise ValueError(f"{name} needs a sequence of one number per seed, got {values_per_seed!r:.80}")
+    v = np.asarray(values_per_seed, dtype=float)
+    if v.ndim != 1 or not np.isfinite(v).all():
+        raise ValueError(f"{name} needs finite numbers, one per seed, got {values_per_seed!r:.80}")
+    if len(v) < 2:
+        raise ValueError(f"{name} needs at least 2 seeds, got {len(v)}: one seed has no spread over seeds, so no "
+                         "seed-level interval exists (use the interval over held-out questions, labelled as such)")
+    return v
+
+
+def seed_t_interval(values_per_seed: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` Student t-interval of the mean of ``values_per_seed`` (one method difference per training
+    seed): mean -+ t_{1 - (1 - level) / 2, n - 1} s / sqrt(n), s the seeds' sample standard deviation. Needs
+    n >= 2 seeds; it holds training noise and each seed's evaluation noise alike."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    v = _check_seed_values(values_per_seed, "seed_t_interval")
+    n = len(v)
+    half = t_quantile(1 - (1 - level) / 2, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+    mean = float(v.mean())
+    return mean - half + 0.0, mean + half + 0.0  # no -0.0
+
+
+def _t_test_power(lam: float, df: int, crit: float) -> float:
+    """P(|T'| > crit) for T' noncentral t with ``df`` and noncentrality ``lam``: the mean over U = sqrt(chi2_df)
+    of P(|Z + lam| > crit U / sqrt(df)), integrated on a grid (trapezoid, error ~1e-7)."""
+    u = np.linspace(0.0, math.sqrt(df) + 12.0, 4001)
+    log_density = (math.log(2.0) + (df - 1) * np.log(np.where(u > 0, u, 1.0)) - u**2 / 2
+                   - (df / 2) * math.log(2.0) - math.lgamma(df / 2))
+    density = np.exp(log_density) * (u > 0 if df > 1 else 1.0)
+    cut = crit * u / math.sqrt(df)
+    cdf = np.vectorize(NormalDist().cdf)
+    reject = cdf(lam - cut) + cdf(-lam - cut)
+    y = density * reject
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(u)))
+
+
+def seed_min_detectable_difference(sd: float, n_seeds: int, *, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest method difference that a two-sided one-sample t-test over ``n_seeds`` per-seed differences,
+    at ``level``, detects with probability ``power``, when those differences spread with standard deviation
+    ``sd`` (same units as ``sd``).
+
+    With lambda = delta sqrt(n) / sd, the t statistic is noncentral t with n - 1 df; delta is the root of
+        P(|T'_{n-1}(lambda)| > t_{1 - (1 - level)/2, n - 1}) = power,
+    solved exactly (numerically). The textbook shortcut (t_{1 - (1 - level)/2, n - 1} + t_{power, n - 1}) sd /
+    sqrt(n) falls short of it: at 95 % and 3 seeds it gives 5.36 sd / sqrt(3) with 77 % power, the exact root
+    5.65 sd / sqrt(3) with 80 %.
+    """
+    if not 0 < level < 1 or not 0 < power < 1:
+        raise ValueError(f"level and power must be in (0, 1), got {level} and {power}")
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 2:
+        raise ValueError(f"n_seeds must be an int >= 2 (one seed has no spread over seeds), got {n_seeds!r}")
+    if isinstance(sd, bool) or not isinstance(sd, (int, float, np.floating)) or not math.isfinite(sd) or sd < 0:
+        raise ValueError(f"sd must be a finite number >= 0 (the seeds' standard deviation), got {sd!r}")
+    if power <= 1 - level:
+        return 0.0  # the test rejects that often with no difference at all
+    df = n_seeds - 1
+    crit = t_quantile(1 - (1 - level) / 2, df)
+    lo, hi = 0.0, crit + 4 * t_quantile(0.999, df)
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_test_power(mid, df, crit) < power else (lo, mid)
+    return hi * float(sd) / math.sqrt(n_seeds)
+
+
 @dataclass(frozen=True)
 class Difference:
-    """Drop of run ``a`` minus drop of run ``b`` (pp) at one point, with its paired bootstrap interval.
-    Positive: ``a`` forgets more. NaN with a ``note`` when a run never reached the point."""
+    """Drop of run ``a`` minus drop of run ``b`` (pp) at one point, with its interval ``low``-``high``: over seeds
+    (``basis`` "seeds": the t-interval of the per-seed differences) where there are two or more, else over the held-out
+    questions (``basis`` "questions": paired bootstrap, evaluation noise only). ``question_low``-``question_high``
+    is always the question-level view. Positive: ``a`` forgets more. NaN with a ``note`` when a run never reached
+    the point."""
 
     a: str
     b: str
@@ -195,10 +345,15 @@ class Difference:
     drop_b: float
     n: dict[str, int]               # held-out questions per other task
     note: str = ""
+    basis: str = "questions"        # what low-high is over: "seeds" or "questions"
+    seeds: int = 1                  # seeds pooled
+    seed_sd: float = float("nan")   # the per-seed differences' standard deviation (pp), NaN below 2 seeds
+    question_low: float = float("nan")
+    question_high: float = float("nan")
 
     @property
     def verdict(self) -> str:
-        """"a forgets more", "b forgets more", "not told apart" or "not reached"."""
+        """"a forgets more", "b forgets more", "not told apart" or "not reached" (from ``low``-``high``)."""
         if math.isnan(self.difference):
             return "not reached"
         if self.low > 0:
@@ -206,6 +361,12 @@ class Difference:
         if self.high < 0:
             return f"{self.b} forgets more"
         return "not told apart"
+
+    def detectable(self, power: float = 0.8) -> float:
+        """The smallest difference (pp) these seeds detect (``seed_min_detectable_difference``); NaN below 2."""
+        if self.seeds < 2 or math.isnan(self.seed_sd):
+            return float("nan")
+        return seed_min_detectable_difference(self.seed_sd, self.seeds, level=self.level, power=power)
 
 
 def drop_difference(a: DropReading, b: DropReading, *, labels: tuple[str, str] = ("a", "b"), level: float = 0.95,
@@ -227,7 +388,7 @@ def drop_difference(a: DropReading, b: DropReading, *, labels: tuple[str, str] =
     values = {t: a.per_question[t] - b.per_question[t] for t in a.per_question}
     low, high = paired_bootstrap(values, level=level, n_boot=n_boot, seed=seed)
     return Difference(*labels, a.where, a.drop - b.drop, 100 * low, 100 * high, level, a.drop, b.drop,
-                      {t: len(v) for t, v in values.items()})
+                      {t: len(v) for t, v in values.items()}, question_low=100 * low, question_high=100 * high)
 
 
 def drop_differences(runs: Mapping[str, Sequence], target: str, pairs: Sequence[tuple[str, str]], *,
@@ -256,13 +417,16 @@ def drop_differences(runs: Mapping[str, Sequence], target: str, pairs: Sequence[
 def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, labels: tuple[str, str] = ("a", "b"),
                       level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Difference:
     """Drop of ``a`` minus drop of ``b`` averaged over seeds: one (a, b) reading pair per seed, every seed scored on
-    the same held-out questions. The interval resamples the seeds and, jointly across seeds, each task's questions
-    (a two-way bootstrap), so that training noise between seeds and evaluation noise between questions both
-    widen it. Seeds where a run never reached the point are left out and named in the note."""
-    if not pairs:
-        raise ValueError("pooled_difference needs at least one pair of readings")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    the same held-out questions. Its interval is the seeds' t-interval (``seed_t_interval``) where two or more seeds
+    reach the point; with one, none exists and the interval is over the held-out questions (``basis``
+    "questions"). The question-level view (the seed-averaged per-question differences, questions resampled, seeds
+    fixed) is kept beside it. Seeds where a run never reached the point are left out and named in the note."""
+    if isinstance(pairs, (str, bytes, Mapping)) or not isinstance(pairs, Sequence) or not pairs:
+        raise ValueError("pooled_difference needs at least one pair of readings (one (a, b) pair per seed)")
+    for k, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(r, DropReading) for r in pair)):
+            raise ValueError(f"pairs[{k}] must be an (a, b) pair of DropReadings, got {pair!r:.80}")
+    _check_interval_args(level, n_boot)
     where = {r.where for pair in pairs for r in pair}
     if len(where) != 1:
         raise ValueError(f"readings at different points: {sorted(where)}")
@@ -272,22 +436,40 @@ def pooled_difference(pairs: Sequence[tuple[DropReading, DropReading]], *, label
     nan = float("nan")
     if not reached:
         return Difference(*labels, where, nan, nan, nan, level, nan, nan, {},
-                          f"no seed where both reach {where}")
+                          f"no seed where both reach {where}", seeds=0)
     diffs = [drop_difference(a, b, labels=labels, level=level, n_boot=1) for a, b in reached]  # checks pairing
     tasks = sorted(reached[0][0].per_question)
     if any(len({len(a.per_question.get(t, ())) for a, _ in reached}) != 1 for t in tasks):
         raise ValueError("seeds evaluated on different numbers of held-out questions: cannot pool them")
     values = {t: np.stack([a.per_question[t] - b.per_question[t] for a, b in reached]) for t in tasks}  # (S, Q)
-    low, high = seeds_and_questions_bootstrap(values, level=level, n_boot=n_boot, seed=seed, scale=100)
+    q_low, q_high = paired_bootstrap({t: v.mean(axis=0) for t, v in values.items()}, level=level, n_boot=n_boot,
+                                     seed=seed)
+    q_low, q_high = 100 * q_low + 0.0, 100 * q_high + 0.0
+    per_seed = [d.difference for d in diffs]
+    if len(per_seed) >= 2:
+        (low, high), basis, sd = seed_t_interval(per_seed, level), "seeds", float(np.std(per_seed, ddof=1))
+    else:
+        low, high, basis, sd = q_low, q_high, "questions", nan
     mean = lambda xs: float(np.mean(xs))  # noqa: E731
-    return Difference(*labels, where, mean([d.difference for d in diffs]), low, high, level,
-                      mean([d.drop_a for d in diffs]), mean([d.drop_b for d in diffs]),
-                      {t: values[t].shape[1] for t in tasks}, note)
+    return Difference(*labels, where, mean(per_seed), low, high, level, mean([d.drop_a for d in diffs]),
+                      mean([d.drop_b for d in diffs]), {t: values[t].shape[1] for t in tasks}, note, basis=basis,
+                      seeds=len(per_seed), seed_sd=sd, question_low=q_low, question_high=q_high)
+
+
+def interval_label(d: Difference) -> str:
+    """What ``d``'s interval is over, for a sentence: "95 % interval over 3 seeds (t, 2 df)" or, with one seed,
+    "95 % interval over held-out questions only"."""
+    if d.basis == "seeds":
+        return f"{100 * d.level:g} % interval over {d.seeds} seeds (t, {d.seeds - 1} df)"
+    return f"{100 * d.level:g} % interval over held-out questions only"
 
 
 def pearson_interval(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float, int]:
     """Pearson's r of ``x`` and ``y`` with its Fisher-z ``level`` interval, and n; NaN interval below 4 points."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"pearson_interval needs x and y of the same length, one number per point; got shapes "
+                         f"{x.shape} and {y.shape}")
     keep = np.isfinite(x) & np.isfinite(y)
     x, y, n = x[keep], y[keep], int(keep.sum())
     if n < 3 or x.std() == 0 or y.std() == 0:
@@ -306,18 +488,22 @@ def possessive(name: str) -> str:
 
 
 def difference_sentence(d: Difference) -> str:
-    """One sentence that answers "does ``a`` forget more than ``b``?" from the interval."""
+    """One sentence that answers "does ``a`` forget more than ``b``?" from the interval, saying what it is over:
+    over seeds a claim about the methods, over one seed's questions one about these two runs."""
     if d.verdict == "not reached":
         return f"At matched {d.where}: no comparison, {d.note}."
-    span = f"{d.difference:+.1f} pp, {100 * d.level:g} % interval {d.low:+.1f} to {d.high:+.1f}"
+    span = f"{d.difference:+.1f} pp, {interval_label(d)} {d.low:+.1f} to {d.high:+.1f}"
     at = "at the end of training" if d.where == "end" else f"at matched {d.where}"
+    runs = "" if d.basis == "seeds" else " runs"
     if d.verdict == "not told apart":
         return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: the interval includes "
-                f"zero, so at this evaluation size the two cannot be told apart (the interval rules out differences "
-                f"beyond it).")
+                f"zero, so the two{runs} cannot be told apart (the interval rules out differences beyond it).")
     more, less = (d.a, d.b) if d.low > 0 else (d.b, d.a)
-    return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: {more} forgets more than "
-            f"{less}.")
+    if d.basis == "seeds":
+        return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: {more} forgets more "
+                f"than {less}.")
+    return (f"{at.capitalize()}, {possessive(d.a)} drop minus {possessive(d.b)} is {span}: this {more} run forgets "
+            f"more than this {less} run.")
 
 
 # ---------------------------------------------------------------------------------------------- power
@@ -326,6 +512,8 @@ def difference_sentence(d: Difference) -> str:
 def discordance(scores_a: Mapping, scores_b: Mapping, tasks: Sequence[str]) -> dict[str, float]:
     """Per task, the share of held-out questions two evaluations (e.g. two methods' final ones) answer
     differently: what makes a paired difference noisy."""
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) or not tasks:
+        raise ValueError(f"discordance needs a non-empty list of task names, got {tasks!r}")
     out = {}
     for task in tasks:
         a, b = correct_vector(scores_a, task), correct_vector(scores_b, task)
@@ -397,20 +585,39 @@ def paper_differences(target: str, a: str = "SFT", b: str = "GRPO") -> dict[str,
 
 
 def power_sentence(n: Mapping[str, int], discordance: Mapping[str, float], target: str, *, a: str = "SFT",
-                   b: str = "GRPO", level: float = 0.95, power: float = 0.8) -> str:
-    """The sentence a chapter prints beside its drop differences: the smallest difference it could detect,
-    from its own evaluation sizes and observed discordance, next to the paper's reported differences."""
+                   b: str = "GRPO", level: float = 0.95, power: float = 0.8,
+                   seed_differences: Sequence[float] = ()) -> str:
+    """The sentence a chapter prints beside its drop differences: the smallest difference it could detect next to
+    the paper's reported differences. With two or more ``seed_differences`` (a - b's drop difference per seed, pp)
+    first at the seed level (``seed_min_detectable_difference``, what a claim about the methods rests on), then
+    over one evaluation's held-out questions (``min_detectable_difference``, from its sizes and the observed
+    discordance), labelled as the second view; with fewer, the question level alone, saying why."""
     mdd = min_detectable_difference(n, discordance, level=level, power=power)
     paper = paper_differences(target, a, b)
     sizes = sorted(set(n.values()))
     size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
     psi = 100 * float(np.mean(list(discordance.values())))
-    seen = [m for m, d in paper.items() if abs(d) >= mdd]
     listed = ", ".join(f"{m} {d:+.1f} pp" for m, d in paper.items())
-    verdict = ("all would be detected at this size" if len(seen) == len(paper) else
-               "none would be reliably detected at this size" if not seen else
-               f"only {', '.join(seen)}'s would be reliably detected at this size")
-    return (f"With {size} held-out questions on each of the {len(n)} other task(s) and {psi:.0f} % of them answered "
-            f"differently by the two runs (mean discordance), the smallest drop difference this chapter detects at "
-            f"a {100 * level:g} % level with {100 * power:g} % power is {mdd:.1f} pp. The paper's {a} - {b} drop "
-            f"differences with {target} as target (Table 1: {listed}): {verdict}.")
+
+    def verdict(smallest):
+        seen = [m for m, d in paper.items() if abs(d) >= smallest]
+        return ("all would be detected at this size" if len(seen) == len(paper) else
+                "none would be reliably detected at this size" if not seen else
+                f"only {', '.join(seen)}'s would be reliably detected at this size")
+
+    questions = (f"with {size} held-out questions on each of the {len(n)} other task(s) and {psi:.0f} % of them "
+                 f"answered differently by the two runs (mean discordance), the smallest drop difference this "
+                 f"chapter detects at a {100 * level:g} % level with {100 * power:g} % power is {mdd:.1f} pp")
+    paper_text = f"The paper's {a} - {b} drop differences with {target} as target (Table 1: {listed})"
+    seeds = list(seed_differences)
+    if len(seeds) < 2:
+        why = "one seed has" if len(seeds) == 1 else "these runs have"
+        return (f"No seed-level smallest detectable difference: {why} no spread over training seeds. Over held-out "
+                f"questions only (evaluation noise, not training noise), {questions}. {paper_text}: {verdict(mdd)}.")
+    sd = float(np.std(_check_seed_values(seeds, "seed_differences"), ddof=1))
+    seed_mdd = seed_min_detectable_difference(sd, len(seeds), level=level, power=power)
+    return (f"Over seeds: the {len(seeds)} seeds' {a} - {b} drop differences at the end spread with a standard "
+            f"deviation of {sd:.1f} pp, so the smallest difference {len(seeds)} seeds detect (a t-test at a "
+            f"{100 * level:g} % level with {100 * power:g} % power) is {seed_mdd:.1f} pp. {paper_text}: "
+            f"{verdict(seed_mdd)}. Over held-out questions only (one evaluation's noise, the second view), "
+            f"{questions}.")

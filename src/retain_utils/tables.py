@@ -106,13 +106,15 @@ def points(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def drop_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.DataFrame:
-    """``findings.forgetting_comparison(...).differences``: drops, their difference and its interval, in pp."""
+    """``findings.forgetting_comparison(...).differences``: per seed, the drops, their difference and its interval
+    over that seed's held-out questions (evaluation noise only), in pp."""
     low, high = [c for c in frame.columns if c.endswith("% low (pp)") or c.endswith("% high (pp)")]
     return pd.DataFrame({
         "Method's drop (pp)": frame["method drop (pp)"].map(lambda v: _number(v, sign=True)),
         f"{baseline}'s drop (pp)": frame[f"{baseline} drop (pp)"].map(lambda v: _number(v, sign=True)),
         "Difference (pp)": frame["difference (pp)"].map(lambda v: _number(v, sign=True)),
-        low.replace("low (pp)", "interval (pp)"): [interval(lo, hi) for lo, hi in zip(frame[low], frame[high])],
+        low.replace("low (pp)", "interval over questions (pp)"): [interval(lo, hi) for lo, hi in
+                                                                  zip(frame[low], frame[high])],
         "Verdict": frame["verdict"], "Note": frame["note"]}, index=frame.index)
 
 
@@ -133,21 +135,33 @@ def retention_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.Dat
 
 def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
     """``findings.campaign_forgetting``: per target and comparison, the drops and their difference pooled over
-    seeds with its 95 % interval (seeds and questions resampled), in pp."""
+    seeds (pp), with its 95 % interval over seeds (Student t; none for a single seed), the smallest difference those
+    seeds detect, and, as the second view, the 95 % interval over held-out questions only. The verdict reads the
+    seeds' interval, or with one seed the questions' (and says so)."""
+    columns = ["Target", "Comparison (a - b)", "At", "Seeds", "Drop a (pp)", "Drop b (pp)", "Difference (pp)",
+               "95 % interval over seeds (pp)", "Detectable over seeds (pp)", "95 % interval over questions (pp)",
+               "Verdict", "Note"]
     if frame.empty:
-        return pd.DataFrame(columns=["Target", "Comparison (a - b)", "At", "Seeds", "Drop a (pp)", "Drop b (pp)",
-                                     "Difference (pp)", "95 % interval (pp)", "Verdict", "Note"])
+        return pd.DataFrame(columns=columns).set_index(columns[:3])
+    over_seeds = frame["interval over"] == "seeds"
+    one_seed = [not seeds and not math.isnan(d) for seeds, d in zip(over_seeds, frame["difference (pp)"])]
     return pd.DataFrame({
         "Target": frame["target"], "Comparison (a - b)": frame["comparison"], "At": frame["at"],
         "Seeds": frame["seeds"],
         "Drop a (pp)": frame["drop a (pp)"].map(lambda v: _number(v, sign=True)),
         "Drop b (pp)": frame["drop b (pp)"].map(lambda v: _number(v, sign=True)),
         "Difference (pp)": frame["difference (pp)"].map(lambda v: _number(v, sign=True)),
-        "95 % interval (pp)": [interval(lo, hi) for lo, hi in zip(frame["low (pp)"], frame["high (pp)"])],
-        "Verdict": frame["verdict"],
+        "95 % interval over seeds (pp)": [interval(lo, hi) if seeds else "none: one seed" if one else "–"
+                                          for lo, hi, seeds, one in zip(frame["low (pp)"], frame["high (pp)"],
+                                                                        over_seeds, one_seed)],
+        "Detectable over seeds (pp)": frame["detectable (pp)"].map(_number),
+        "95 % interval over questions (pp)": [interval(lo, hi) for lo, hi in
+                                              zip(frame["questions low (pp)"], frame["questions high (pp)"])],
+        "Verdict": [v + (" (questions only)" if one and v != "not told apart" else "")
+                    for v, one in zip(frame["verdict"], one_seed)],
         "Note": ["; ".join(n for n in notes if isinstance(n, str) and n)
                  for notes in zip(frame["note"], frame.get("gain note", [""] * len(frame)))],
-    }).set_index(["Target", "Comparison (a - b)", "At"])
+    }, columns=columns).set_index(columns[:3])
 
 
 def pooled_retention(frame: pd.DataFrame) -> pd.DataFrame:
