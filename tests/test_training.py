@@ -39,6 +39,7 @@ class DigitTask(VowelTask):
 
 
 VOWEL, DIGIT = VowelTask(), DigitTask()
+EOS = diverse_tiny_model(seed=0)[1].eos_token_id
 TRAIN = VOWEL.make_examples(16)
 EVAL = {"vowel": VOWEL.make_examples(24, split="eval"), "digit": DIGIT.make_examples(24, split="eval")}
 
@@ -46,7 +47,7 @@ EVAL = {"vowel": VOWEL.make_examples(24, split="eval"), "digit": DIGIT.make_exam
 def config(**kw):
     base = dict(method="grpo", task="vowel", lr=3e-3, steps=6, batch_size=4, group_size=4, temperature=1.0,
                 max_new_tokens=4, eval_every=3, eval_max_new_tokens=4, precision="fp32", warmup_frac=0.0,
-                micro_batch_size=8, checkpoint_every=3)
+                micro_batch_size=8, checkpoint_every=3, require_eos=False)  # 4-token answers rarely reach EOS
     base.update(kw)
     return TrainConfig(**base)
 
@@ -298,19 +299,37 @@ def test_reuse_with_clipping_runs():
 def test_stale_rollouts_come_from_the_initial_model():
     fresh = run(config(steps=4, seed=3))
     stale = run(config(steps=4, seed=3, rollouts_from="initial"))
-    assert stale.config.clip_eps == 0.2
+    assert stale.config.clip_eps is None and stale.config.importance_cap == 2.0  # truncated weights, no trust region
     assert stale.steps[0]["reward"] == fresh.steps[0]["reward"]  # step 1: both sample the initial model
     frozen = run(config(steps=4, seed=3, rollouts_from="initial", lr=1e-12))  # the policy barely moves
     assert [s["reward"] for s in stale.steps] == [s["reward"] for s in frozen.steps]  # whatever it learns
     assert fresh.steps[-1]["reward"] > stale.steps[-1]["reward"]  # on-policy rollouts improve, stale ones cannot
 
 
-def test_keep_correct_collects_accepted_rollouts_and_counts_tokens():
-    res = run(config(steps=3, keep_correct=True))
+def test_keep_correct_collects_accepted_rollouts_and_counts_tokens(monkeypatch):
+    from retain_utils.training import loop
+
+    sampled, accepted = [], []
+
+    def every_other_finishes(*args, **kw):  # the tiny model rarely says EOS within 4 tokens: make half finish
+        comps = real_generate(*args, **kw)
+        for i, c in enumerate(comps):
+            if i % 2 == 0:
+                c.completion_ids, c.finished = [*c.completion_ids, EOS], True
+            if c.finished and c.text[:1] in "aeiou":
+                accepted.append(c.completion_ids)
+        sampled.extend(comps)
+        return comps
+
+    real_generate = loop.generate
+    monkeypatch.setattr(loop, "generate", every_other_finishes)
+    res = run(config(steps=3, keep_correct=True, require_eos=True))
     rewards = sum(s["reward"] for s in res.steps) * 4 * 4  # batch_size x group_size per step
-    assert len(res.correct) == round(rewards) > 0
+    assert len(res.correct) == round(rewards) == len(accepted) > 0  # a cut-off answer earns 0 and is not kept
+    assert [r["completion_ids"] for r in res.correct] == accepted  # the sampled ids themselves, EOS last
     assert all(r["text"][:1] in "aeiou" and 0 <= r["example"] < len(TRAIN) for r in res.correct)
-    assert all(0 < s["generated_tokens"] <= 4 * 4 * 4 for s in res.steps)
+    monkeypatch.setattr(loop, "generate", real_generate)
+    assert all(0 < s["generated_tokens"] <= 4 * 4 * 5 for s in res.steps)  # 4 tokens + the EOS added above
     reused = run(config(steps=4, reuse=2))
     assert [s["generated_tokens"] > 0 for s in reused.steps] == [True, False, True, False]
     iterative = run(config(method="iterative_sft", regenerate_every=2, steps=4, lr=1e-3))
@@ -457,7 +476,8 @@ def test_examples_of_wrong_task():
 
 def test_grpo_loss_equals_trl(tmp_path):
     """Our GRPO trainer's loss and gradient equal TRL's GRPOTrainer._compute_loss on one fixed batch
-    (loss_type="grpo", beta 0.05 with TRL's k3 estimator, group std scaling, temperature 0.8). TRL 1.x by
+    (loss_type="grpo", beta 0.05 with TRL's k3 estimator, group std scaling; log-probs at temperature 1, as
+    the authors': TRL takes them at its sampling temperature, so TRL samples at 1 here). TRL 1.x by
     default also multiplies the KL term by the importance ratio (use_bias_correction_kl), which adds
     KL x grad log pi to the gradient; the paper's loss (and ours) has no such term, so it is off here."""
     pytest.importorskip("trl")
@@ -468,7 +488,7 @@ def test_grpo_loss_equals_trl(tmp_path):
     model.save_pretrained(tmp_path / "init")
     tok.save_pretrained(tmp_path / "init")
     args = GRPOConfig(output_dir=str(tmp_path / "trl"), beta=0.05, loss_type="grpo", scale_rewards="group",
-                      num_generations=4, per_device_train_batch_size=8, temperature=0.8, max_completion_length=8,
+                      num_generations=4, per_device_train_batch_size=8, temperature=1.0, max_completion_length=8,
                       use_bias_correction_kl=False, use_cpu=True, report_to=[], bf16=False)
     prompts = Dataset.from_dict({"prompt": [[{"role": "user", "content": "hi"}]] * 2})
     trainer = GRPOTrainer(model=str(tmp_path / "init"), reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
@@ -487,7 +507,7 @@ def test_grpo_loss_equals_trl(tmp_path):
     ours = SimpleNamespace(config=cfg, policy=model)
     ref_model, _ = diverse_tiny_model(seed=0)
     with torch.no_grad():
-        batch.extra["ref_logp"] = completion_logprobs(ref_model, batch, 0.8)
+        batch.extra["ref_logp"] = completion_logprobs(ref_model, batch, 1.0)
     batch.extra["adv"] = grpo.advantages(rewards).flatten()
     batch.scale = 1 / 8
     loss, _ = grpo.loss(ours, batch)

@@ -4,8 +4,11 @@ drop, KL[pi_0 || pi_theta] on held-out prompts, and tables of the results.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import time
+import zlib
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
@@ -15,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .generation import generate
+from .repetition import is_looping
 from .tasks import TASK_NAMES, Example, Task, get_task
 
 
@@ -36,19 +40,49 @@ class TaskScore:
     # generated token ids per example (EOS included when it finished), kept by ``evaluate(keep_answers=True)``:
     # the baseline's answers, whose likelihood under a trained model measures retention without generating
     answer_ids: tuple[tuple[int, ...], ...] = ()
+    # knowledge vs format: the lenient score (the right answer anywhere in the reply, ``Task.lenient``) per example,
+    # and which answers looped (``repetition.is_looping``) or were cut off by the budget
+    n_lenient: int = 0
+    n_looping: int = 0
+    lenient: tuple[int, ...] = ()
+    looping: tuple[int, ...] = ()
+    truncated: tuple[int, ...] = ()
+    texts: tuple[str, ...] = ()  # the answers themselves, so a reader can open the worst cases
 
     def to_dict(self) -> dict:
         """As stored in logs and results files (JSON: tuples as lists), so a resumed run's scores, read
         back from its logs, equal a fresh run's."""
-        return {**asdict(self), "correct": list(self.correct), "answer_ids": [list(a) for a in self.answer_ids]}
+        return {**asdict(self), **{k: list(getattr(self, k)) for k in _VECTORS}, "texts": list(self.texts),
+                "answer_ids": [list(a) for a in self.answer_ids]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskScore":
         """The TaskScore that ``to_dict`` (or its JSON) came from; fields a log lacks take their defaults."""
         d = dict(d)
-        d["correct"] = tuple(int(c) for c in d.get("correct", ()))
+        for k in _VECTORS:
+            d[k] = tuple(int(c) for c in d.get(k, ()))
+        d["texts"] = tuple(str(t) for t in d.get("texts", ()))
         d["answer_ids"] = tuple(tuple(int(t) for t in a) for a in d.get("answer_ids", ()))
         return cls(**d)
+
+
+_VECTORS = ("correct", "lenient", "looping", "truncated")  # per-example 0/1 fields of a TaskScore
+
+
+def pack_texts(texts) -> str:
+    """Answer texts as one compact string (JSON, zlib, base64) for results files; ``unpack_texts`` reverses it."""
+    return base64.b64encode(zlib.compress(json.dumps(list(texts)).encode(), 9)).decode("ascii")
+
+
+def unpack_texts(packed: str) -> list[str]:
+    """The texts ``pack_texts`` packed; a damaged string raises ValueError."""
+    try:
+        texts = json.loads(zlib.decompress(base64.b64decode(packed.encode("ascii"), validate=True)))
+    except (ValueError, zlib.error) as e:
+        raise ValueError(f"packed answer texts are damaged: {e}") from None
+    if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
+        raise ValueError("packed answer texts do not hold a list of strings")
+    return texts
 
 
 # Greedy answers depend slightly on the batch (padding changes bf16 rounding): every evaluation - the
@@ -72,18 +106,25 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def score_texts(task: Task, examples: list[Example], texts: list[str], *, truncated: list[bool] | None = None,
-                n_tokens: int = 0, seconds: float = 0.0, answer_ids: list[list[int]] | None = None) -> TaskScore:
-    """TaskScore of responses ``texts`` (one per example); ``answer_ids``: their token ids, to keep."""
+                n_tokens: int = 0, seconds: float = 0.0, answer_ids: list[list[int]] | None = None,
+                looping: list[bool] | None = None) -> TaskScore:
+    """TaskScore of responses ``texts`` (one per example); ``answer_ids``: their token ids, to keep; ``looping``:
+    which answers loop (default: judged on the texts' words)."""
     if len(texts) != len(examples):
         raise ValueError(f"{len(texts)} responses for {len(examples)} examples")
     if answer_ids is not None and len(answer_ids) != len(texts):
         raise ValueError(f"{len(answer_ids)} answer token lists for {len(texts)} responses")
     scores = [task.score(e, t) for e, t in zip(examples, texts)]
+    lenient = [int(task.lenient(e, t)) for e, t in zip(examples, texts)]
+    looping = [int(bool(x)) for x in looping] if looping is not None else [int(is_looping(t)) for t in texts]
+    cut = [int(bool(t)) for t in truncated] if truncated is not None else [0] * len(texts)
     k = int(sum(r for r, _ in scores))
     lo, hi = wilson_interval(k, len(scores))
     return TaskScore(task.name, k / len(scores) if scores else 0.0, lo, hi, len(scores), k,
-                     sum(not ok for _, ok in scores), sum(truncated or []), n_tokens, seconds,
-                     tuple(int(r) for r, _ in scores), tuple(tuple(a) for a in answer_ids or ()))
+                     sum(not ok for _, ok in scores), sum(cut), n_tokens, seconds,
+                     tuple(int(r) for r, _ in scores), tuple(tuple(a) for a in answer_ids or ()),
+                     n_lenient=sum(lenient), n_looping=sum(looping), lenient=tuple(lenient), looping=tuple(looping),
+                     truncated=tuple(cut), texts=tuple(texts))
 
 
 def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task] | None) -> dict[str, Task]:
@@ -143,7 +184,8 @@ def evaluate(
         out[label] = score_texts(tasks[label], examples, [c.text for c in answers],
                                  truncated=[not c.finished for c in answers], n_tokens=n_tokens,
                                  seconds=seconds * n_tokens / total,
-                                 answer_ids=[c.completion_ids for c in answers] if keep_answers else None)
+                                 answer_ids=[c.completion_ids for c in answers] if keep_answers else None,
+                                 looping=[is_looping(c.completion_ids) for c in answers])
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import evaluation, provenance, results, retention, training
+from . import diagnostics, evaluation, provenance, results, retention, training
 from .forgetting import correct_vector
 from .models import cast_parameters, default_dtype, load_model
 from .records import METHOD_LABELS, RunRecord, as_records
@@ -118,7 +118,8 @@ def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example
     examples = train_examples or bench.train
     key = {"code": provenance.source_hash(), "model": bench.model_name, "target": bench.target, "data_seed": bench.data_seed,
            "tasks": {name: repr(task) for name, task in bench.tasks.items()},
-           "train": [(e.prompt, e.expert) for e in examples],
+           "train": [(e.prompt, e.expert) if e.expert_ids is None else (e.prompt, e.expert, e.expert_ids)
+                     for e in examples],
            "eval": {name: len(ex) for name, ex in bench.eval.items()},
            "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")}}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -129,10 +130,17 @@ def _percent(scores: dict) -> dict[str, float]:
     return {name: 100.0 * (s.accuracy if isinstance(s, evaluation.TaskScore) else float(s)) for name, s in scores.items()}
 
 
-def _correctness(entry: dict) -> dict:
-    """One evaluation of a run, compactly: its step and per task the 0/1 result of every held-out question."""
-    return {"step": entry["step"], "correct": {t: [int(c) for c in correct_vector(entry["scores"], t)]
-                                               for t in entry["scores"]}}
+def _correctness(entry: dict, keep_texts: bool = False) -> dict:
+    """One evaluation of a run, compactly: its step and per task the 0/1 result of every held-out question, its
+    lenient result and whether it looped or was cut off (knowledge vs format); with ``keep_texts`` the answers
+    themselves, packed (``evaluation.pack_texts``)."""
+    scores = {t: evaluation.TaskScore.from_dict(s) if isinstance(s, dict) else s for t, s in entry["scores"].items()}
+    out = {"step": entry["step"], "correct": {t: [int(c) for c in correct_vector(entry["scores"], t)] for t in scores}}
+    for field in ("lenient", "looping", "truncated"):
+        out[field] = {t: list(getattr(s, field)) for t, s in scores.items()}
+    if keep_texts:
+        out["answers"] = {t: evaluation.pack_texts(s.texts) for t, s in scores.items()}
+    return out
 
 
 RECORD_FILE = "record.json"  # a finished run's record in its run folder: a resumed notebook reads it back
@@ -207,7 +215,9 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         generated_tokens=int(sum(s.get("generated_tokens", 0) for s in result.steps)),
         config=result.config.to_dict(),
         correct_rollouts=result.correct if result.config.keep_correct else None,
-        retention=kept, evals=[_correctness(e) for e in result.evals])
+        retention=kept, evals=[_correctness(e, keep_texts=i in (0, len(result.evals) - 1))
+                               for i, e in enumerate(result.evals)],
+        flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]))
     _append_run(results_path, record)
     if run_dir is not None:  # the checkpoint only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
         results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
@@ -254,10 +264,12 @@ def run_variants(bench: Bench, setup, results_path=None, *, progress: bool = Tru
 
 def examples_from_rollouts(bench: Bench, rollouts: list[dict]) -> list[Example]:
     """Training examples whose responses are accepted RL rollouts (a ``keep_correct`` run's
-    ``correct_rollouts``): SFT on them is SFT on the data RL itself generated."""
+    ``correct_rollouts``: finished and correct): SFT on them is SFT on the very tokens RL itself sampled."""
     if not rollouts:
         raise ValueError("no accepted rollouts to train on: the RL run solved nothing (or ran without keep_correct)")
-    return [dataclasses.replace(bench.train[r["example"]], expert=r["text"]) for r in rollouts]
+    return [dataclasses.replace(bench.train[r["example"]], expert=r["text"],
+                                expert_ids=tuple(r["completion_ids"]) if "completion_ids" in r else None)
+            for r in rollouts]
 
 
 def not_learned(label: str, gain: float, n_eval: int, budget: str) -> str:
@@ -284,7 +296,14 @@ def summary(records: list) -> "Any":
                         drop_std=("drop", "std"), kl_mean=("kl", "mean"), seeds=("seed", "nunique"),
                         train_min=("train_seconds", lambda s: float(np.mean(s)) / 60),
                         gen_ktokens=("generated_tokens", lambda s: float(np.mean(s)) / 1000))
-    return table.round(2).assign(kl_mean=table["kl_mean"].round(4))  # a short run's KL is ~1e-3 nats
+    table = table.round(2).assign(kl_mean=table["kl_mean"].round(4))  # a short run's KL is ~1e-3 nats
+    return table.assign(flags=[_flags_cell([r for r in as_records(records) if r.variant == v]) for v in table.index])
+
+
+def _flags_cell(runs: list) -> str:
+    """The diagnostics flags of a variant's runs with the seeds that earned each: "no_signal (2/3 seeds)"."""
+    names = sorted({f for r in runs for f in r.flags})
+    return "; ".join(f"{n} ({sum(n in r.flags for r in runs)}/{len(runs)} seeds)" for n in names)
 
 
 def truncation(records: list, tasks: dict[str, Task] | None = None) -> "Any":

@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from .training.config import DEFAULT_LR, TrainConfig
+
 # colab: a free Colab T4, Qwen2.5-0.5B (gpu.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
@@ -95,10 +97,9 @@ for _notebook in ("01_toy_kl", "05_results"):
     PROFILES[_notebook]["colab"] = PROFILES[_notebook]["campaign"] = PROFILES[_notebook]["quick"]
 
 
-# The LLM notebooks' values that every profile shares (calibrated on this model: benchmarks/CALIBRATION.md):
-# the paper's learning rate for the SFT family, 4e-5 for RL, and sampling at 0.6 rather than the paper's 0.8,
-# at which this model's samples are rarely correct. A profile's own value of the same name wins.
-LLM_SHARED = {"lr_sft": 1e-4, "lr_rl": 4e-5, "temperature": 0.6}
+# The LLM notebooks' values that every profile shares, from the trainers' own defaults (one source): the paper's
+# learning rates and the authors' sampling temperature. A profile's own value of the same name wins.
+LLM_SHARED = {"lr_sft": DEFAULT_LR["sft"], "lr_rl": DEFAULT_LR["rl"], "temperature": TrainConfig.temperature}
 SHARED: dict[str, dict[str, Any]] = {
     "02_rl_vs_sft": LLM_SHARED,
     "03_ablations": LLM_SHARED,

@@ -42,8 +42,10 @@ class RunRecord:
     # trained - initial log-likelihood of the initial model's correct answers (retention.Retention.to_dict);
     # None when the initial model answered no other task's question right, or in older results files
     retention: dict | None = field(default=None, repr=False)
-    # every evaluation: {"step", "correct": {task: [0/1 per held-out question]}}, to pair drops at matched gain
+    # every evaluation: {"step", "correct": {task: [0/1 per held-out question]}, "lenient", "looping", "truncated"
+    # (the same shape), and at the first and last evaluation "answers": {task: packed texts}}
     evals: list[dict] = field(default_factory=list, repr=False)
+    flags: list[str] = field(default_factory=list)  # diagnostics.flags: collapse, loops, cut-off answers
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""

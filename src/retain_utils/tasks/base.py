@@ -25,6 +25,9 @@ class Example:
     prompt: str
     target: Any
     expert: str
+    # the expert response as token ids ending with EOS, where they are the data itself (an RL run's accepted
+    # rollouts as sampled): SFT trains on them as they are instead of tokenising ``expert``
+    expert_ids: tuple[int, ...] | None = None
 
 
 def check_split(split: str) -> None:
@@ -94,6 +97,10 @@ class Task:
     def reward(self, example: Example, response: str) -> float:
         """1.0 when the response passes the verifier, else 0.0."""
         return self.score(example, response)[0]
+
+    def lenient(self, example: Example, response: str) -> bool:
+        """The right answer anywhere in the reply (a task's own rule); by default the strict score."""
+        return self.reward(example, response) == 1.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -12,6 +12,9 @@ METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # fp16 trains with a GradScaler
 ROLLOUT_SOURCES = ("policy", "initial")
+LR_SCHEDULES = ("constant", "cosine")  # constant: the authors' RL; cosine (after linear warm-up): their SFT
+DEFAULT_LR = {"sft": 1e-4, "rl": 5e-6}  # the paper's: SFT family (1-1.5B models), RL
+STALE_IMPORTANCE_CAP = 2.0  # stale rollouts: per-token importance weight pi / pi_initial truncated here
 # (sequences, token positions) per forward/backward pass where the config says None. A CPU has memory to spare
 # and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows: benchmarks/PROFILE.md, session
 # 14); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
@@ -25,6 +28,7 @@ class TrainConfig:
     method: str = "grpo"              # one of METHOD_NAMES
     task: str = "countdown"           # the target task: one of the tasks given to train(); its examples train
     lr: float | None = None           # peak learning rate; default 1e-4 for the SFT family, 5e-6 for RL (the paper's)
+    lr_schedule: str | None = None    # see LR_SCHEDULES; default constant for RL, cosine for the SFT family
     steps: int = 100                  # optimizer steps
     batch_size: int = 8               # prompts per step (GRPO) / sequences per step (SFT family)
     grad_accum: int = 1               # batches accumulated into one optimizer step
@@ -38,12 +42,17 @@ class TrainConfig:
     use_baseline: bool | None = None  # subtract the group-mean reward (GRPO: True; REINFORCE: False)
     normalize_std: bool | None = None  # divide the advantage by the group std + 1e-4 (GRPO: True; REINFORCE: False)
     reuse: int = 1                    # optimizer steps per batch of rollouts (>1 turns on importance ratios)
-    clip_eps: float | None = None     # ratio clipping; default 0.2 when rollouts are reused or stale, else off
+    clip_eps: float | None = None     # PPO ratio clipping; default 0.2 when rollouts are reused, else off
     rollouts_from: str = "policy"     # RL: sample from the current "policy" (on-policy) or the "initial" model
-                                      # (stale, off-policy: importance-weighted by pi / pi_initial and clipped)
+                                      # (stale, off-policy: weighted by pi / pi_initial, truncated)
+    importance_cap: float | None = None  # stale rollouts: importance weights truncated here (STALE_IMPORTANCE_CAP)
+    require_eos: bool = True          # a sampled answer that did not end with EOS earns reward 0 and is never
+                                      # kept as training data (the authors' rule)
     keep_correct: bool = False        # RL: keep the rollouts the verifier accepted (TrainResult.correct)
     regenerate_every: int | None = None  # iterative_sft: steps per round (data regenerated from the current model)
-    warmup_frac: float = 0.03         # share of steps with linear warm-up, then cosine decay to 0
+    warmup_frac: float = 0.03         # cosine schedule: share of steps with linear warm-up, then decay to 0
+    adam_beta1: float = 0.9           # AdamW betas: the authors' (0.9, 0.95)
+    adam_beta2: float = 0.95
     weight_decay: float = 0.0
     grad_clip: float = 1.0            # max global gradient norm (0 = no clipping)
     precision: str = "auto"           # bf16 autocast where the hardware has it ("auto"), or forced
@@ -94,8 +103,10 @@ def _flag(name: str, value, optional: bool = False) -> None:
 def _check_types(c: TrainConfig) -> None:
     """Every field of the right type and range, whatever the method: names the field and the bad value."""
     for name, valid in (("method", METHOD_NAMES), ("kl_estimator", KL_ESTIMATORS), ("precision", PRECISIONS),
-                        ("rollouts_from", ROLLOUT_SOURCES)):
+                        ("rollouts_from", ROLLOUT_SOURCES), ("lr_schedule", LR_SCHEDULES)):
         value = getattr(c, name)
+        if name == "lr_schedule" and value is None:
+            continue
         if not isinstance(value, str) or value not in valid:
             listing = "valid methods" if name == "method" else "valid"
             raise ValueError(f"unknown {name} {value!r}; {listing}: {', '.join(valid)}")
@@ -115,6 +126,11 @@ def _check_types(c: TrainConfig) -> None:
     _number("lr", c.lr, positive=True, optional=True)
     _number("lora_alpha", c.lora_alpha, positive=True, optional=True)
     _number("clip_eps", c.clip_eps, positive=True, optional=True)
+    _number("importance_cap", c.importance_cap, positive=True, optional=True)
+    for name in ("adam_beta1", "adam_beta2"):
+        _number(name, getattr(c, name))
+        if not getattr(c, name) < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(c, name)}")
     _number("beta", c.beta, optional=True)
     _number("temperature", c.temperature)
     for name in ("weight_decay", "grad_clip", "warmup_frac"):
@@ -122,6 +138,7 @@ def _check_types(c: TrainConfig) -> None:
     if not c.warmup_frac < 1:
         raise ValueError(f"warmup_frac must be in [0, 1), got {c.warmup_frac}")
     _flag("keep_correct", c.keep_correct)
+    _flag("require_eos", c.require_eos)
     for name in ("use_baseline", "normalize_std"):
         _flag(name, getattr(c, name), optional=True)
     for name in ("out_dir", "run_name"):
@@ -135,9 +152,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
     _check_types(c)
     rl = c.method in _RL
     if c.lr is None:
-        c.lr = 5e-6 if rl else 1e-4
+        c.lr = DEFAULT_LR["rl" if rl else "sft"]
     if c.beta is None:
         c.beta = 0.05 if rl else 0.0
+    if c.lr_schedule is None:
+        c.lr_schedule = "constant" if rl else "cosine"
     if c.method == "reinforce":
         if c.use_baseline or c.normalize_std:
             raise ValueError("method='reinforce' has no baseline and no std normalisation; "
@@ -146,8 +165,13 @@ def resolve(config: TrainConfig) -> TrainConfig:
     else:
         c.use_baseline = True if c.use_baseline is None else c.use_baseline
         c.normalize_std = True if c.normalize_std is None else c.normalize_std
-    if c.clip_eps is None and (c.reuse > 1 or c.rollouts_from == "initial"):
+    if c.clip_eps is None and c.reuse > 1:
         c.clip_eps = 0.2
+    if c.rollouts_from == "initial" and c.importance_cap is None:
+        c.importance_cap = STALE_IMPORTANCE_CAP
+    if c.importance_cap is not None and c.rollouts_from != "initial":
+        raise ValueError("importance_cap is for stale rollouts (rollouts_from='initial'), "
+                         f"not rollouts_from={c.rollouts_from!r}")
     if c.method == "iterative_sft" and c.regenerate_every is None:
         raise ValueError("method='iterative_sft' needs regenerate_every (steps per round of regenerated data)")
     if c.method != "iterative_sft" and c.regenerate_every is not None:

@@ -134,8 +134,12 @@ def _recompute_head(device: torch.device) -> bool:
 
 
 def _chunk_logprobs(hidden, weight, bias, labels, temperature):
+    """-> (log p of each label, entropy of each position's distribution; the entropy carries no gradient)."""
     logits = F.linear(hidden, weight, bias).float() / temperature
-    return logits.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    norm = torch.logsumexp(logits, dim=-1)
+    with torch.no_grad():  # H = logsumexp - E_p[logit], from the logits already in memory
+        entropy = norm - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logits.gather(-1, labels[:, None]).squeeze(-1) - norm, entropy
 
 
 def _prompt_groups(batch: Batch) -> tuple[list[int], list[int]]:
@@ -219,8 +223,9 @@ def _packed_completions(backbone, batch: Batch, prompt, first: torch.Tensor, row
 
 
 def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: int = 256,
-                        share_prompts: bool = True) -> torch.Tensor:
-    """log p(token) of every completion token under softmax(logits / temperature): (B, C), 0 where masked.
+                        share_prompts: bool = True, with_entropy: bool = False):
+    """log p(token) of every completion token under softmax(logits / temperature): (B, C), 0 where masked;
+    with ``with_entropy`` also each scored position's entropy (nats, no gradient): a (logp, entropy) pair.
 
     Rows with the same prompt share one pass over it (``_scoring_hidden``; ``share_prompts=False``: a pass
     per row). Only scored positions go through the LM head, a chunk at a time. On an accelerator each chunk is
@@ -232,13 +237,18 @@ def completion_logprobs(model, batch: Batch, temperature: float = 1.0, chunk: in
     hidden = _scoring_hidden(backbone, batch, share_prompts)
     mask = batch.mask.bool()
     h, labels = hidden[mask], batch.completion_ids[mask]
-    parts = []
+    parts, entropies = [], []
     recompute = torch.is_grad_enabled() and _recompute_head(h.device)
     for r in chunks(h.shape[0], chunk):
         args = (h[r.start:r.stop], head.weight, head.bias, labels[r.start:r.stop], temperature)
-        parts.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False) if recompute else _chunk_logprobs(*args))
+        logp, entropy = checkpoint(_chunk_logprobs, *args, use_reentrant=False) if recompute else _chunk_logprobs(*args)
+        parts.append(logp)
+        entropies.append(entropy)
     flat = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
-    return torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
+    full = lambda values: torch.zeros(mask.shape, dtype=values.dtype, device=values.device).masked_scatter(mask, values)
+    if with_entropy:
+        return full(flat), full(torch.cat(entropies) if entropies else flat.detach())
+    return full(flat)
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:
@@ -309,6 +319,14 @@ class Run:
                     s.copy_(p)
 
 
+def sample_reward(run: Run, example, completion) -> float:
+    """The verifier's 0/1 reward of one sampled answer (RL rewards, Self-SFT's filter); 0 when the answer was cut
+    off before EOS and ``require_eos`` (the authors' rule: otherwise a method is rewarded for not stopping)."""
+    if run.config.require_eos and not completion.finished:
+        return 0.0
+    return run.tasks[example.task].reward(example, completion.text)
+
+
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -355,8 +373,11 @@ def prepare_policy(model, config: TrainConfig):
     return policy, sampler if sampler is not None else policy, reference, autocast_dtype
 
 
-def lr_multiplier(step: int, steps: int, warmup_frac: float) -> float:
-    """Linear warm-up over the first ``ceil(warmup_frac * steps)`` steps, then cosine decay towards 0."""
+def lr_multiplier(step: int, steps: int, warmup_frac: float, schedule: str = "cosine") -> float:
+    """``cosine``: linear warm-up over the first ``ceil(warmup_frac * steps)`` steps, then cosine decay towards 0;
+    ``constant``: 1 at every step (the authors' RL)."""
+    if schedule == "constant":
+        return 1.0
     warmup = math.ceil(warmup_frac * steps)
     if step < warmup:
         return (step + 1) / warmup
@@ -478,7 +499,8 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         keep_freed_memory()  # each step's large tensors reuse the last step's memory (heap.py)
     params = [p for p in run.policy.parameters() if p.requires_grad]
     # fused: one kernel per step and no full-size temporaries (the foreach default needs several)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                  weight_decay=cfg.weight_decay, fused=True)
     # fp16's range is too narrow for small gradients: scale the loss, unscale before clipping, and skip
     # (and halve the scale on) a step whose gradient overflowed. A no-op under bf16 / fp32.
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.autocast_dtype == torch.float16)
@@ -514,7 +536,7 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
     for step in range(start, cfg.steps):
         t0 = time.time()
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_multiplier(step, cfg.steps, cfg.warmup_frac)
+            group["lr"] = cfg.lr * lr_multiplier(step, cfg.steps, cfg.warmup_frac, cfg.lr_schedule)
         optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
         loss_total, n_tokens, t_data = 0.0, 0, 0.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from . import sft
-from .loop import Run
+from .loop import Run, sample_reward
 
 
 def regenerate(run: Run, round_: int) -> dict:
@@ -19,8 +19,7 @@ def regenerate(run: Run, round_: int) -> dict:
                          temperature=cfg.temperature, num_samples=cfg.group_size,
                          batch_size=cfg.rollout_batch_size, seed=cfg.seed * 1_000_003 + round_,
                          progress=run.progress)
-    kept = [(c.prompt_ids, c.completion_ids) for c in comps
-            if run.tasks[examples[c.prompt_index].task].reward(examples[c.prompt_index], c.text) == 1.0]
+    kept = [(c.prompt_ids, c.completion_ids) for c in comps if sample_reward(run, examples[c.prompt_index], c) == 1.0]
     if not kept and "sequences" not in run.data:
         raise RuntimeError(f"{cfg.run_name}: none of the {len(comps)} samples of round {round_} passed the "
                            f"verifier, so there is nothing to train on; use more prompts, a larger group_size "

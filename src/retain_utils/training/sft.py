@@ -8,10 +8,11 @@ from .loop import Batch, Run, collate, completion_logprobs, epoch_order, kl_pena
 
 
 def expert_sequences(run: Run) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, expert response ids + EOS) for every training example."""
+    """(prompt ids, expert response ids + EOS) for every training example (``expert_ids`` as they are)."""
     tok = run.tokenizer
     prompts = encode_prompts(tok, [run.tasks[e.task].messages(e) for e in run.train_examples])
-    return [(p, tok(e.expert, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+    return [(p, list(e.expert_ids) if e.expert_ids is not None
+             else tok(e.expert, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
             for p, e in zip(prompts, run.train_examples)]
 
 
