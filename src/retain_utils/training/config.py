@@ -13,8 +13,8 @@ KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # fp16 trains with a GradScaler
 ROLLOUT_SOURCES = ("policy", "initial")
 # (sequences, token positions) per forward/backward pass where the config says None. A CPU has memory to spare
-# and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows: benchmarks/PROFILE.md, session
-# 14); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
+# and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows, package 0.5.0 on a
+# 2-core AMX Xeon); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
 MICRO_BATCH = {"cpu": (32, 4096), "accelerator": (8, 1024)}
 
 
