@@ -25,7 +25,7 @@ from retain_utils.generation import eos_token_ids, encode_prompts, generate
 from retain_utils.models import EMBEDDED_MODEL, default_dtype, load_model
 from retain_utils.tasks import get_task
 
-from machine import DTYPES, cpu_flags, matmul_peak  # benchmarks/machine.py
+from machine import DTYPES, code_and_machine, cpu_flags, matmul_peak  # benchmarks/machine.py
 
 
 def hf_greedy(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, pad_id: int, eos: set[int]):
@@ -97,6 +97,7 @@ def main():
     hf_tokens = sum(map(len, hf))
     identical = ours_ids == hf
     res = {
+        "provenance": code_and_machine(),
         "model": a.model, "task": a.task, "n": a.n, "max_new_tokens": a.tokens, "batch_size": a.batch_size,
         "dtype": str(dtype), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags(),
         "load_average": load, "torch": torch.__version__,

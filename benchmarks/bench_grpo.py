@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from machine import DTYPES, cpu_flags, matmul_peak  # benchmarks/machine.py
+from machine import DTYPES, code_and_machine, cpu_flags, matmul_peak  # benchmarks/machine.py
 
 
 def resolve_dtype(name: str | None) -> str:
@@ -156,7 +156,7 @@ def main():
         out["threads"] = torch.get_num_threads()
         print("RESULT " + json.dumps(out))
         return
-    results = {"config": vars(a), "torch_threads": a.threads or torch.get_num_threads(), "cpu_flags": cpu_flags(),
+    results = {"provenance": code_and_machine(), "config": vars(a), "torch_threads": a.threads or torch.get_num_threads(), "cpu_flags": cpu_flags(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__}
     # On a shared machine the load changes within minutes: alternate the two over --rounds (ours, TRL, TRL,
     # ours, ...) and keep each one's fastest run; every run is kept under "runs".

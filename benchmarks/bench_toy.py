@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_toy.py [--repeats 3] [--conventions authors|exact]
 
-Target (issue 3): under 2 s on the project's 2-core machine. Reports the best of ``--repeats`` wall-clock
+Target: under 2 s on the project's 2-core machine. Reports the best of ``--repeats`` wall-clock
 and CPU times (the CPU is shared: the CPU time is the steadier number), for
   * the chapter's case: 20 seeds x 10 learning rates x {forward, reverse KL}, bi-modal start
     (runs with the same seed share their random draws);

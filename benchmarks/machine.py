@@ -4,14 +4,23 @@ dtype measured in the same process (machines here differ: AMX, AVX512-BF16 or AV
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
-from retain_utils import provenance
+from retain_utils import __version__, provenance
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 FLAGS = provenance.CPU_FLAGS
 cpu_flags = provenance.cpu_flags  # the precision-relevant flags of /proc/cpuinfo
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_and_machine() -> dict:
+    """The package version, git commit (and uncommitted paths) and CPU flags a result file was measured with,
+    so that a result names the code and the machine behind it."""
+    git = provenance.git_state(ROOT)
+    return {"package_version": __version__, "commit": git["commit"], "dirty": git["dirty"], "cpu_flags": cpu_flags()}
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, seconds: float = 2.0, warmup: int = 2) -> float:

@@ -30,7 +30,7 @@ def test_full_fine_tuning_vs_lora_estimate(qwen):
     cfg = TrainConfig()
     full = gpu.estimate_memory(qwen["1.5b"], cfg, lora_rank=0)
     lora = gpu.estimate_memory(qwen["1.5b"], cfg, lora_rank=16)
-    # ~24 bytes per parameter before activations (the count): 34 GiB for 1.5B
+    # ~24 bytes per parameter before activations (the usual count for AdamW): 34 GiB for 1.5B
     weights = sum(full.static.values()) / qwen["1.5b"].n_params
     assert weights == pytest.approx(24, abs=0.1)
     assert 34 < full.gib < 45 and 5 < lora.gib < 12

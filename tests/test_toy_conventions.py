@@ -1,5 +1,5 @@
 """The authors' numerical conventions (density and reward floors of 1e-12, their overlap grids) against the
-exact estimators: first steps computed by hand, the first-step numbers of issue 16, and the grids."""
+exact estimators: first steps computed by hand, first-step numbers under both conventions, and the grids."""
 
 import math
 
@@ -30,7 +30,7 @@ def _hand_fkl(theta, x, f):
 
 
 def _hand_rkl(theta, x, f, new_mean, rf=None, scale=0.1, new_std=0.7):
-    """Reverse KL (bi-modal) as the issue describes it: reward log(p_new / q2 / 0.1 + rf), importance weight
+    """Reverse KL (bi-modal) under the authors' conventions: reward log(p_new / q2 / 0.1 + rf), importance weight
     q / (q2 + f), q = q1 + q2 + f, r1 = q1 / q, and the new component's score weighted by 1 - r1."""
     rf = f if rf is None else rf
     w, m1, s1, m2, s2 = theta
@@ -152,7 +152,7 @@ def test_floored_quadrature_is_the_expectation_of_the_floored_estimator():
     np.testing.assert_allclose(quad, g, rtol=2e-3, atol=1e-6)
 
 
-# ---------------------------------------------------------------- issue 16's first-step numbers
+# ---------------------------------------------------------------- first-step numbers under both conventions
 
 SEEDS = range(20)
 
@@ -171,7 +171,7 @@ def test_first_step_at_new_mode_5_5_under_the_authors_conventions():
 
 
 def test_after_200_steps_only_the_floored_fit_sits_on_the_far_mode():
-    """The issue's 200-step numbers: with the floor (5.50, 0.73), without it (2.89, 8.87) (median of seeds)."""
+    """The 200-step numbers: with the floor (5.50, 0.73), without it (2.89, 8.87) (median of seeds)."""
     specs = [toy.RunSpec("fkl", 0.15, seed=s, new_mean=5.5, conventions=c) for c in ("authors", "exact") for s in range(6)]
     fit = toy.simulate(specs, 200)
     a, e = np.median(fit.params[:6, -1], 0), np.median(fit.params[6:, -1], 0)

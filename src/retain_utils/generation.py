@@ -10,8 +10,8 @@ on the batch size or on which other prompts share its batch (same device, same n
 identical to ``model.generate``'s; on the book's evaluation (150 ifeval prompts, 128 tokens, one batch) it is
 1.6x faster on a 2-core AMX Xeon, on 32 prompts x 32 tokens 1.2x (benchmarks/PROFILE.md: both are bound by
 the model's matmuls, and every decode step reads all weights). In bf16 rounding follows a batch's padding,
-so some answers change with the batch they were decoded in, ``model.generate``'s too (benchmarks/PROFILE.md,
-session 16); the same batches still give the same answers.
+so some answers change with the batch they were decoded in, ``model.generate``'s too (benchmarks/PROFILE.md);
+the same batches still give the same answers.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ By default glibc serves every block above a threshold (at most 32 MiB) with its 
 to the kernel when freed, and trims the top of the heap as soon as it is free. A training step allocates and
 frees the same large tensors every time (a vocabulary-sized gradient is 113 MB for SmolLM2), so each of them
 page-faults afresh on first touch: on a 2-core Xeon a GRPO step's forward + backward (~8 s) spent 2.9 s in the
-kernel on 622,000 page faults (benchmarks/PROFILE.md, session 14). Served from the heap and never trimmed, freed
+kernel on 622,000 page faults (package 0.5.0; benchmarks/PROFILE.md). Served from the heap and never trimmed, freed
 memory stays mapped and is reused. Results are bitwise the same; the process keeps its peak memory.
 """
 

@@ -51,7 +51,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
         # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU. 12 steps x 8 prompts = two
-        # epochs of SFT over its 48 examples; 150 held-out questions per task (the power issue's size: +-6 pp per seed);
+        # epochs of SFT over its 48 examples; 150 held-out questions per task (power analysis: +-6 pp per seed);
         # evaluations at steps 0, 6 and 12 for the matched-gain reading.
         "campaign": {"methods": ["sft", "self_sft", "grpo", "reinforce"], "seeds": [0], "steps": 12, "n_train": 48,
                      "n_eval": 150, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,

@@ -16,8 +16,8 @@ LR_SCHEDULES = ("constant", "cosine")  # constant: the authors' RL; cosine (afte
 DEFAULT_LR = {"sft": 1e-4, "rl": 5e-6}  # the paper's: SFT family (1-1.5B models), RL
 STALE_IMPORTANCE_CAP = 2.0  # stale rollouts: per-token importance weight pi / pi_initial truncated here
 # (sequences, token positions) per forward/backward pass where the config says None. A CPU has memory to spare
-# and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows: benchmarks/PROFILE.md, session
-# 14); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
+# and runs larger matmuls faster (a GRPO step's passes 6.9 -> 5.7 s at 30 rows, package 0.5.0 on a
+# 2-core AMX Xeon); an accelerator's activations must fit beside the weights (gpu.estimate_memory).
 MICRO_BATCH = {"cpu": (32, 4096), "accelerator": (8, 1024)}
 
 
