@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .base import Example, Task, check_n, check_split, read_rows, row_error, sample_items, split_of, split_seed
+from .base import Example, Task, check_common, check_names_option, check_n, check_split, read_rows, row_error, sample_items, split_of, split_seed
 
 NAME = "ifeval"
 
@@ -27,11 +27,39 @@ NAME = "ifeval"
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"\b\w+\b", text.lower())
+    return re.findall(r"\w+", text.lower())
+
+
+# Sentence splitting after IFEval's ``instructions_util.split_into_sentences``: periods in titles (Mr., Dr.),
+# initials and acronyms (U.S., p.m.), decimals (3.5) and web addresses do not end a sentence. Deliberate
+# difference: an ellipsis followed by a lowercase word does not end one either. Every pattern below is a
+# fixed-width look-around or a single bounded token, so the split runs in time linear in the text.
+_PREFIXES = re.compile(r"\b(Mr|St|Mrs|Ms|Dr|Prof|Capt|Lt|Jr|Sr|Inc|Ltd|Co|vs|etc|e\.g|i\.e)\.", flags=re.I)
+_INITIALS = re.compile(r"(?<![^\W\d_])([^\W\d_])\.(?=[^\W\d_]\.|\s|$)")  # a single letter then a period: U.S., p.m., J. Smith
+_DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
+_WEBSITE = re.compile(r"\.(?=(?:com|net|org|io|gov|edu|me)\b)")
+_ELLIPSIS_GO_ON = re.compile(r"(?:\.\.\.|\u2026)(?=\s*[a-z])")
+_ACRONYM_STOP = re.compile(r"(?<!\x00)((?:[^\W\d_]\x00){2,}) (?=(?:Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He|She|It|They|Their|Our|We|But|"
+                           r"However|That|This|Wherever)\b)")
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d)\]]*(?=\s|$)")  # a period inside a token (a.b) ends nothing
+_PRD = "\x00"
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    text = text.replace("\n", " ").replace(_PRD, " ")
+    text = _PREFIXES.sub(lambda m: m.group(0)[:-1].replace(".", _PRD) + _PRD, text)
+    text = _WEBSITE.sub(_PRD, text)
+    text = _DECIMAL.sub(_PRD, text)
+    text = _ELLIPSIS_GO_ON.sub(_PRD * 3, text)
+    text = _INITIALS.sub(lambda m: m.group(1) + _PRD, text)
+    # an acronym before a sentence starter ("... in the U.S. He left") ends the sentence, as in IFEval
+    text = _ACRONYM_STOP.sub(lambda m: m.group(1)[:-1] + ". ", text)
+    pieces, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        pieces.append(text[start:m.end()])
+        start = m.end()
+    pieces.append(text[start:])
+    return [p.strip().replace(_PRD, ".") for p in pieces if p.strip(" \t" + _PRD)]
 
 
 def _quantified(actual: int, n: int, quantifier: str, around: int) -> bool:
@@ -46,28 +74,45 @@ def _quantified(actual: int, n: int, quantifier: str, around: int) -> bool:
     raise ValueError(f"unknown quantifier {quantifier!r}")
 
 
+QUANTIFIERS = ("at least", "at most", "around", "less than")
+
+
 def _strip_fences(text: str) -> str:
+    """The text inside a markdown code fence (```json ... ```), else the text; plain string operations."""
     text = text.strip()
-    m = re.fullmatch(r"```(?:json|JSON)?\s*(.*?)\s*```", text, flags=re.S)
-    return m.group(1) if m else text
+    if len(text) >= 6 and text.startswith("```") and text.endswith("```"):
+        inner = text[3:-3]
+        if inner[:4].lower() == "json":
+            inner = inner[4:]
+        return inner.strip()
+    return text
 
 
 def _json_ok(text: str) -> bool:
     try:
         json.loads(_strip_fences(text))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
 
 def _paragraph_count_ok(text: str, N: int) -> bool:
     text = "\n".join(line.strip() for line in text.splitlines()).strip()
-    parts = re.split(r"\s*\* \* \*\s*", text)
-    return all(p.strip() for p in parts) and len(parts) == N
+    parts = [p.strip() for p in text.split("* * *")]
+    return all(parts) and len(parts) == N
 
 
 def _paragraphs_ok(text: str, N: int, first_word: str, i: int) -> bool:
-    parts = [p for p in re.split(r"\n\s*\n", text.strip())]
+    """Paragraphs are separated by blank lines (lines with only whitespace)."""
+    parts, current = [], []
+    for line in text.strip().split("\n"):
+        if line.strip():
+            current.append(line)
+        elif current:
+            parts.append("\n".join(current))
+            current = []
+    if current:
+        parts.append("\n".join(current))
     if len(parts) != N or not 1 <= i <= N:
         return False
     words = parts[i - 1].strip().split()
@@ -85,7 +130,31 @@ def _two_responses_ok(text: str) -> bool:
 
 
 def _sections_ok(text: str, N: int, section_splitter: str) -> bool:
-    return len(re.findall(rf"(?:^|\s){re.escape(section_splitter)}\s?\d+", text, flags=re.I)) >= N
+    return len(re.findall(rf"(?<!\S){re.escape(section_splitter)}\s?\d", text, flags=re.I)) >= N
+
+
+def _bullets(text: str) -> int:
+    """Lines that start (after indentation) with '*' or '-', whitespace, then text."""
+    count = 0
+    for line in text.splitlines():
+        line = line.lstrip()
+        if line[:1] in ("*", "-") and line[1:2].isspace() and line[1:].strip():
+            count += 1
+    return count
+
+
+def _capital_words(text: str) -> int:
+    """Words written entirely in capitals, as IFEval counts them (``word.isupper()`` over its tokens).
+
+    Tokens are runs of word characters joined by '-' or '.' (``WELL-KNOWN``, ``U.S``); an apostrophe splits
+    a token as nltk's word_tokenize does (``NASA's`` -> ``NASA``, ``s``). Single capitals (``I``, ``A``) count.
+    """
+    return sum(1 for w in re.findall(r"\w+(?:[-.]\w+)*", text) if w.isupper())
+
+
+def _choice_ok(text: str, options: list[str]) -> bool:
+    """One of the options appears as whole words ("no" is not found inside "not")."""
+    return any(re.search(rf"(?<!\w){re.escape(o.strip())}(?!\w)", text) for o in options if o.strip())
 
 
 CHECKERS: dict[str, Callable[..., bool]] = {
@@ -108,16 +177,62 @@ CHECKERS: dict[str, Callable[..., bool]] = {
     "validate_paragraphs": _paragraphs_ok,
     "verify_postscript": _postscript_ok,
     "validate_placeholders": lambda t, N: len(re.findall(r"\[[^\[\]\n]+\]", t)) >= N,
-    "verify_bullet_points": lambda t, N: sum(
-        1 for line in t.splitlines() if re.match(r"\s*[*-]\s+\S", line)) == N,
+    "verify_bullet_points": lambda t, N: _bullets(t) == N,
     "validate_highlighted_sections": lambda t, N: len(re.findall(r"\*[^\n*]+\*", t)) >= N,
     "validate_sections": _sections_ok,
     "validate_two_responses": _two_responses_ok,
     "validate_repeat_prompt": lambda t, original_prompt: t.strip().startswith(original_prompt.strip()),
-    "validate_choice": lambda t, options: any(o in t for o in options),
+    "validate_choice": _choice_ok,
     "validate_frequency_capital_words": lambda t, N, quantifier: _quantified(
-        len(re.findall(r"\b[A-Z]{2,}\b", t)), N, quantifier, max(round(N * 0.1), 1)),
+        _capital_words(t), N, quantifier, max(round(N * 0.1), 1)),
 }
+
+# The arguments each constraint takes and what they must be: rows are checked when loaded, so that a bad
+# row fails there, naming its file and line, not later as a silent 0 reward.
+_INT, _STR, _STRS, _QUANT = "a positive int", "a non-empty string", "a list of non-empty strings", "a quantifier"
+ARGUMENTS: dict[str, dict[str, str]] = {
+    "validate_end": {"end_phrase": _STR},
+    "verify_keywords": {"keyword_list": _STRS},
+    "verify_keyword_frequency": {"word": _STR, "N": _INT},
+    "validate_forbidden_words": {"forbidden_words": _STRS},
+    "verify_letter_frequency": {"letter": _STR, "N": _INT},
+    "validate_word_constraint": {"N": _INT, "quantifier": _QUANT},
+    "verify_sentence_constraint": {"N": _INT, "quantifier": _QUANT},
+    "verify_paragraph_count": {"N": _INT},
+    "validate_paragraphs": {"N": _INT, "first_word": _STR, "i": _INT},
+    "verify_postscript": {"postscript_marker": _STR},
+    "validate_placeholders": {"N": _INT},
+    "verify_bullet_points": {"N": _INT},
+    "validate_highlighted_sections": {"N": _INT},
+    "validate_sections": {"N": _INT, "section_splitter": _STR},
+    "validate_repeat_prompt": {"original_prompt": _STR},
+    "validate_choice": {"options": _STRS},
+    "validate_frequency_capital_words": {"N": _INT, "quantifier": _QUANT},
+}
+
+
+def constraint_error(ground_truth: dict) -> str | None:
+    """Why ``ground_truth`` is not a checkable constraint (missing / mistyped / unknown argument), or None."""
+    name = ground_truth.get("func_name")
+    if name not in CHECKERS:
+        return f"unknown constraint {name!r}; supported: {', '.join(sorted(CHECKERS))}"
+    wanted = ARGUMENTS.get(name, {})
+    given = {k: v for k, v in ground_truth.items() if k != "func_name" and v is not None}
+    extra = sorted(set(given) - set(wanted))
+    if extra:
+        return f"{name} takes {', '.join(wanted) or 'no arguments'}, got also {', '.join(extra)}"
+    for key, kind in wanted.items():
+        value = given.get(key)
+        ok = {_INT: isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+              _STR: isinstance(value, str) and value.strip() != "",
+              _STRS: isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value),
+              _QUANT: value in QUANTIFIERS}[kind]
+        if not ok:
+            what = f"one of {', '.join(QUANTIFIERS)}" if kind == _QUANT else kind
+            return f"{name}: {key!r} must be {what}, got {value!r}"
+    return None
+
+
 UNSUPPORTED = ("validate_response_language",)  # needs a language detector; such rows are skipped
 
 
@@ -126,6 +241,9 @@ def check_constraint(response: str, ground_truth: dict) -> bool:
     name = ground_truth.get("func_name")
     if name not in CHECKERS:
         raise ValueError(f"unknown IFEval constraint {name!r}; supported: {', '.join(sorted(CHECKERS))}")
+    error = constraint_error(ground_truth)
+    if error:
+        raise ValueError(error)
     kwargs = {k: v for k, v in ground_truth.items() if k != "func_name" and v is not None}
     return bool(CHECKERS[name](response, **kwargs))
 
@@ -377,7 +495,8 @@ class IFEvalTask(Task):
     _rows: list | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        self.kinds = tuple(self.kinds)
+        check_common(self)
+        self.kinds = check_names_option("kinds", self.kinds)
         bad = [k for k in self.kinds if k not in GENERATED_KINDS]
         if bad or not self.kinds:
             raise ValueError(f"unknown constraint kinds {bad}; valid kinds: {', '.join(GENERATED_KINDS)}")
@@ -446,9 +565,9 @@ def load_ifeval_rlvr(source: str | Path) -> list[tuple[str, dict]]:
         if gt["func_name"] in UNSUPPORTED:
             skipped += 1
             continue
-        if gt["func_name"] not in CHECKERS:
-            raise row_error(source, lineno, f"unknown constraint {gt['func_name']!r}; "
-                                            f"supported: {', '.join(sorted(CHECKERS))}")
+        error = constraint_error(gt)
+        if error:
+            raise row_error(source, lineno, error)
         rows.append((users[-1], gt))
     if skipped:
         warnings.warn(f"{source}: skipped {skipped} rows with constraints not checkable here ({', '.join(UNSUPPORTED)})")
