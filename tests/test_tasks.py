@@ -311,3 +311,12 @@ def test_csv_refused_for_list_columns(tmp_path):
     pd.DataFrame([{"nums": [1, 2], "target": 3}]).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"column\(s\) nums hold lists"):
         load_countdown(path)
+
+
+def test_scorers_match_whole_words_and_numbers():
+    options = {"func_name": "validate_choice", "options": ["yes", "no", "maybe"]}
+    assert not check_constraint("I am not sure.", options)  # "no" inside "not" is not the option "no"
+    assert check_constraint("My answer: no.", options) and check_constraint("maybe", options)
+    assert not open_answer_correct("The answer is: 0.63 Celsius", ["0"], ["1", "2", "3"])
+    assert open_answer_correct("It is 0.63.", ["0.63"], ["0.5"])
+    assert parse_open("The answer is: 0.63 Celsius") == "0.63 Celsius"

@@ -34,12 +34,12 @@ def _words(text: str) -> list[str]:
 # initials and acronyms (U.S., p.m.), decimals (3.5) and web addresses do not end a sentence. Deliberate
 # difference: an ellipsis followed by a lowercase word does not end one either. Every pattern below is a
 # fixed-width look-around or a single bounded token, so the split runs in time linear in the text.
-_PREFIXES = re.compile(r"\b(Mr|St|Mrs|Ms|Dr|Prof|Capt|Lt|Jr|Sr|Inc|Ltd|Co|vs|etc|e\.g|i\.e)\.", flags=re.I)
+_PREFIXES = re.compile(r"\b(Mr|St|Mrs|Ms|Dr|Prof|Capt|Lt|Jr|Sr|Inc|Ltd|Co|e\.g|i\.e)\.", flags=re.I)
 _INITIALS = re.compile(r"(?<![^\W\d_])([^\W\d_])\.(?=[^\W\d_]\.|\s|$)")  # a single letter then a period: U.S., p.m., J. Smith
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 _WEBSITE = re.compile(r"\.(?=(?:com|net|org|io|gov|edu|me)\b)")
 _ELLIPSIS_GO_ON = re.compile(r"(?:\.\.\.|\u2026)(?=\s*[a-z])")
-_ACRONYM_STOP = re.compile(r"(?<!\x00)((?:[^\W\d_]\x00){2,}) (?=(?:Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He|She|It|They|Their|Our|We|But|"
+_ACRONYM_STOP = re.compile(r"(?<!\x00)((?:[A-Z]\x00){2,}) (?=(?:Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He|She|It|They|Their|Our|We|But|"
                            r"However|That|This|Wherever)\b)")
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d)\]]*(?=\s|$)")  # a period inside a token (a.b) ends nothing
 _PRD = "\x00"
