@@ -121,6 +121,21 @@ class Task:
         """1.0 when the response passes the verifier, else 0.0."""
         return self.score(example, response)[0]
 
+    def lenient(self, example: Example, response: str) -> bool:
+        """Is the right answer anywhere in the response, whatever its format? Each task documents its rule in
+        ``lenient_answer``; the strict ``reward`` implies it. A separate measure: knowledge the model still has
+        but no longer states in the asked-for form counts here and not in ``reward``."""
+        if self.reward(example, response) == 1.0:
+            return True
+        try:
+            return bool(self.lenient_answer(example, response))
+        except Exception:  # as in score: odd input is a wrong answer, never a crash
+            return False
+
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """The task's own lenient rule (the default: none beyond the strict one)."""
+        return False
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 

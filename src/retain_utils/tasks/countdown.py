@@ -333,6 +333,30 @@ class CountdownTask(Task):
     def verify(self, example: Example, parsed: str) -> bool:
         return check(parsed, example.target["nums"], example.target["target"])
 
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """Lenient rule: any arithmetic expression in the reply, boxed or not, on any side of an '=', that uses
+        exactly the given numbers and reaches the target (e.g. "(9 + 32) is 41" or "9 + 32 = 41, so 41")."""
+        return any(check(expr, example.target["nums"], example.target["target"]) for expr in expressions(response))
+
+
+def expressions(text: str) -> list[str]:
+    """Candidate expressions: each maximal run of digits, operators, parentheses and spaces that holds an
+    operator, split at '='; braces count as parentheses. Runs longer than ``MAX_EXPR_CHARS`` are skipped."""
+    text = normalize_expression_chars(text).replace("\\boxed", " ").replace("{", "(").replace("}", ")")
+    out, run = [], []
+    for ch in text + "\n":
+        if ch in _EXPR_CHARS:
+            run.append(ch)
+            continue
+        expr = "".join(run).strip()
+        run = []
+        if expr and len(expr) <= MAX_EXPR_CHARS and any(op in expr for op in OPS):
+            out.append(expr)
+            stripped = expr.strip("()").strip()  # "(9 + 32)" from a sentence's own parentheses
+            if stripped != expr:
+                out.append(stripped)
+    return out
+
 
 def _key(nums: list[int], target: int) -> str:
     return f"{sorted(nums)}->{target}"

@@ -535,6 +535,28 @@ class IFEvalTask(Task):
     def verify(self, example: Example, parsed: str) -> bool:
         return check_constraint(parsed, example.target)
 
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """Lenient rule: the constraint checked on the reply without common wrappers - a code fence around the
+        whole reply (```lang ... ```) and a leading line of preamble ("Sure, here is ...", "Certainly!",
+        "Here's ...:"), in either order."""
+        return check_constraint(unwrap(response), example.target)
+
+
+_PREAMBLE = ("sure", "certainly", "of course", "here is", "here's", "here are", "okay", "ok,", "absolutely")
+
+
+def unwrap(text: str) -> str:
+    """``text`` without a leading preamble line and without a code fence around all of it."""
+    text = text.strip()
+    for _ in range(2):  # a preamble outside a fence, or a fence around a preamble
+        first, _, rest = text.partition("\n")
+        if rest.strip() and first.strip().lower().startswith(_PREAMBLE):
+            text = rest.strip()
+        if text.startswith("```") and text.endswith("```") and len(text) >= 6:
+            first, _, rest = text[:-3].partition("\n")
+            text = rest.strip()
+    return text
+
 
 def load_ifeval_rlvr(source: str | Path) -> list[tuple[str, dict]]:
     """(user prompt, ground truth) rows of RLVR-IFeval (file, or the hub when ``source == "hub"``).

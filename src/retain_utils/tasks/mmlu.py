@@ -174,6 +174,30 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "seventeen eighteen nineteen twenty".split())}
 
 
+_LETTER_STATED = re.compile(r"(?i:answer)(?: (?i:is))?[ :*]{0,8}\(?([A-D])(?![\w])"  # answer is D, answer: (D)
+                            r"|\(([A-D])\)"                                       # (D)
+                            r"|(?i:option) ([A-D])(?!\w)"                          # option D
+                            r"|^[ *]{0,4}([A-D])[.)](?!\w)", flags=re.M)           # a line opening "D." / "D)"
+
+
+def prompt_options(prompt: str) -> dict[str, str]:
+    """{letter: option text} from a choice prompt's "A. text" lines."""
+    return {line[0]: line[3:].strip() for line in prompt.splitlines() if line[:1] in LETTERS and line[1:3] == ". "}
+
+
+def stated_options(response: str, options: dict[str, str]) -> set[str]:
+    """The option letters a reply states, by letter or by the option's text (see ``MMLUTask.lenient_answer``)."""
+    found = {next(g for g in m.groups() if g) for m in _LETTER_STATED.finditer(response)}
+    if response.strip() in LETTERS and response.strip():
+        found.add(response.strip())
+    text = f" {_normalize(response)} "
+    for letter, option in options.items():
+        key = _normalize(option)
+        if key and f" {key} " in text:
+            found.add(letter)
+    return found
+
+
 def _normalize(text: str) -> str:
     """Lowercase ASCII words (decimals whole), no punctuation or articles, number words as digits, thousands commas gone."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
@@ -253,6 +277,15 @@ class MMLUTask(Task):
     def parse_for(self, example: Example, response: str) -> str | None:
         """Parse by the example's own format, so scoring never depends on how this task was configured."""
         return parse_open(response) if isinstance(example.target, dict) else parse_answer(response)
+
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """Lenient rule. Open format: a correct spelling anywhere in the reply (whole words) and no wrong option.
+        Choice format: the options the reply states - a letter after "answer" / "answer is" anywhere, in
+        parentheses "(D)", after "option", opening a line as "D." / "D)", the whole reply "D", or an option's
+        text as whole words - are exactly the correct one."""
+        if isinstance(example.target, dict):
+            return open_answer_correct(response, example.target["correct"], example.target["wrong"])
+        return stated_options(response, prompt_options(example.prompt)) == {example.target}
 
     def verify(self, example: Example, parsed: str) -> bool:
         if isinstance(example.target, dict):  # open format
