@@ -1,0 +1,100 @@
+"""The two forgetting probes besides the paper's tasks: arithmetic word problems and calendar offsets."""
+
+import pytest
+
+from retain_utils.tasks import ALL_TASK_NAMES, EXTRA_TASK_NAMES, TASK_NAMES, Example, get_task
+from retain_utils.tasks.arithmetic import last_number, parse_number
+from retain_utils.tasks.calendar_offsets import names_in
+
+
+def test_registered_but_not_among_the_papers_tasks():
+    assert TASK_NAMES == ("ifeval", "mmlu", "countdown")
+    assert set(EXTRA_TASK_NAMES) == {"arithmetic", "calendar"} and ALL_TASK_NAMES == TASK_NAMES + EXTRA_TASK_NAMES
+    with pytest.raises(ValueError, match="valid tasks: .*arithmetic, calendar"):
+        get_task("sudoku")
+
+
+@pytest.mark.parametrize("name", EXTRA_TASK_NAMES)
+def test_protocol_splits_disjoint_deterministic_and_experts_pass(name):
+    task = get_task(name)
+    train = task.make_examples(200, seed=0, split="train")
+    evals = task.make_examples(60, seed=0, split="eval")
+    assert len(train) == 200 and len(evals) == 60 and all(e.task == name for e in train + evals)
+    assert not {e.prompt for e in train} & {e.prompt for e in evals}
+    assert len({e.prompt for e in evals}) == 60
+    assert task.make_examples(60, seed=0, split="eval") == evals
+    assert task.make_examples(60, seed=1, split="eval") != evals
+    assert all(task.reward(e, e.expert) == 1.0 and task.lenient(e, e.expert) for e in train + evals)
+    assert len({e.expert.splitlines()[0].split(",")[0] for e in train}) > 20  # worded in many ways
+    assert task.score(evals[0], "") == (0.0, False)
+    assert task.score(evals[0], "\x00{{{\\boxed{")[0] == 0.0
+
+
+def _arith(answer):
+    return Example("arithmetic", "Sam has 12 apples and gets 7 more. How many?", answer, "")
+
+
+@pytest.mark.parametrize("text, strict, lenient", [
+    ("The answer is: 19", True, True),
+    ("12 + 7 = 19. The answer is 19.", True, True),
+    ("**The answer is:** 19", True, True),
+    ("The Answer Is: $19", True, True),
+    ("The answer is: 18", False, False),
+    ("12 + 7 = 19", False, True),  # no answer line: lenient only
+    ("The answer is: 19 or 20", False, False),
+    ("The answer is: 19. Check: 12 + 7 = 19", True, True),
+    ("The answer is: 19.5", False, False),
+    ("I think 19 apples, not 20", False, False),  # the last number is 20
+    ("the answer is 1,9", False, False),
+])
+def test_arithmetic_strict_and_lenient_rules(text, strict, lenient):
+    task = get_task("arithmetic")
+    assert task.reward(_arith(19), text) == float(strict)
+    assert task.lenient(_arith(19), text) == lenient
+    assert parse_number("The answer is: 1,900") == 1900 and last_number("so -3") == -3
+
+
+def _cal(answer, kind="weekday"):
+    return Example("calendar", "Which day of the week is three days after Monday?", {"kind": kind, "answer": answer}, "")
+
+
+@pytest.mark.parametrize("text, strict, lenient", [
+    ("The answer is: Thursday", True, True),
+    ("the answer is thursday.", True, True),
+    ("Tuesday, Wednesday, Thursday.\nThe answer is: **Thursday**", True, True),
+    ("The answer is: Thursday or Friday", False, False),
+    ("The answer is: Friday", False, False),
+    ("Tuesday, Wednesday, Thursday.", False, True),
+    ("Thursday. Friday comes next.", False, False),
+    ("The answer is: Thursday\nNo wait, Friday.", True, True),  # the strict rule implies the lenient one
+    ("", False, False),
+])
+def test_calendar_strict_and_lenient_rules(text, strict, lenient):
+    task = get_task("calendar")
+    assert task.reward(_cal("Thursday"), text) == float(strict)
+    assert task.lenient(_cal("Thursday"), text) == lenient
+
+
+def test_calendar_months_and_the_word_may():
+    assert names_in("It may be May or JUNE, or june", "month") == ["May", "June", "June"]
+    task = get_task("calendar", kinds=("month",))
+    e = task.make_examples(5, split="eval")[0]
+    assert "month" in e.prompt and e.target["kind"] == "month"
+    assert task.reward(_cal("March", "month"), "Well, it may be so.\nThe answer is: March") == 1.0
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("arithmetic", {"steps": 3}, r"steps must be in 1\.\.2"),
+    ("arithmetic", {"low": 0}, r"low must be >= 1"),
+    ("arithmetic", {"high": 1.5}, r"high must be an int"),
+    ("arithmetic", {"ops": "^"}, r"ops must be a non-empty string"),
+    ("arithmetic", {"low": 9, "high": 3}, r"need low <= high"),
+    ("arithmetic", {"max_new_tokens": 0}, r"max_new_tokens must be >= 1"),
+    ("calendar", {"kinds": "weekday"}, r"kinds must be a list or tuple of strings"),
+    ("calendar", {"kinds": ("year",)}, r"kinds: unknown \['year'\]; valid: weekday, month"),
+    ("calendar", {"directions": ("sideways",)}, r"directions: unknown"),
+    ("calendar", {"max_offset": 7}, r"max_offset must be in 1\.\.6"),
+])
+def test_bad_options_name_the_option(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task(name, **options)
