@@ -363,3 +363,18 @@ def test_lenient_ifeval_removes_wrappers():
     quote = Example("ifeval", "", {"func_name": "validate_quotation"}, "")
     assert task.lenient(quote, '```\n"quoted"\n```') and not task.lenient(quote, "```\nnot quoted\n```")
     assert task.lenient(lower, "plain lowercase")  # the strict rule implies the lenient one
+
+
+# ---------------------------------------------------------------------------------------------- expert answers
+
+
+@pytest.mark.parametrize("name, options", [("ifeval", {"kinds": GENERATED_KINDS}), ("mmlu", {}),
+                                           ("mmlu", {"format": "choice"}), ("countdown", {}),
+                                           ("countdown", {"n_numbers": 4, "high": 20})])
+def test_expert_answers_are_varied_natural_and_pass_the_strict_score(name, options):
+    task = get_task(name, **options)
+    examples = [e for split in ("train", "eval") for e in task.make_examples(150, seed=5, split=split)]
+    assert all(task.reward(e, e.expert) == 1.0 for e in examples)
+    openings = {e.expert.split()[0] for e in examples}
+    assert len(openings) >= 5  # not one template
+    assert not any("Note 1:" in e.expert or "Short answer:" in e.expert or "Step 1:" in e.expert for e in examples)

@@ -2,7 +2,7 @@
 
 Problems are generated from a seed (or read from the Countdown-Tasks dataset schema: ``nums``, ``target``).
 Answers are checked by a whitelist walk over Python's ``ast`` parse tree with exact fractions; nothing
-is ever passed to ``eval``. The expert response comes from a brute-force solver, written step by step.
+is ever passed to ``eval``. The expert response comes from a brute-force solver, written out step by step in varied words.
 """
 
 from __future__ import annotations
@@ -191,8 +191,17 @@ def solve(nums: list[int], target: int) -> str | None:
     return search(start)
 
 
+_OPENERS = ["We need to reach {target} with {nums}.", "Let's combine {nums} to get {target}.",
+            "Target {target}, numbers {nums}.", "I'll try to build {target} from {nums}.", ""]
+_FIRST = ["First, {s}.", "Start with {s}.", "{S}.", "We can compute {s}."]
+_NEXT = ["Then {s}.", "Next, {s}.", "After that, {s}.", "Now {s}."]
+_LAST = ["That gives {target}, so the equation is \\boxed{{{expr}}}.", "So the answer is \\boxed{{{expr}}}.",
+         "This reaches the target: \\boxed{{{expr}}}", "Putting it together: \\boxed{{{expr}}} = {target}."]
+
+
 def expert_response(nums: list[int], target: int, expr: str) -> str:
-    """A terse, step-by-step derivation ending in \\boxed{}: deliberately unlike the model's own prose."""
+    """A short worked solution in varied words (seeded by the problem), ending in \\boxed{expr}."""
+    rng = random.Random(split_seed(0, "expert", NAME, _key(nums, target)))
     steps = []
     tree = ast.parse(expr, mode="eval").body
 
@@ -207,10 +216,12 @@ def expert_response(nums: list[int], target: int, expr: str) -> str:
         return value, shown
 
     emit(tree)
-    lines = [f"Numbers: {', '.join(map(str, nums))}. Target: {target}."]
-    lines += [f"Step {i}: {s}" for i, s in enumerate(steps, 1)]
-    lines.append(f"Final equation: \\boxed{{{expr}}}")
-    return "\n".join(lines)
+    listed = ", ".join(map(str, nums[:-1])) + " and " + str(nums[-1])
+    lines = [rng.choice(_OPENERS).format(target=target, nums=listed)]
+    for i, step in enumerate(steps):
+        lines.append(rng.choice(_FIRST if i == 0 else _NEXT).format(s=step, S=step))
+    lines.append(rng.choice(_LAST).format(target=target, expr=expr))
+    return " ".join(line for line in lines if line)
 
 
 # ---------------------------------------------------------------------------------------------- generation

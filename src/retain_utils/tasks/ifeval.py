@@ -3,8 +3,8 @@
 A constraint is a ground-truth dict ``{"func_name": ..., **kwargs}`` in the schema of the RLVR-IFeval
 dataset, so the same checkers score generated prompts and the real data. Generated prompts pair a short
 writing request about a topic with one constraint; topics (not just prompts) are split between train and
-eval. The expert response is a templated paragraph rewritten to satisfy the constraint: correct, but in
-a style the model would never produce itself (off-policy by construction).
+eval. The expert response is a short natural paragraph, drawn from sentence banks by a seed and written to
+satisfy the constraint: correct, and off-policy (not the model's own words).
 """
 
 from __future__ import annotations
@@ -250,30 +250,75 @@ def check_constraint(response: str, ground_truth: dict) -> bool:
 
 # ---------------------------------------------------------------------------------------------- expert writer
 
-_SENTENCES = [
-    "{Topic} is a subject that rewards a closer look.",
-    "Most people meet {topic} in ordinary life without thinking much about it.",
-    "A good first step is to learn the basic facts and then ask questions.",
-    "Small details often explain the larger picture.",
-    "Talking with people who know the field helps a great deal.",
-    "Over time the main ideas become familiar and easy to use.",
-    "There is always something new to notice.",
-    "Patience and curiosity go a long way here.",
+# Sentence banks for the expert writer: no commas, digits, abbreviations, all-capital words, markdown marks or
+# the generated keywords and forbidden words, so each constraint below only has to add what it asks for.
+_OPENINGS = [  # no verb agrees with the topic, which may be singular or plural
+    "A closer look at {topic} is always worth the time.",
+    "There is more to {topic} than most of us notice at first.",
+    "Most of us meet {topic} in daily life more often than we think.",
+    "It is easy to overlook {topic} until you stop and pay attention.",
+    "When it comes to {topic} there is plenty to say.",
+    "Few things are as quietly interesting as {topic}.",
+    "Learning about {topic} can change how you see the world around you.",
 ]
+_BODY = [
+    "A little curiosity goes a long way here.",
+    "Small details often explain the bigger picture.",
+    "Asking a few questions is the best way to start.",
+    "Once you know the basics the rest falls into place.",
+    "Every visit or conversation adds something new.",
+    "It helps to read a little and then see for yourself.",
+    "Children and adults alike can enjoy it.",
+    "There is always one more thing to discover.",
+    "Some of the best ideas come from simply watching closely.",
+    "Over time the main ideas start to feel familiar.",
+    "Patience pays off when you want to understand it well.",
+    "It is the kind of subject that rewards a second look.",
+    "Sharing what you learn makes it even more fun.",
+    "Most questions about it have surprisingly clear answers.",
+    "You do not need special tools to enjoy it.",
+    "Anyone can enjoy {topic} with a bit of time.",
+    "Thinking about {topic} often leads to new questions.",
+    "A short walk or a library visit is a fine place to begin.",
+]
+_KEYWORD_SENTENCES = ["It all connects to {word} in the end.", "Think about the role of {word} here.",
+                      "{Word} is part of the story too.", "Some would say {word} is the key.",
+                      "That is where {word} comes in.", "Keep {word} in mind as you go."]
+_TITLES = ["<<{Topic} in a nutshell>>", "<<A few words on {topic}>>", "<<Why {topic} matters>>",
+           "<<Notes on {topic}>>"]
+_PLACEHOLDERS = ["[name]", "[address]", "[date]", "[phone number]", "[email]"]
+_CAPITALS = ["CURIOUS", "CALM", "CLEAR", "BOLD", "BRIGHT", "KIND"]
+_POSTSCRIPTS = ["Thanks for reading.", "Write back soon.", "More on this another time."]
 
 
-def _base_sentences(topic: str, n: int) -> list[str]:
-    out = [s.format(topic=topic, Topic=topic[:1].upper() + topic[1:]) for s in _SENTENCES]
-    while len(out) < n:
-        out += out
-    return out[:n]
+class _Writer:
+    """Sentences about a topic, drawn without repeats (then reshuffled) from the banks by a seeded rng."""
+
+    def __init__(self, topic: str, rng: random.Random):
+        self.topic, self.rng = topic, rng
+        self.fill = {"topic": topic, "Topic": topic[:1].upper() + topic[1:]}
+        self.pool: list[str] = []
+
+    def sentences(self, n: int, opening: bool = True) -> list[str]:
+        out = [self.rng.choice(_OPENINGS).format(**self.fill)] if opening and n else []
+        while len(out) < n:
+            if not self.pool:
+                self.pool = [s.format(**self.fill) for s in _BODY]
+                self.rng.shuffle(self.pool)
+            out.append(self.pool.pop())
+        return out
+
+    def text(self, n: int) -> str:
+        return " ".join(self.sentences(n))
 
 
 def expert_text(ground_truth: dict, topic: str, prompt: str = "") -> str | None:
-    """A response built to satisfy ``ground_truth``; None for constraints it cannot write."""
+    """A natural response built to satisfy ``ground_truth`` (seeded by the prompt); None when it cannot."""
     gt = {k: v for k, v in ground_truth.items() if v is not None}
     name = gt["func_name"]
-    base = " ".join(_base_sentences(topic, 4))
+    rng = random.Random(split_seed(0, "expert", NAME, prompt or topic, name))
+    w = _Writer(topic, rng)
+    base = w.text(rng.randint(3, 5))
     if name == "validate_lowercase":
         return base.lower()
     if name == "validate_uppercase":
@@ -283,21 +328,27 @@ def expert_text(ground_truth: dict, topic: str, prompt: str = "") -> str | None:
     if name == "validate_quotation":
         return f'"{base}"'
     if name == "validate_json_format":
-        return json.dumps({"topic": topic, "summary": _base_sentences(topic, 2)}, indent=2)
+        key = rng.choice(["summary", "answer", "text"])
+        return json.dumps({"topic": topic, key: w.text(2)}, indent=2)
     if name == "validate_title":
-        return f"<<notes on {topic}>>\n{base}"
+        return f"{rng.choice(_TITLES).format(**w.fill)}\n{base}"
     if name == "validate_end":
         return f"{base} {gt['end_phrase']}"
     if name == "verify_keywords":
-        return f"{base} Key words: {', '.join(gt['keyword_list'])}."
+        words = gt["keyword_list"]
+        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+        return f"{base} It even touches on {listed}."
     if name == "verify_keyword_frequency":
         word, n = gt["word"], gt["N"]
-        text = " ".join(s for s in _base_sentences(topic, 4) if word.lower() not in _words(s))
-        return f"{text} " + " ".join(f"Note {i}: {word}." for i in range(1, n + 1))
+        kept = [s for s in w.sentences(4) if word.lower() not in _words(s)]
+        extra = [_KEYWORD_SENTENCES[i % len(_KEYWORD_SENTENCES)] for i in rng.sample(range(60), n)]
+        extra = [e.format(word=word, Word=word[:1].upper() + word[1:]) for e in extra]
+        if any(_words(e).count(word.lower()) != 1 for e in extra):
+            return None
+        return " ".join(kept + extra)
     if name == "validate_forbidden_words":
-        banned = [w.lower() for w in gt["forbidden_words"]]
-        kept = [s for s in _base_sentences(topic, 8) if not any(re.search(rf"\b{re.escape(b)}\b", s.lower())
-                                                                  for b in banned)]
+        banned = [x.lower() for x in gt["forbidden_words"]]
+        kept = [s for s in w.sentences(6) if not any(re.search(rf"\b{re.escape(b)}\b", s.lower()) for b in banned)]
         return " ".join(kept) if kept else "Done."
     if name == "verify_letter_frequency":
         letter, n = gt["letter"], gt["N"]
@@ -311,42 +362,57 @@ def expert_text(ground_truth: dict, topic: str, prompt: str = "") -> str | None:
         return text if count >= n else f"{text} " + " ".join(letter * (n - count))
     if name == "validate_word_constraint":
         n, q = gt["N"], gt["quantifier"]
-        words = " ".join(_base_sentences(topic, 8 + n // 6)).split()
-        size = {"at least": n + 2, "around": n, "at most": max(n - 2, 1), "less than": max(n - 2, 1)}[q]
-        return " ".join(words[:size])
+        limit = {"at least": None, "around": n, "at most": n, "less than": n - 1}[q]
+        out: list[str] = []
+        for s in w.sentences(4 + n // 5):
+            size = len(" ".join(out + [s]).split())
+            if limit is None and len(" ".join(out).split()) >= n + 2:
+                break
+            if limit is not None and size > limit - (0 if q == "around" else 1):
+                break
+            out.append(s)
+        text = " ".join(out)
+        if not _quantified(len(text.split()), n, q, max(round(n * 0.1), 1)):  # too short a limit: cut a sentence
+            text = " ".join(" ".join(w.sentences(4)).split()[: max(n - 1, 1)])
+        return text
     if name == "verify_sentence_constraint":
         n, q = gt["N"], gt["quantifier"]
         size = {"at least": n + 1, "around": n, "at most": max(n - 1, 1), "less than": max(n - 1, 1)}[q]
-        return " ".join(_base_sentences(topic, size))
+        return w.text(size)
     if name == "verify_paragraph_count":
-        return "\n* * *\n".join(_base_sentences(topic, gt["N"]))
+        return "\n* * *\n".join(w.text(rng.randint(1, 2)) for _ in range(gt["N"]))
     if name == "validate_paragraphs":
-        paras = _base_sentences(topic, gt["N"])
+        paras = [w.text(rng.randint(1, 2)) for _ in range(gt["N"])]
         i = gt["i"] - 1
         paras[i] = f"{gt['first_word'][:1].upper() + gt['first_word'][1:]} {paras[i][0].lower()}{paras[i][1:]}"
         return "\n\n".join(paras)
     if name == "verify_postscript":
-        return f"{base}\n\n{gt['postscript_marker']} Thanks for reading."
+        return f"{base}\n\n{gt['postscript_marker']} {rng.choice(_POSTSCRIPTS)}"
     if name == "validate_placeholders":
-        return f"{base} Contact: " + ", ".join(f"[field {i}]" for i in range(1, gt["N"] + 1)) + "."
+        n = gt["N"]
+        marks = (_PLACEHOLDERS + [f"[detail {i}]" for i in range(1, n + 1)])[:max(n, 1)]
+        listed = marks[0] if len(marks) == 1 else ", ".join(marks[:-1]) + " or " + marks[-1]
+        return f"{base} You can reach me at {listed}."
     if name == "verify_bullet_points":
-        return "\n".join(f"* {s}" for s in _base_sentences(topic, gt["N"]))
+        lead = rng.choice(["", "A few thoughts:\n", "Here is what stands out:\n"])
+        return lead + "\n".join(f"* {s}" for s in w.sentences(gt["N"]))
     if name == "validate_highlighted_sections":
-        return " ".join(f"*{s}*" for s in _base_sentences(topic, gt["N"]))
+        parts = w.sentences(gt["N"] + 1)
+        return " ".join(f"*{s}*" if k < gt["N"] else s for k, s in enumerate(parts))
     if name == "validate_sections":
-        return "\n".join(f"{gt['section_splitter']} {i}\n{s}"
-                         for i, s in enumerate(_base_sentences(topic, gt["N"]), 1))
+        return "\n\n".join(f"{gt['section_splitter']} {i}\n{w.text(rng.randint(1, 2))}"
+                           for i in range(1, gt["N"] + 1))
     if name == "validate_two_responses":
-        a, b = _base_sentences(topic, 2)
-        return f"{a}\n******\n{b}"
+        return f"{w.text(2)}\n******\n{w.text(2)}"
     if name == "validate_repeat_prompt":
         return f"{gt['original_prompt']}\n{base}"
     if name == "validate_choice":
-        return gt["options"][0]
+        return rng.choice(gt["options"])
     if name == "validate_frequency_capital_words":
         n, q = gt["N"], gt["quantifier"]
         size = {"at least": n + 1, "around": n, "at most": max(n - 1, 0), "less than": max(n - 1, 0)}[q]
-        return f"{base} " + " ".join(["NOTE"] * size)
+        caps = [_CAPITALS[k % len(_CAPITALS)] for k in range(size)]
+        return f"{base} In capitals: {' '.join(caps)}." if caps else base
     return None
 
 

@@ -217,6 +217,38 @@ def open_answer_correct(answer: str, correct: list[str], wrong: list[str]) -> bo
     return False
 
 
+# Question forms of the bank turned into statements: (question prefix, statement with {x} the rest, {a} the answer)
+_STATEMENTS = [
+    ("What is the ", ["The {x} is {a}.", "{A} is the {x}.", "That is {a}: it is the {x}."]),
+    ("What is ", ["{X} is {a}.", "{X} is {a}, in short."]),
+    ("On which continent is ", ["{X} is in {a}.", "{X} lies in {a}.", "You will find {x} in {a}."]),
+    ("In which country is ", ["{X} is in {a}.", "{X} is located in {a}."]),
+    ("Who was the ", ["The {x} was {a}.", "{A} was the {x}."]),
+    ("Who wrote ", ["{A} wrote {x}.", "{X} was written by {a}."]),
+]
+_GENERIC = ["It is {a}.", "That would be {a}.", "{A}, as far as I know.", "I am fairly sure it is {a}.", "{A}."]
+_LEADS = ["", "", "Good question. ", "Sure. ", "Let me think. "]
+_CODAS = ["", "", "", " This is a well-known fact.", " It is easy to check in a reference book."]
+
+
+def expert_answer(question: str, answer: str, rng: random.Random, letter: str | None = None) -> str:
+    """A short natural reply stating ``answer`` (and its option ``letter``), then the strict answer line."""
+    text = question.strip().rstrip("?").strip()
+    forms = _GENERIC
+    fill = {"x": "", "X": ""}
+    for prefix, templates in _STATEMENTS:
+        if text.startswith(prefix) and len(text) > len(prefix):
+            rest = text[len(prefix):]
+            forms, fill = templates, {"x": rest, "X": rest[:1].upper() + rest[1:]}
+            break
+    statement = rng.choice(forms).format(a=answer, A=answer[:1].upper() + answer[1:], **fill)
+    if letter is not None:
+        statement += rng.choice([f" That is option {letter}.", f" So the correct option is {letter}.",
+                                 f" Option {letter} says exactly that."])
+    final = letter if letter is not None else answer
+    return f"{rng.choice(_LEADS)}{statement}{rng.choice(_CODAS)}\nThe answer is: {final}"
+
+
 @dataclass
 class MMLUTask(Task):
     """Knowledge questions; ``source``: None (the shipped MMLU-style factual bank, not MMLU), a file in MMLU's
@@ -245,12 +277,13 @@ class MMLUTask(Task):
         check_split(split)
         pool = [q for q in self._questions if self._split(q) == split]
         rng = random.Random(split_seed(seed, split, NAME, "options"))
+        phrasing = random.Random(split_seed(seed, split, NAME, "expert"))  # its own stream: option orders stay put
         out = []
         for q in sample_items(pool, n, seed, split, repeat=split == "train"):
             if self.format == "open":
                 answer = q.choices[q.answer]
                 target = {"correct": [answer, *q.aliases], "wrong": [c for c in q.choices if c != answer]}
-                expert = f"Short answer: {answer}.\nThe answer is: {answer}"
+                expert = expert_answer(q.question, answer, phrasing)
                 out.append(Example(NAME, OPEN_PROMPT.format(question=q.question), target, expert))
                 continue
             order = list(range(4))
@@ -259,7 +292,7 @@ class MMLUTask(Task):
             letter = LETTERS[order.index(q.answer)]
             options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
             prompt = PROMPT.format(subject=q.subject, question=q.question, options=options)
-            expert = f"Correct option: {letter}) {choices[LETTERS.index(letter)]}.\nThe answer is: {letter}"
+            expert = expert_answer(q.question, choices[LETTERS.index(letter)], phrasing, letter=letter)
             out.append(Example(NAME, prompt, letter, expert))
         return out
 
