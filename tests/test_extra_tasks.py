@@ -40,7 +40,9 @@ def _arith(answer):
     ("**The answer is:** 19", True, True),
     ("The Answer Is: $19", True, True),
     ("The answer is: 18", False, False),
-    ("12 + 7 = 19", False, True),  # no answer line: lenient only
+    ("12 + 7 = 19", True, True),  # no answer line: a reply ending in "= <number>" states it
+    ("12 + 7 = 19, I think", False, True),  # ... and only when it ends there
+    ("It is 19 apples", False, True),
     ("The answer is: 19 or 20", False, False),
     ("The answer is: 19. Check: 12 + 7 = 19", True, True),
     ("The answer is: 19.5", False, False),

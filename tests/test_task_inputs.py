@@ -176,9 +176,9 @@ def _ifeval_row(**gt):
     (load_mmlu, [GOOD_MMLU, {**GOOD_MMLU, "answer": True}], r"line 2: 'answer' must be 0-3 or A-D, got True"),
     (load_mmlu, [{**GOOD_MMLU, "answer": 1.0}], r"line 1: 'answer' must be 0-3 or A-D"),
     (load_ifeval_rlvr, [_ifeval_row(func_name="verify_keyword_frequency", word="sun")],
-     r"line 1: verify_keyword_frequency: 'N' must be a positive int, got None"),
+     r"line 1: verify_keyword_frequency: 'N' must be a non-negative int, got None"),
     (load_ifeval_rlvr, [_ifeval_row(func_name="verify_keyword_frequency", word="sun", N="3")],
-     r"line 1: verify_keyword_frequency: 'N' must be a positive int, got '3'"),
+     r"line 1: verify_keyword_frequency: 'N' must be a non-negative int, got '3'"),
     (load_ifeval_rlvr, [_ifeval_row(func_name="validate_lowercase"),
                         _ifeval_row(func_name="validate_word_constraint", N=30, quantifier="roughly")],
      r"line 2: validate_word_constraint: 'quantifier' must be one of at least, at most, around, less than"),
@@ -218,5 +218,5 @@ def test_file_row_without_solution_names_its_line(tmp_path):
 
 
 def test_check_constraint_refuses_malformed_ground_truth():
-    with pytest.raises(ValueError, match="'N' must be a positive int"):
+    with pytest.raises(ValueError, match="'N' must be a non-negative int"):
         check_constraint("x", {"func_name": "verify_bullet_points", "N": True})

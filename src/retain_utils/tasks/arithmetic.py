@@ -2,7 +2,8 @@
 
 A forgetting probe besides the paper's three tasks: generated from a seed, verified exactly. Problems are
 split between train and eval by their content (template and numbers), so no held-out problem is trained on.
-Strict rule: the integer right after the last "answer is" (a colon, spaces, ``**`` or ``$`` may stand between).
+Strict rule: the integer right after the last "answer is" (a colon, spaces, ``**`` or ``$`` may stand between),
+or, in a reply without that phrase, the number its last line ends with after "=" ("7 + 5 = 12").
 Lenient rule: the last number anywhere in the reply.
 """
 
@@ -40,6 +41,12 @@ STEPS = {
           ("{x} {thing} are packed {y} to a box. How many boxes are filled?",
            "{x} {thing} packed {y} to a box")],
 }
+PLAIN = {"+": "What is {x} plus {y}?", "-": "What is {x} minus {y}?", "*": "What is {x} times {y}?",
+         "/": "What is {x} divided by {y}?"}
+PLAIN_PHRASES = {"+": "adding {y} to {x}", "-": "taking {y} from {x}", "*": "multiplying {x} by {y}",
+                 "/": "dividing {x} by {y}"}
+PLAIN_SECOND = {"+": "then adding {y}", "-": "then taking away {y}"}
+WORDINGS = ("story", "plain")
 SECOND = {  # a follow-up step on the first result r: (text, phrasing)
     "+": ("Then {name} finds {y} more. How many {thing} does {name} have now?", "then {y} more were found"),
     "-": ("Then {name} loses {y} of them. How many {thing} are left?", "then {y} were lost"),
@@ -59,7 +66,8 @@ def _apply(x: int, op: str, y: int) -> int:
     return {"+": x + y, "-": x - y, "*": x * y, "/": x // y}[op]
 
 
-def draw_problem(rng: random.Random, ops: str, low: int, high: int, steps: int) -> Problem | None:
+def draw_problem(rng: random.Random, ops: str, low: int, high: int, steps: int,
+                 wording: str = "story") -> Problem | None:
     """One problem, or None when the draw does not work out (a negative or fractional result)."""
     op = rng.choice(ops)
     name, thing = rng.choice(NAMES), rng.choice(THINGS)
@@ -74,6 +82,8 @@ def draw_problem(rng: random.Random, ops: str, low: int, high: int, steps: int) 
         x, y = y, x
     r = _apply(x, op, y)
     text, phrase = STEPS[op][t]
+    if wording == "plain":
+        text, phrase, t = PLAIN[op], PLAIN_PHRASES[op], 2
     fill = {"name": name, "thing": thing}
     problem, phrases, chain = text.format(x=x, y=y, **fill), [phrase.format(x=x, y=y, **fill)], [(x, op, y, r)]
     key = f"{op}{t}:{x}:{y}"
@@ -83,9 +93,13 @@ def draw_problem(rng: random.Random, ops: str, low: int, high: int, steps: int) 
         if op2 == "-" and y2 > r:
             return None
         r2 = _apply(r, op2, y2)
-        first = problem.rsplit(". ", 1)[0] + "."  # the first step's statement without its question
-        problem = f"{first} {SECOND[op2][0].format(y=y2, **fill)}"
-        phrases.append(SECOND[op2][1].format(y=y2, **fill))
+        if wording == "plain":
+            problem = f"What is {x} {PLAIN[op].split()[3]} {y} {'plus' if op2 == '+' else 'minus'} {y2}?"
+        else:
+            first = problem.rsplit(". ", 1)[0] + "."  # the first step's statement without its question
+            problem = f"{first} {SECOND[op2][0].format(y=y2, **fill)}"
+        phrases.append((PLAIN_SECOND if wording == "plain" else {k: v[1] for k, v in SECOND.items()})[op2]
+                       .format(y=y2, **fill))
         chain.append((r, op2, y2, r2))
         key += f"|{op2}:{y2}"
         r = r2
@@ -99,14 +113,18 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 _HEDGE = re.compile(r"[ .]{0,4}(?:or|/)[ :$]{0,4}-?\d")
+_FINAL_EQUATION = re.compile(r"=[ $]{0,4}(-?\d[\d,]*(?:\.\d+)?)[ .$]{0,4}$")
 
 
 def parse_number(response: str) -> int | None:
-    """The integer after the last "answer is" that has one (thousands commas allowed), or None; a hedged
-    answer ("19 or 20") is None."""
+    """The integer after the last "answer is" that has one (thousands commas allowed); without that phrase,
+    the number a reply ends with when its last line ends in "= <number>" ("7 + 5 = 12"). A hedged answer
+    ("19 or 20") is None."""
     found = list(_STRICT.finditer(response))
     if not found:
-        return None
+        lines = response.strip().splitlines()
+        m = _FINAL_EQUATION.search(lines[-1][-40:]) if lines else None
+        return _as_int(m.group(1)) if m else None
     last = found[-1]
     return None if _HEDGE.match(response, last.end()) else _as_int(last.group(1))
 
@@ -142,12 +160,14 @@ def expert_answer(problem: Problem, rng: random.Random) -> str:
 @dataclass
 class ArithmeticTask(Task):
     """Arithmetic word problems. ``ops``: operators drawn from; ``low`` / ``high``: operand range (``*`` and
-    ``/`` use a one-digit second operand); ``steps``: 1 or 2 operations per problem."""
+    ``/`` use a one-digit second operand); ``steps``: 1 or 2 operations per problem; ``wording``: "story" (a
+    short word problem) or "plain" ("What is 7 plus 5?")."""
 
     ops: str = "+-*"
     low: int = 2
     high: int = 30
     steps: int = 1
+    wording: str = "story"
     name: str = NAME
     system_prompt: str | None = None
     max_new_tokens: int = 64
@@ -159,18 +179,21 @@ class ArithmeticTask(Task):
         check_int("steps", self.steps, 1, 2)
         if self.low > self.high:
             raise ValueError(f"need low <= high, got low={self.low}, high={self.high}")
+        if self.wording not in WORDINGS:
+            raise ValueError(f"unknown wording {self.wording!r}; valid: {', '.join(WORDINGS)}")
         if not isinstance(self.ops, str) or not self.ops or set(self.ops) - set(OPS):
             raise ValueError(f"ops must be a non-empty string of operators from {OPS!r}, got {self.ops!r}")
 
     def make_examples(self, n: int, seed: int = 0, split: str = "train") -> list[Example]:
         check_n(n)
         check_split(split)
-        rng = random.Random(split_seed(seed, split, NAME, self.ops, self.low, self.high, self.steps))
+        rng = random.Random(split_seed(seed, split, NAME, self.ops, self.low, self.high, self.steps,
+                                            self.wording))
         out, seen = [], set()
         for _ in range(200 * max(n, 1)):
             if len(out) == n:
                 break
-            problem = draw_problem(rng, self.ops, self.low, self.high, self.steps)
+            problem = draw_problem(rng, self.ops, self.low, self.high, self.steps, self.wording)
             if problem is None or split_of(f"{NAME}:{problem.key}") != split or problem.key in seen:
                 continue
             seen.add(problem.key)

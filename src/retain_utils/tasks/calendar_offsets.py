@@ -19,7 +19,9 @@ NAME = "calendar"
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
-UNITS = {"weekday": ("day", DAYS), "month": ("month", MONTHS)}
+LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+UNITS = {"weekday": ("day", DAYS), "month": ("month", MONTHS), "letter": ("letter", LETTERS)}
+CYCLIC = {"weekday", "month"}  # the alphabet does not wrap around: Z has no letter after it
 DIRECTIONS = ("after", "before")
 PROMPT = "{question} Answer in the form 'The answer is: <{unit}>'."
 EVAL_FRACTION = 0.4  # the item space is small (228 items at max_offset 6): hold out enough for 60+ questions
@@ -31,22 +33,31 @@ def question(kind: str, start: str, offset: int, direction: str) -> str:
     count = f"{_WORDS.get(offset, offset)} {unit}{'s' if offset > 1 else ''}"
     if kind == "weekday":
         return f"Which day of the week is {count} {direction} {start}?"
+    if kind == "letter":
+        return f"Which letter of the alphabet comes {count} {direction} {start}?"
     return f"Which month comes {count} {direction} {start}?"
+
+
+def _shifted(kind: str, start: str, offset: int, direction: str) -> int:
+    return UNITS[kind][1].index(start) + (offset if direction == "after" else -offset)
 
 
 def answer_of(kind: str, start: str, offset: int, direction: str) -> str:
     names = UNITS[kind][1]
-    step = offset if direction == "after" else -offset
-    return names[(names.index(start) + step) % len(names)]
+    return names[_shifted(kind, start, offset, direction) % len(names)]
 
 
 def names_in(text: str, kind: str) -> list[str]:
-    """The day (or month) names in ``text``, in order, case-insensitive, as whole words."""
-    return [m.group(1).capitalize() for m in _NAME_PATTERNS[kind].finditer(text)]
+    """The day (or month) names in ``text``, in order, as whole words in any of the usual cases; for letters,
+    the capital letters standing alone (or quoted: "F", 'F')."""
+    return [(m.group(1) or m.group(2)).capitalize() for m in _NAME_PATTERNS[kind].finditer(text)]
 
 
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern:
-    """Names capitalised, in capitals or in lower case - but not "may", which is mostly the verb."""
+    """Names capitalised, in capitals or in lower case - but not "may", which is mostly the verb. Letters: a
+    capital standing alone, but not "A" or "I" followed by a lower-case word (the article, the pronoun)."""
+    if names == LETTERS:
+        return re.compile(r"(?<![\w'])([A-Z])(?![\w']|\s+(?:[a-z]))|(?<=[\"'])([A-Z])(?=[\"'])")
     spellings = [s for n in names for s in (n, n.upper(), n.lower()) if s != "may"]
     return re.compile(r"\b(" + "|".join(spellings) + r")\b")
 
@@ -67,7 +78,7 @@ def parse_line(response: str) -> str | None:
     return None
 
 
-_OPENERS = ["", "Let's count. ", "Counting on the calendar: ", "Okay. "]
+_OPENERS = ["", "Let's count. ", "Counting it out: ", "Okay. "]
 
 
 def expert_answer(kind: str, start: str, offset: int, direction: str, rng: random.Random) -> str:
@@ -90,8 +101,8 @@ def expert_answer(kind: str, start: str, offset: int, direction: str, rng: rando
 
 @dataclass
 class CalendarTask(Task):
-    """Weekday and month offsets. ``kinds``: "weekday" and/or "month"; ``max_offset``: the largest step
-    count (1-6); ``directions``: "after" and/or "before"."""
+    """Weekday, month and alphabet offsets. ``kinds``: any of "weekday", "month", "letter"; ``max_offset``:
+    the largest step count (1-6); ``directions``: "after" and/or "before"."""
 
     kinds: tuple[str, ...] = ("weekday", "month")
     max_offset: int = 6
@@ -113,7 +124,7 @@ class CalendarTask(Task):
     def items(self) -> list[tuple[str, str, int, str]]:
         """Every (kind, start, offset, direction) these options allow."""
         return [(k, s, o, d) for k in self.kinds for s in UNITS[k][1] for o in range(1, self.max_offset + 1)
-                for d in self.directions]
+                for d in self.directions if k in CYCLIC or 0 <= _shifted(k, s, o, d) < len(UNITS[k][1])]
 
     def make_examples(self, n: int, seed: int = 0, split: str = "train") -> list[Example]:
         check_n(n)

@@ -189,7 +189,7 @@ CHECKERS: dict[str, Callable[..., bool]] = {
 
 # The arguments each constraint takes and what they must be: rows are checked when loaded, so that a bad
 # row fails there, naming its file and line, not later as a silent 0 reward.
-_INT, _STR, _STRS, _QUANT = "a positive int", "a non-empty string", "a list of non-empty strings", "a quantifier"
+_INT, _STR, _STRS, _QUANT = "a non-negative int", "a non-empty string", "a list of non-empty strings", "a quantifier"
 ARGUMENTS: dict[str, dict[str, str]] = {
     "validate_end": {"end_phrase": _STR},
     "verify_keywords": {"keyword_list": _STRS},
