@@ -1,16 +1,15 @@
-"""The two forgetting probes besides the paper's tasks: arithmetic word problems and calendar offsets."""
+"""The two forgetting probes besides the paper's tasks: arithmetic word problems and two-way knowledge questions."""
 
 import pytest
 
 from retain_utils.tasks import ALL_TASK_NAMES, EXTRA_TASK_NAMES, TASK_NAMES, Example, get_task
 from retain_utils.tasks.arithmetic import last_number, parse_number
-from retain_utils.tasks.calendar_offsets import names_in
 
 
 def test_registered_but_not_among_the_papers_tasks():
     assert TASK_NAMES == ("ifeval", "mmlu", "countdown")
-    assert set(EXTRA_TASK_NAMES) == {"arithmetic", "calendar"} and ALL_TASK_NAMES == TASK_NAMES + EXTRA_TASK_NAMES
-    with pytest.raises(ValueError, match="valid tasks: .*arithmetic, calendar"):
+    assert set(EXTRA_TASK_NAMES) == {"arithmetic", "knowledge_pair"} and ALL_TASK_NAMES == TASK_NAMES + EXTRA_TASK_NAMES
+    with pytest.raises(ValueError, match="valid tasks: .*arithmetic, knowledge_pair"):
         get_task("sudoku")
 
 
@@ -56,33 +55,37 @@ def test_arithmetic_strict_and_lenient_rules(text, strict, lenient):
     assert parse_number("The answer is: 1,900") == 1900 and last_number("so -3") == -3
 
 
-def _cal(answer, kind="weekday"):
-    return Example("calendar", "Which day of the week is three days after Monday?", {"kind": kind, "answer": answer}, "")
+def _pair():
+    return Example("knowledge_pair", "What is the capital of Fiji? Is it Suva or Apia?",
+                   {"correct": ["Suva"], "wrong": ["Apia", "Lima", "Rome"]}, "")
 
 
 @pytest.mark.parametrize("text, strict, lenient", [
-    ("The answer is: Thursday", True, True),
-    ("the answer is thursday.", True, True),
-    ("Tuesday, Wednesday, Thursday.\nThe answer is: **Thursday**", True, True),
-    ("The answer is: Thursday or Friday", False, False),
-    ("The answer is: Friday", False, False),
-    ("Tuesday, Wednesday, Thursday.", False, True),
-    ("Thursday. Friday comes next.", False, False),
-    ("The answer is: Thursday\nNo wait, Friday.", True, True),  # the strict rule implies the lenient one
+    ("The answer is: Suva", True, True),
+    ("Suva is the capital of Fiji.\nThe answer is: Suva.", True, True),
+    ("The capital of Fiji is Suva.", True, True),  # no answer line: the first line after " is "
+    ("The answer is: Suva or Apia", False, False),
+    ("The answer is: Apia", False, False),
+    ("Not Apia.\nSuva, on Viti Levu.", False, False),  # names a wrong option
+    ("Well.\nIt has to be Suva.", False, True),  # strict reads the first line only
     ("", False, False),
 ])
-def test_calendar_strict_and_lenient_rules(text, strict, lenient):
-    task = get_task("calendar")
-    assert task.reward(_cal("Thursday"), text) == float(strict)
-    assert task.lenient(_cal("Thursday"), text) == lenient
+def test_knowledge_pair_strict_and_lenient_rules(text, strict, lenient):
+    task = get_task("knowledge_pair")
+    assert task.reward(_pair(), text) == float(strict)
+    assert task.lenient(_pair(), text) == lenient
 
 
-def test_calendar_months_and_the_word_may():
-    assert names_in("It may be May or JUNE, or june", "month") == ["May", "June", "June"]
-    task = get_task("calendar", kinds=("month",))
-    e = task.make_examples(5, split="eval")[0]
-    assert "month" in e.prompt and e.target["kind"] == "month"
-    assert task.reward(_cal("March", "month"), "Well, it may be so.\nThe answer is: March") == 1.0
+def test_knowledge_pair_holds_out_the_knowledge_tasks_eval_questions():
+    pair, knowledge = get_task("knowledge_pair"), get_task("mmlu")
+    n = pair.n_questions("eval")
+    assert n == knowledge.n_questions("eval") >= 60
+    questions = {e.prompt.split("? Is it")[0] + "?" for e in pair.make_examples(n, split="eval")}
+    held_out = {e.prompt.split(" Answer in the form")[0] for e in knowledge.make_examples(n, split="eval")}
+    assert questions == held_out
+    for e in pair.make_examples(50, split="eval"):
+        first, second = e.prompt.split("? Is it ")[1].split("? Answer")[0].split(" or ")
+        assert e.target["correct"][0] in (first, second) and first != second
 
 
 @pytest.mark.parametrize("name, options, message", [
@@ -92,10 +95,10 @@ def test_calendar_months_and_the_word_may():
     ("arithmetic", {"ops": "^"}, r"ops must be a non-empty string"),
     ("arithmetic", {"low": 9, "high": 3}, r"need low <= high"),
     ("arithmetic", {"max_new_tokens": 0}, r"max_new_tokens must be >= 1"),
-    ("calendar", {"kinds": "weekday"}, r"kinds must be a list or tuple of strings"),
-    ("calendar", {"kinds": ("year",)}, r"kinds: unknown \['year'\]; valid: weekday, month"),
-    ("calendar", {"directions": ("sideways",)}, r"directions: unknown"),
-    ("calendar", {"max_offset": 7}, r"max_offset must be in 1\.\.6"),
+    ("arithmetic", {"wording": "poem"}, r"unknown wording 'poem'; valid: story, plain"),
+    ("knowledge_pair", {"subjects": "geography"}, r"subjects must be a list or tuple of strings"),
+    ("knowledge_pair", {"subjects": ["astrology"]}, r"unknown subjects"),
+    ("knowledge_pair", {"max_new_tokens": 0}, r"max_new_tokens must be >= 1"),
 ])
 def test_bad_options_name_the_option(name, options, message):
     with pytest.raises(ValueError, match=message):

@@ -1,5 +1,5 @@
 """The three task families of the paper (instruction following, knowledge (MMLU), Countdown) and two more
-forgetting probes (arithmetic word problems, calendar offsets) that are used only where named.
+forgetting probes (arithmetic word problems, two-way knowledge questions) that are used only where named.
 
 ``get_task(name, **options)`` builds one; each has ``make_examples(n, seed, split)``, ``messages``,
 ``parse`` and ``reward`` (see ``tasks.base``).
@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from .arithmetic import ArithmeticTask
 from .base import SPLITS, Example, Task
-from .calendar_offsets import CalendarTask
+from .knowledge_pair import KnowledgePairTask
 from .countdown import CountdownTask
 from .ifeval import IFEvalTask
 from .mmlu import MMLUTask
 
 TASK_NAMES = ("ifeval", "mmlu", "countdown")  # the paper's three, in Table 1's order: the default everywhere
-EXTRA_TASK_NAMES = ("arithmetic", "calendar")  # more forgetting probes, used only where named
+EXTRA_TASK_NAMES = ("arithmetic", "knowledge_pair")  # more forgetting probes, used only where named
 TASKS = {"ifeval": IFEvalTask, "mmlu": MMLUTask, "countdown": CountdownTask,
-         "arithmetic": ArithmeticTask, "calendar": CalendarTask}
+         "arithmetic": ArithmeticTask, "knowledge_pair": KnowledgePairTask}
 ALL_TASK_NAMES = TASK_NAMES + EXTRA_TASK_NAMES
 
 
@@ -34,4 +34,4 @@ def get_task(name: str, **options) -> Task:
 
 
 __all__ = ["SPLITS", "TASKS", "TASK_NAMES", "EXTRA_TASK_NAMES", "ALL_TASK_NAMES", "Example", "Task", "get_task",
-           "IFEvalTask", "MMLUTask", "CountdownTask", "ArithmeticTask", "CalendarTask"]
+           "IFEvalTask", "MMLUTask", "CountdownTask", "ArithmeticTask", "KnowledgePairTask"]

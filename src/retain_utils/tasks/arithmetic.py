@@ -1,4 +1,5 @@
-"""Arithmetic word problems: one or two operations on small whole numbers, answered "The answer is: <int>".
+"""Arithmetic: one or two operations on small whole numbers ("What is 23 minus 3?" or a short word problem),
+answered "The answer is: <int>".
 
 A forgetting probe besides the paper's three tasks: generated from a seed, verified exactly. Problems are
 split between train and eval by their content (template and numbers), so no held-out problem is trained on.
@@ -159,15 +160,17 @@ def expert_answer(problem: Problem, rng: random.Random) -> str:
 
 @dataclass
 class ArithmeticTask(Task):
-    """Arithmetic word problems. ``ops``: operators drawn from; ``low`` / ``high``: operand range (``*`` and
+    """Arithmetic questions. ``ops``: operators drawn from; ``low`` / ``high``: operand range (``*`` and
     ``/`` use a one-digit second operand); ``steps``: 1 or 2 operations per problem; ``wording``: "story" (a
     short word problem) or "plain" ("What is 7 plus 5?")."""
 
-    ops: str = "+-*"
-    low: int = 2
+    # Defaults calibrated on SmolLM2-135M-Instruct (fp32, greedy): plain sums and differences of numbers up to
+    # 30 it gets right about a third of the time; single-digit word problems a sixth, larger ones almost never.
+    ops: str = "+-"
+    low: int = 1
     high: int = 30
     steps: int = 1
-    wording: str = "story"
+    wording: str = "plain"
     name: str = NAME
     system_prompt: str | None = None
     max_new_tokens: int = 64
