@@ -1,5 +1,5 @@
 """The three task families of the paper (instruction following, knowledge (MMLU), Countdown) and two more
-forgetting probes (arithmetic word problems, two-way knowledge questions) that are used only where named.
+forgetting probes (arithmetic, two-way knowledge questions) that are used only where named.
 
 ``get_task(name, **options)`` builds one; each has ``make_examples(n, seed, split)``, ``messages``,
 ``parse`` and ``reward`` (see ``tasks.base``).
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from .arithmetic import ArithmeticTask
 from .base import SPLITS, Example, Task
-from .knowledge_pair import KnowledgePairTask
 from .countdown import CountdownTask
 from .ifeval import IFEvalTask
+from .knowledge_pair import KnowledgePairTask
 from .mmlu import MMLUTask
 
 TASK_NAMES = ("ifeval", "mmlu", "countdown")  # the paper's three, in Table 1's order: the default everywhere
