@@ -165,7 +165,8 @@ class ArithmeticTask(Task):
     short word problem) or "plain" ("What is 7 plus 5?")."""
 
     # Defaults calibrated on SmolLM2-135M-Instruct (fp32, greedy): plain sums and differences of numbers up to
-    # 30 it gets right about a third of the time; single-digit word problems a sixth, larger ones almost never.
+    # 30 it gets right 40% of the time (24 of 60 held-out questions); single-digit word problems about a sixth,
+    # word problems with numbers up to 30 almost never.
     ops: str = "+-"
     low: int = 1
     high: int = 30

@@ -7,6 +7,9 @@ between train and eval exactly as the knowledge task splits them, so its held-ou
 Strict rule: the knowledge task's open rule - the last "answer is" line names the correct answer (or an alias)
 and no option besides it; without that phrase, the first line after its last " is ".
 Lenient rule: the correct answer named anywhere in the reply and no wrong option besides it.
+SmolLM2-135M-Instruct (fp32, greedy) answers 45% of 60 held-out questions right (27 of 60; lenient 50%), no
+better than a coin between the two options although it answers 40% of the same questions asked openly: read
+its drops against that 50% floor.
 """
 
 from __future__ import annotations
