@@ -311,3 +311,70 @@ def test_csv_refused_for_list_columns(tmp_path):
     pd.DataFrame([{"nums": [1, 2], "target": 3}]).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"column\(s\) nums hold lists"):
         load_countdown(path)
+
+
+def test_scorers_match_whole_words_and_numbers():
+    options = {"func_name": "validate_choice", "options": ["yes", "no", "maybe"]}
+    assert not check_constraint("I am not sure.", options)  # "no" inside "not" is not the option "no"
+    assert check_constraint("My answer: no.", options) and check_constraint("maybe", options)
+    assert not open_answer_correct("The answer is: 0.63 Celsius", ["0"], ["1", "2", "3"])
+    assert open_answer_correct("It is 0.63.", ["0.63"], ["0.5"])
+    assert parse_open("The answer is: 0.63 Celsius") == "0.63 Celsius"
+
+
+# ---------------------------------------------------------------------------------------------- lenient score
+
+
+def test_lenient_knowledge_choice_and_open():
+    task = MMLUTask(format="choice")
+    e = Example("mmlu", "Q?\nA. Suva\nB. Wellington\nC. Apia\nD. Nuku'alofa\n\nAnswer.", "A", "")
+    for text in ["(A)", "A. Suva", "It is Suva.", "A", "Answer: A", "option A it is"]:
+        assert task.lenient(e, text) and task.reward(e, text) == 0.0, text
+    for text in ["The answer is B", "A or B", "(A) or (B)", "Wellington", "Suva or Apia", "", "Nothing here"]:
+        assert not task.lenient(e, text), text
+    assert task.lenient(e, "The answer is: A")  # the strict rule implies the lenient one
+    open_ = MMLUTask()
+    o = Example("mmlu", "What is the capital of Fiji?", {"correct": ["Suva"], "wrong": ["Apia", "Lima", "Rome"]}, "")
+    text = "I am sure about this one.\nSuva, on Viti Levu."
+    assert open_.lenient(o, text) and open_.reward(o, text) == 0.0  # strict reads the first line only
+    assert not open_.lenient(o, "Suva or Apia") and not open_.lenient(o, "I do not know.")
+
+
+def test_lenient_countdown_finds_any_expression():
+    task = CountdownTask()
+    e = Example("countdown", "", {"nums": [9, 32], "target": 41}, "")
+    for text in ["(9 + 32) is 41", r"9 + 32 = 41, so \boxed{41}", "32+9 gives 41.", r"\boxed{32 + 9}",
+                 "9 × 32 is too big; 32 + 9 = 41 works", "First 32 - 9 = 23. Then 9 + 32 = 41. Done."]:
+        assert task.lenient(e, text), text
+    for text in ["41", "9 * 32 = 288", "32 + 9 + 0 = 41", "9 + 9 + 23 = 41", r"\boxed{41}", "no idea"]:
+        assert not task.lenient(e, text), text
+    assert task.reward(e, r"32 + 9 = 41, so \boxed{41}") == 0.0  # strict: the box holds no expression
+
+
+def test_lenient_ifeval_removes_wrappers():
+    task = IFEvalTask()
+    lower = Example("ifeval", "", {"func_name": "validate_lowercase"}, "")
+    assert task.lenient(lower, "Sure, here is my answer:\nall lowercase words here.")
+    assert task.reward(lower, "Sure, here is my answer:\nall lowercase words here.") == 0.0
+    assert not task.lenient(lower, "Sure, here is my answer:\nNot lowercase.")
+    json_ = Example("ifeval", "", {"func_name": "validate_json_format"}, "")
+    text = 'Here is the JSON:\n```json\n{"a": 1}\n```'
+    assert task.lenient(json_, text) and task.reward(json_, text) == 0.0
+    quote = Example("ifeval", "", {"func_name": "validate_quotation"}, "")
+    assert task.lenient(quote, '```\n"quoted"\n```') and not task.lenient(quote, "```\nnot quoted\n```")
+    assert task.lenient(lower, "plain lowercase")  # the strict rule implies the lenient one
+
+
+# ---------------------------------------------------------------------------------------------- expert answers
+
+
+@pytest.mark.parametrize("name, options", [("ifeval", {"kinds": GENERATED_KINDS}), ("mmlu", {}),
+                                           ("mmlu", {"format": "choice"}), ("countdown", {}),
+                                           ("countdown", {"n_numbers": 4, "high": 20})])
+def test_expert_answers_are_varied_natural_and_pass_the_strict_score(name, options):
+    task = get_task(name, **options)
+    examples = [e for split in ("train", "eval") for e in task.make_examples(150, seed=5, split=split)]
+    assert all(task.reward(e, e.expert) == 1.0 for e in examples)
+    openings = {e.expert.split()[0] for e in examples}
+    assert len(openings) >= 5  # not one template
+    assert not any("Note 1:" in e.expert or "Short answer:" in e.expert or "Step 1:" in e.expert for e in examples)

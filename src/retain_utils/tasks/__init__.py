@@ -1,4 +1,5 @@
-"""The three task families of the paper: instruction following, knowledge (MMLU), Countdown.
+"""The three task families of the paper (instruction following, knowledge (MMLU), Countdown) and two more
+forgetting probes (arithmetic, two-way knowledge questions) that are used only where named.
 
 ``get_task(name, **options)`` builds one; each has ``make_examples(n, seed, split)``, ``messages``,
 ``parse`` and ``reward`` (see ``tasks.base``).
@@ -6,19 +7,24 @@
 
 from __future__ import annotations
 
+from .arithmetic import ArithmeticTask
 from .base import SPLITS, Example, Task
 from .countdown import CountdownTask
 from .ifeval import IFEvalTask
+from .knowledge_pair import KnowledgePairTask
 from .mmlu import MMLUTask
 
-TASKS = {"ifeval": IFEvalTask, "mmlu": MMLUTask, "countdown": CountdownTask}
-TASK_NAMES = tuple(TASKS)
+TASK_NAMES = ("ifeval", "mmlu", "countdown")  # the paper's three, in Table 1's order: the default everywhere
+EXTRA_TASK_NAMES = ("arithmetic", "knowledge_pair")  # more forgetting probes, used only where named
+TASKS = {"ifeval": IFEvalTask, "mmlu": MMLUTask, "countdown": CountdownTask,
+         "arithmetic": ArithmeticTask, "knowledge_pair": KnowledgePairTask}
+ALL_TASK_NAMES = TASK_NAMES + EXTRA_TASK_NAMES
 
 
 def get_task(name: str, **options) -> Task:
     """The task called ``name`` with its options (e.g. ``get_task("countdown", n_numbers=3)``)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(ALL_TASK_NAMES)}")
     cls = TASKS[name]
     valid = sorted(f for f in cls.__dataclass_fields__ if not f.startswith("_") and f != "name")
     bad = sorted(set(options) - set(valid))
@@ -27,5 +33,5 @@ def get_task(name: str, **options) -> Task:
     return cls(**options)
 
 
-__all__ = ["SPLITS", "TASKS", "TASK_NAMES", "Example", "Task", "get_task",
-           "IFEvalTask", "MMLUTask", "CountdownTask"]
+__all__ = ["SPLITS", "TASKS", "TASK_NAMES", "EXTRA_TASK_NAMES", "ALL_TASK_NAMES", "Example", "Task", "get_task",
+           "IFEvalTask", "MMLUTask", "CountdownTask", "ArithmeticTask", "KnowledgePairTask"]

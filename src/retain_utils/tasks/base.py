@@ -40,6 +40,32 @@ def check_n(n: int) -> None:
         raise ValueError(f"n (number of examples) must be a non-negative int, got {n!r}")
 
 
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> None:
+    """``value`` is an int (not a bool) within [low, high]; the error names the option ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else (f"<= {high}" if low is None else f"in {low}..{high}")
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+
+
+def check_common(task: "Task") -> None:
+    """The options every task has: a positive token budget, an optional system prompt and source."""
+    check_int("max_new_tokens", task.max_new_tokens, 1)
+    if task.system_prompt is not None and not isinstance(task.system_prompt, str):
+        raise ValueError(f"system_prompt must be a string or None, got {type(task.system_prompt).__name__}")
+    source = getattr(task, "source", None)
+    if source is not None and not isinstance(source, (str, Path)):
+        raise ValueError(f"source must be a file path, 'hub' or None, got {type(source).__name__}")
+
+
+def check_names_option(name: str, value: Any) -> tuple[str, ...]:
+    """A list / tuple of strings as a tuple; a bare string is refused (it would be read letter by letter)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list or tuple of strings, got {value!r}")
+    return tuple(value)
+
+
 def split_of(key: str, eval_fraction: float = EVAL_FRACTION) -> str:
     """The split a content key belongs to, by a stable hash: the same item is never in both splits."""
     h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
@@ -99,8 +125,19 @@ class Task:
         return self.score(example, response)[0]
 
     def lenient(self, example: Example, response: str) -> bool:
-        """The right answer anywhere in the reply (a task's own rule); by default the strict score."""
-        return self.reward(example, response) == 1.0
+        """Is the right answer anywhere in the response, whatever its format? Each task documents its rule in
+        ``lenient_answer``; the strict ``reward`` implies it. A separate measure: knowledge the model still has
+        but no longer states in the asked-for form counts here and not in ``reward``."""
+        if self.reward(example, response) == 1.0:
+            return True
+        try:
+            return bool(self.lenient_answer(example, response))
+        except Exception:  # as in score: odd input is a wrong answer, never a crash
+            return False
+
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """The task's own lenient rule (the default: none beyond the strict one)."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -116,21 +153,33 @@ def read_rows(path: str | Path, list_columns: tuple[str, ...] = ()) -> Iterator[
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset file {path} does not exist")
+    try:
+        yield from _read_rows(path, list_columns)
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1 if isinstance(e.object, bytes) else "?"
+        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r}); "
+                         f"save the file as UTF-8") from None
+
+
+def _read_rows(path: Path, list_columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
-                yield lineno, row
+        text = path.read_bytes().decode("utf-8")  # decoded whole, so a bad byte is reported before any row
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
     elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of rows")
         for i, row in enumerate(data, 1):

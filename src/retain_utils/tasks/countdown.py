@@ -2,7 +2,7 @@
 
 Problems are generated from a seed (or read from the Countdown-Tasks dataset schema: ``nums``, ``target``).
 Answers are checked by a whitelist walk over Python's ``ast`` parse tree with exact fractions; nothing
-is ever passed to ``eval``. The expert response comes from a brute-force solver, written step by step.
+is ever passed to ``eval``. The expert response comes from a brute-force solver, written out step by step in varied words.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .base import Example, Task, check_n, check_split, read_rows, row_error, sample_items, split_of, split_seed
+from .base import (Example, Task, check_common, check_int, check_n, check_split, read_rows, row_error, sample_items,
+                   split_of, split_seed)
 
 NAME = "countdown"
 OPS = "+-*/"
 MAX_EXPR_CHARS = 200
+MAX_SOLVER_NUMBERS = 6  # the exhaustive solver's limit: file rows with more numbers are refused
+PROBE_TRIES = 5_000  # draws tried before settings are declared to admit no problem
 
 PROMPT = (
     "Numbers: {nums}. Target: {target}. Use each number exactly once with {ops} to reach the target. "
@@ -48,7 +51,7 @@ def safe_eval(expr: str) -> tuple[Fraction, list[int]]:
         raise ValueError(f"expression longer than {MAX_EXPR_CHARS} characters")
     try:
         tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, MemoryError, RecursionError):  # deep nesting is a parser error, not a crash
         raise ValueError(f"not an arithmetic expression: {expr!r}") from None
     literals: list[int] = []
 
@@ -119,7 +122,7 @@ def last_equation(text: str) -> str | None:
             while j > 0 and lhs[j - 1] in _EXPR_CHARS:
                 j -= 1
             expr = lhs[j:].strip().lstrip(")").strip()
-            if re.search(r"\d\s*[-+*/]\s*\(?\s*\d", expr):
+            if len(expr) <= MAX_EXPR_CHARS and re.search(r"\d\s*[-+*/][\s(]*\d", expr):
                 try:
                     safe_eval(expr)
                 except ValueError:
@@ -149,12 +152,27 @@ def check(expr: str, nums: list[int], target: int) -> bool:
 
 
 def solve(nums: list[int], target: int) -> str | None:
-    """A fully parenthesised expression over ``nums`` that equals ``target``, or None (exhaustive search)."""
+    """A fully parenthesised expression over ``nums`` that equals ``target``, or None (exhaustive search).
+
+    Multisets of values already shown to fail are remembered, so 6 numbers without a solution take seconds.
+    """
+    if len(nums) > MAX_SOLVER_NUMBERS:
+        raise ValueError(f"the solver takes at most {MAX_SOLVER_NUMBERS} numbers, got {len(nums)}")
     start = [(Fraction(x), str(x)) for x in nums]
+    failed: set[tuple[Fraction, ...]] = set()
 
     def search(items: list[tuple[Fraction, str]]) -> str | None:
         if len(items) == 1:
             return items[0][1] if items[0][0] == target else None
+        key = tuple(sorted(v for v, _ in items))
+        if key in failed:
+            return None
+        found = expand(items)
+        if found is None:
+            failed.add(key)
+        return found
+
+    def expand(items: list[tuple[Fraction, str]]) -> str | None:
         for i, j in itertools.permutations(range(len(items)), 2):
             (a, ea), (b, eb) = items[i], items[j]
             rest = [items[k] for k in range(len(items)) if k not in (i, j)]
@@ -173,8 +191,17 @@ def solve(nums: list[int], target: int) -> str | None:
     return search(start)
 
 
+_OPENERS = ["We need to reach {target} with {nums}.", "Let's combine {nums} to get {target}.",
+            "Target {target}, numbers {nums}.", "I'll try to build {target} from {nums}.", ""]
+_FIRST = ["First, {s}.", "Start with {s}.", "{S}.", "We can compute {s}."]
+_NEXT = ["Then {s}.", "Next, {s}.", "After that, {s}.", "Now {s}."]
+_LAST = ["That gives {target}, so the equation is \\boxed{{{expr}}}.", "So the answer is \\boxed{{{expr}}}.",
+         "This reaches the target: \\boxed{{{expr}}}", "Putting it together: \\boxed{{{expr}}} = {target}."]
+
+
 def expert_response(nums: list[int], target: int, expr: str) -> str:
-    """A terse, step-by-step derivation ending in \\boxed{}: deliberately unlike the model's own prose."""
+    """A short worked solution in varied words (seeded by the problem), ending in \\boxed{expr}."""
+    rng = random.Random(split_seed(0, "expert", NAME, _key(nums, target)))
     steps = []
     tree = ast.parse(expr, mode="eval").body
 
@@ -189,19 +216,24 @@ def expert_response(nums: list[int], target: int, expr: str) -> str:
         return value, shown
 
     emit(tree)
-    lines = [f"Numbers: {', '.join(map(str, nums))}. Target: {target}."]
-    lines += [f"Step {i}: {s}" for i, s in enumerate(steps, 1)]
-    lines.append(f"Final equation: \\boxed{{{expr}}}")
-    return "\n".join(lines)
+    listed = ", ".join(map(str, nums[:-1])) + " and " + str(nums[-1])
+    lines = [rng.choice(_OPENERS).format(target=target, nums=listed)]
+    for i, step in enumerate(steps):
+        lines.append(rng.choice(_FIRST if i == 0 else _NEXT).format(s=step, S=step))
+    lines.append(rng.choice(_LAST).format(target=target, expr=expr))
+    return " ".join(line for line in lines if line)
 
 
 # ---------------------------------------------------------------------------------------------- generation
 
 
 def random_problem(rng: random.Random, n_numbers: int, low: int, high: int, max_target: int,
-                   ops: str) -> tuple[list[int], int, str]:
-    """Draw numbers, combine them with a random expression (integer intermediates), keep a target in range."""
-    while True:
+                   ops: str, tries: int = PROBE_TRIES) -> tuple[list[int], int, str]:
+    """Draw numbers, combine them with a random expression (integer intermediates), keep a target in range.
+
+    Gives up with ValueError after ``tries`` draws, so that settings that admit no problem never hang.
+    """
+    for _ in range(tries):
         nums = [rng.randint(low, high) for _ in range(n_numbers)]
         items = [(x, str(x)) for x in nums]
         rng.shuffle(items)
@@ -222,6 +254,8 @@ def random_problem(rng: random.Random, n_numbers: int, low: int, high: int, max_
         target, expr = items[0]
         if ok and 1 <= target <= max_target:
             return nums, target, expr
+    raise ValueError(f"no countdown problem with a target in 1..{max_target} found in {tries} draws of "
+                     f"{n_numbers} numbers in {low}..{high} with ops {ops!r}; widen low/high, max_target or ops")
 
 
 @dataclass
@@ -247,20 +281,26 @@ class CountdownTask(Task):
     max_new_tokens: int = 96
 
     def __post_init__(self):
-        if not 2 <= self.n_numbers <= 6:
-            raise ValueError(f"n_numbers must be in 2..6 (the solver is exhaustive), got {self.n_numbers}")
-        if not 0 <= self.low <= self.high:
-            raise ValueError(f"need 0 <= low <= high, got low={self.low}, high={self.high}")
-        if self.max_target < 1:
-            raise ValueError(f"max_target must be >= 1, got {self.max_target}")
-        if not self.ops or set(self.ops) - set(OPS):
-            raise ValueError(f"ops must be a non-empty subset of {OPS!r}, got {self.ops!r}")
-        self._rows = None if self.source is None else load_countdown(self.source)
+        check_common(self)
+        check_int("n_numbers", self.n_numbers, 2, MAX_SOLVER_NUMBERS)
+        check_int("low", self.low, 0)
+        check_int("high", self.high, 0)
+        check_int("max_target", self.max_target, 1)
+        if self.low > self.high:
+            raise ValueError(f"need low <= high, got low={self.low}, high={self.high}")
+        if not isinstance(self.ops, str) or not self.ops or set(self.ops) - set(OPS):
+            raise ValueError(f"ops must be a non-empty string of operators from {OPS!r}, got {self.ops!r}")
+        self._rows = self._lines = None
+        if self.source is None:  # settings that admit no problem fail here, not in an endless draw
+            random_problem(random.Random(0), self.n_numbers, self.low, self.high, self.max_target, self.ops)
+        else:
+            self._rows, self._lines = load_countdown(self.source, with_lines=True)
 
     def _example(self, nums: list[int], target: int, expr: str | None) -> Example:
         expr = expr or solve(nums, target)
         if expr is None:
-            raise ValueError(f"countdown problem {nums} -> {target} has no solution")
+            where = f"{self.source}, line {self._lines[_key(nums, target)]}: " if self._lines else ""
+            raise ValueError(f"{where}countdown problem {nums} -> {target} has no solution")
         prompt = PROMPT.format(nums=", ".join(map(str, nums)), target=target, ops=_ops_text(self.ops))
         return Example(NAME, prompt, {"nums": list(nums), "target": target}, expert_response(nums, target, expr))
 
@@ -304,27 +344,65 @@ class CountdownTask(Task):
     def verify(self, example: Example, parsed: str) -> bool:
         return check(parsed, example.target["nums"], example.target["target"])
 
+    def lenient_answer(self, example: Example, response: str) -> bool:
+        """Lenient rule: any arithmetic expression in the reply, boxed or not, on any side of an '=', that uses
+        exactly the given numbers and reaches the target (e.g. "(9 + 32) is 41" or "9 + 32 = 41, so 41")."""
+        return any(check(expr, example.target["nums"], example.target["target"]) for expr in expressions(response))
+
+
+def expressions(text: str) -> list[str]:
+    """Candidate expressions: each maximal run of digits, operators, parentheses and spaces that holds an
+    operator, split at '='; braces count as parentheses. Runs longer than ``MAX_EXPR_CHARS`` are skipped."""
+    text = normalize_expression_chars(text).replace("\\boxed", " ").replace("{", "(").replace("}", ")")
+    out, run = [], []
+    for ch in text + "\n":
+        if ch in _EXPR_CHARS:
+            run.append(ch)
+            continue
+        expr = "".join(run).strip()
+        run = []
+        if expr and len(expr) <= MAX_EXPR_CHARS and any(op in expr for op in OPS):
+            out.append(expr)
+            stripped = expr.strip("()").strip()  # "(9 + 32)" from a sentence's own parentheses
+            if stripped != expr:
+                out.append(stripped)
+    return out
+
 
 def _key(nums: list[int], target: int) -> str:
     return f"{sorted(nums)}->{target}"
 
 
-def load_countdown(source: str | Path) -> list[tuple[list[int], int]]:
-    """Rows (nums, target) from a Countdown-Tasks file, or the hub dataset when ``source == "hub"``."""
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def load_countdown(source: str | Path, *, with_lines: bool = False):
+    """Rows (nums, target) from a Countdown-Tasks file, or the hub dataset when ``source == "hub"``.
+
+    Rows with more numbers than the solver takes (``MAX_SOLVER_NUMBERS``) are refused, naming file and line.
+    ``with_lines``: also return {problem key: line number} so a later error can name the line.
+    """
     if str(source) == "hub":
         from datasets import load_dataset
 
         data = load_dataset("Jiayi-Pan/Countdown-Tasks-3to4", split="train")
-        return [(list(map(int, r["nums"])), int(r["target"])) for r in data]
-    rows = []
-    for lineno, row in read_rows(source, list_columns=("nums",)):
+        records = enumerate(({"nums": list(r["nums"]), "target": r["target"]} for r in data), 1)
+    else:
+        records = read_rows(source, list_columns=("nums",))
+    rows, lines = [], {}
+    for lineno, row in records:
         nums, target = row.get("nums"), row.get("target")
-        if isinstance(nums, (str, bytes)) or not hasattr(nums, "__len__") or len(nums) == 0 \
-                or not all(isinstance(x, numbers.Integral) for x in nums):
-            raise row_error(source, lineno, f"'nums' must be a non-empty list of ints, got {nums!r}")
-        if not isinstance(target, numbers.Integral):
+        if isinstance(nums, (str, bytes)) or not hasattr(nums, "__len__") or len(nums) < 2 \
+                or not all(_is_int(x) and x >= 0 for x in nums):
+            raise row_error(source, lineno, f"'nums' must be a list of 2 or more non-negative ints, got {nums!r}")
+        if len(nums) > MAX_SOLVER_NUMBERS:
+            raise row_error(source, lineno, f"{len(nums)} numbers; the exhaustive solver takes at most "
+                                            f"{MAX_SOLVER_NUMBERS}")
+        if not _is_int(target):
             raise row_error(source, lineno, f"'target' must be an int, got {target!r}")
         rows.append(([int(x) for x in nums], int(target)))
+        lines.setdefault(_key(rows[-1][0], rows[-1][1]), lineno)
     if not rows:
         raise ValueError(f"{source}: no rows")
-    return rows
+    return (rows, lines) if with_lines else rows
