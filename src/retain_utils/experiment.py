@@ -138,6 +138,7 @@ def _correctness(entry: dict, keep_texts: bool = False) -> dict:
     out = {"step": entry["step"], "correct": {t: [int(c) for c in correct_vector(entry["scores"], t)] for t in scores}}
     for field in ("lenient", "looping", "truncated"):
         out[field] = {t: list(getattr(s, field)) for t, s in scores.items()}
+    out["unparsed"] = {t: s.n_unparsed for t, s in scores.items()}
     if keep_texts:
         out["answers"] = {t: evaluation.pack_texts(s.texts) for t, s in scores.items()}
     return out
