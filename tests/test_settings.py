@@ -8,8 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from retain_utils import experiment, findings, profiles, records, results, settings, tables, variants
-from retain_utils.records import RunRecord
+from retain_utils.chapters import experiment, findings, profiles, settings, variants
+from retain_utils.core import records, results
+from retain_utils.analysis import tables
+from retain_utils.core.records import RunRecord
 
 LLM = {
     "02_rl_vs_sft": dict(methods=None, seeds=None, steps=None, n_train=None, n_eval=None, n_eval_target=None),
@@ -194,17 +196,18 @@ def test_the_api_reference_documents_every_field_of_the_run_record():
 
 
 def test_the_colab_profile_is_refused_without_cuda_and_otherwise_takes_the_gpu_model_and_hub_data(monkeypatch):
-    from retain_utils import gpu
-    from retain_utils.models import EMBEDDED_MODEL
+    from retain_utils.chapters import colab
+    from retain_utils.core.training import memory
+    from retain_utils.core.models import EMBEDDED_MODEL
 
-    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(colab.torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="profile 'colab' is sized for a GPU"):
         settings.setup("02_rl_vs_sft", "colab", model=EMBEDDED_MODEL, target="mmlu", **LLM["02_rl_vs_sft"])
     checked = []
-    monkeypatch.setattr(gpu, "check_profile_device", lambda profile: None)
-    monkeypatch.setattr(gpu, "check_before_load", lambda model, configs: checked.append((model, len(configs))))
+    monkeypatch.setattr(colab, "check_profile_device", lambda profile: None)
+    monkeypatch.setattr(memory, "check_before_load", lambda model, configs: checked.append((model, len(configs))))
     s = settings.setup("02_rl_vs_sft", "colab", model=EMBEDDED_MODEL, target="mmlu", **LLM["02_rl_vs_sft"])
-    assert s.model == gpu.COLAB_MODEL and checked == [(gpu.COLAB_MODEL, 3)]
-    assert s.task_options == gpu.COLAB_TASK_OPTIONS and s.run_dir == gpu.run_folder()
+    assert s.model == colab.COLAB_MODEL and checked == [(colab.COLAB_MODEL, 3)]
+    assert s.task_options == colab.COLAB_TASK_OPTIONS and s.run_dir == colab.run_folder()
     assert settings.setup("02_rl_vs_sft", "colab", model="Qwen/Qwen2.5-1.5B-Instruct", target="mmlu",
                           **LLM["02_rl_vs_sft"]).model == "Qwen/Qwen2.5-1.5B-Instruct"  # an explicit model stays

@@ -10,9 +10,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from .training.config import DEFAULT_LR, TrainConfig
+from ..core.training.config import DEFAULT_LR, TrainConfig
 
-# colab: a free Colab T4, Qwen2.5-0.5B (gpu.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
+# colab: a free Colab T4, Qwen2.5-0.5B (chapters/colab.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
@@ -45,8 +45,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
                  "n_eval": 200, "n_eval_target": None, "group_size": 5, "batch_size": 16, "eval_every": 10,
                  "max_tokens": None},
-        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
-        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
+        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (colab.COLAB_MODEL,
+        # colab.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (colab.projected_minutes).
         # Its learning rates and temperature are SHARED's (calibrated on SmolLM2), not yet for LoRA on Qwen.
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},

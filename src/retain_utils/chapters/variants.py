@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from .records import METHOD_LABELS
-from .training.config import TrainConfig
+from ..core.records import METHOD_LABELS
+from ..core.training.config import TrainConfig
 
 ABLATIONS = {"kl": "KL penalty", "advantage": "Advantage estimation", "on_policy": "On-policy data",
              "self_sft": "Self-SFT learning rate and steps"}  # 03's comparisons: key -> section heading

@@ -16,13 +16,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from . import gpu, profiles, results, variants
-from .models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
-from .tasks import TASK_NAMES, get_task
-from .training import config as train_config
-from .training.config import METHOD_NAMES
-from .toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
-from .toy.validate import check_reals, check_threshold
+from ..core.training import memory
+from . import colab, profiles, variants
+from ..core import results
+from ..core.models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
+from ..core.tasks import TASK_NAMES, get_task
+from ..core.training import config as train_config
+from ..core.training.config import METHOD_NAMES
+from ..toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
+from ..toy.validate import check_reals, check_threshold
 
 # ----- validators: each raises ValueError naming the parameter ---------------------------------------------
 
@@ -214,7 +216,7 @@ class Setup:
     variants: list                        # variants.Variant, in run order
     task_options: dict[str, dict] | None  # per task, e.g. the answer budget (max_tokens)
     budget: int                           # answer length in tokens, rollouts too
-    run_dir: Path                         # where runs checkpoint (Google Drive when mounted: gpu.run_folder)
+    run_dir: Path                         # where runs checkpoint (Google Drive when mounted: colab.run_folder)
 
     @property
     def kl_prompts(self) -> int:
@@ -252,14 +254,14 @@ def _task_options(profile: str, max_tokens: int | None) -> dict[str, dict] | Non
     """Per task, its options in this profile: the answer budget (``max_tokens``), and colab's hub datasets."""
     task_options = {t: {"max_new_tokens": max_tokens} for t in TASK_NAMES} if max_tokens else None
     if profile == "colab":  # the hub datasets
-        task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
+        task_options = {t: {**colab.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
                         for t in TASK_NAMES}
     return task_options
 
 
 def _model_of(profile: str, model: str) -> str:
     """The model a notebook loads: colab swaps the CPU-sized embedded default for its GPU-sized one."""
-    return gpu.COLAB_MODEL if profile == "colab" and model == EMBEDDED_MODEL else model
+    return colab.COLAB_MODEL if profile == "colab" and model == EMBEDDED_MODEL else model
 
 
 def context_length(model: str) -> int | None:
@@ -312,7 +314,7 @@ def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dic
     if "n_eval" not in controlled:  # not an LLM notebook
         return
     try:
-        gpu.check_profile_device(profile)
+        colab.check_profile_device(profile)
     except RuntimeError as e:
         raise ValueError(str(e)) from None
     cfg = profiles.apply(notebook, profile, **{k: values[k] for k in controlled if k in values})
@@ -343,7 +345,7 @@ def _check_bank_sizes(cfg, target: str, task_options: dict | None) -> None:
 def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
     """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
-    gpu.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
+    colab.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
     model = _model_of(profile, model)  # the notebooks' default model is CPU-sized
     cfg = checked(notebook, profile, model=model, target=target, **params)
     del cfg.model, cfg.target
@@ -357,6 +359,6 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
             train_config.resolve(variant.config)
         except ValueError as e:
             raise ValueError(f"variant {variant.label!r}: {e}") from None
-    gpu.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
+    memory.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
     results.save(results_path, notebook=notebook, config={**vars(cfg), "model": model, "target": target})
-    return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, gpu.run_folder())
+    return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, colab.run_folder())

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from . import experiment, forgetting, profiles, results, retention
-from .records import as_records
-from .tasks import TASK_NAMES
+from . import experiment, profiles
+from ..analysis import forgetting, retention
+from ..core import results
+from ..core.records import as_records
+from ..core.tasks import TASK_NAMES
 from .variants import self_sft_label
 
 # ----- 02: RL vs SFT ------------------------------------------------------------------------------------------
