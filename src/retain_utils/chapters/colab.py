@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -72,8 +71,9 @@ def _runs(notebook: str, p, target: str) -> list[tuple[str, int, int]]:
     its variants (``variants.for_notebook``; 03 with every ablation), once per seed."""
     if notebook not in variants.BUILDERS:
         raise ValueError(f"no time projection for {notebook!r}; notebooks: {', '.join(variants.BUILDERS)}")
-    if notebook == "03_ablations":  # not profile-controlled: the projection counts every comparison
-        p = SimpleNamespace(**vars(p), ablations=tuple(variants.ABLATIONS), beta=TrainConfig.beta)
+    # 03's comparisons are not profile-controlled: the projection counts every one
+    extra = {"ablations": list(variants.ABLATIONS), "beta": TrainConfig.beta} if notebook == "03_ablations" else {}
+    p = profiles.LLMSettings.of({**vars(p), **extra})
     chosen = variants.for_notebook(notebook, p, target, p.max_tokens or task_budgets()[target])
     return [(v.config.method, v.config.steps, v.config.regenerate_every) for v in chosen] * len(p.seeds)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -59,7 +58,7 @@ PAPER = {  # the paper's conclusion for each comparison
 PAPER["fewer Self-SFT steps (epochs)"] = PAPER["lower Self-SFT learning rate"]
 
 
-def comparisons(cfg: SimpleNamespace) -> list[tuple[str, str, str]]:
+def comparisons(cfg: profiles.LLMSettings) -> list[tuple[str, str, str]]:
     """03's comparisons for its settings: the fixed ones, and with the Self-SFT sweep its two."""
     chosen = list(COMPARISONS)
     if "self_sft" in cfg.ablations:
@@ -70,7 +69,7 @@ def comparisons(cfg: SimpleNamespace) -> list[tuple[str, str, str]]:
     return chosen
 
 
-def ablation_effects(records: list, cfg: SimpleNamespace):
+def ablation_effects(records: list, cfg: profiles.LLMSettings):
     """``experiment.effects`` of every comparison both of whose variants ran, with the paper's conclusion."""
     ran = {r.variant for r in as_records(records)}
     table = experiment.effects(records, [c for c in comparisons(cfg) if c[1] != c[2] and {c[1], c[2]} <= ran])
@@ -552,7 +551,7 @@ def truncation_sentence(frame, rise: float = 10.0) -> str:
             "(a forward pass, with no budget) does not see length, one reason the two measures can disagree.")
 
 
-def ablation_pairs(records: list, cfg: SimpleNamespace) -> list[tuple[str, str]]:
+def ablation_pairs(records: list, cfg: profiles.LLMSettings) -> list[tuple[str, str]]:
     """03's comparisons as (variant without the factor, variant with it) for ``pooled_comparisons``: a positive
     difference means the factor reduces forgetting. Only pairs whose variants both ran."""
     ran = {r.variant for r in as_records(records)}

@@ -7,6 +7,7 @@ as the real reproduction (``full``), from papermill or by editing one line in Co
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Any
 
@@ -105,6 +106,46 @@ SHARED: dict[str, dict[str, Any]] = {
     "03_ablations": LLM_SHARED,
     "04_iterative_sft": LLM_SHARED,
 }
+
+
+@dataclass
+class LLMSettings:
+    """An LLM notebook's checked settings, profile values filled in: what ``variants`` builds the runs from and
+    ``findings`` reads. A setting the notebook does not declare stays None and is left out of ``to_dict``."""
+
+    profile: str
+    seeds: list[int]
+    steps: int
+    n_train: int
+    n_eval: int
+    group_size: int
+    batch_size: int
+    eval_every: int
+    max_tokens: int | None            # None: each task's own answer budget
+    lr_sft: float
+    lr_rl: float
+    temperature: float
+    n_eval_target: int | None = None  # 02: held-out questions of the target (None: n_eval)
+    methods: list[str] | None = None  # 02
+    ablations: list[str] | None = None  # 03: variants.ABLATIONS keys
+    beta: float | None = None         # 03: the KL coefficient of the KL variants
+    self_sft_lrs: list[float] | None = None  # 03
+    self_sft_steps: list[int] | None = None  # 03
+    intervals: list[int] | None = None  # 04: steps between regenerations (0 = never)
+    declared: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the notebook's names, in order
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> "LLMSettings":
+        """From the checked values of one notebook (``settings.checked``), keeping which names it declares."""
+        known = [f.name for f in fields(cls) if f.name != "declared"]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"not an LLM notebook setting: {', '.join(unknown)}; settings: {', '.join(known)}")
+        return cls(**values, declared=tuple(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declared settings, as the results file's ``config`` holds them."""
+        return {name: getattr(self, name) for name in self.declared}
 
 
 def check_profile(profile: str) -> None:

@@ -212,7 +212,7 @@ class Setup:
     profile: str
     model: str
     target: str
-    cfg: SimpleNamespace                  # every setting, profile values filled in (``cfg.steps``, ``cfg.seeds``)
+    cfg: profiles.LLMSettings             # every setting, profile values filled in (``cfg.steps``, ``cfg.seeds``)
     variants: list                        # variants.Variant, in run order
     task_options: dict[str, dict] | None  # per task, e.g. the answer budget (max_tokens)
     budget: int                           # answer length in tokens, rollouts too
@@ -347,8 +347,9 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
     any model loads; then the settings written to the results file."""
     colab.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
     model = _model_of(profile, model)  # the notebooks' default model is CPU-sized
-    cfg = checked(notebook, profile, model=model, target=target, **params)
-    del cfg.model, cfg.target
+    values = vars(checked(notebook, profile, model=model, target=target, **params))
+    del values["model"], values["target"]
+    cfg = profiles.LLMSettings.of(values)
     budget = cfg.max_tokens or get_task(target).max_new_tokens
     task_options = _task_options(profile, cfg.max_tokens)
     _check_bank_sizes(cfg, target, task_options)
@@ -360,5 +361,5 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
         except ValueError as e:
             raise ValueError(f"variant {variant.label!r}: {e}") from None
     memory.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
-    results.save(results_path, notebook=notebook, config={**vars(cfg), "model": model, "target": target})
+    results.save(results_path, notebook=notebook, config={**cfg.to_dict(), "model": model, "target": target})
     return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, colab.run_folder())
