@@ -240,7 +240,7 @@ def campaign_notebook(folder: Path) -> Path:
     params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells[params].source += "\nseeds = [0]"
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
-        "import os\nfrom retain_utils import results\nseed = seeds[0]\n"
+        "import os\nfrom retain_utils.core import results\nseed = seeds[0]\n"
         "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'))"))
     folder.mkdir()
     nbformat.write(nb, folder / "seeded.ipynb")

@@ -147,12 +147,12 @@ def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
     assert tables.pooled_differences(frame)["Verdict"].iloc[0] == "SFT forgets more (questions only)"
     seeds = runs + [dataclasses.replace(r, seed=1, gain_interval=(1.0, 9.0)) for r in runs]
     pairs = [(seeds[0], seeds[1]), (seeds[2], seeds[3])]
-    assert findings.gain_note(pairs, ("SFT", "GRPO")) == \
+    assert findings.gain_sentence(pairs, ("SFT", "GRPO")) == \
         "GRPO's gain in 1 of 2 seeds (mean +2.5 pp) is not told apart from zero"
     both = [(dataclasses.replace(a, gain_interval=(-1.0, 3.0)), b) for a, b in pairs]
-    assert findings.gain_note(both, ("SFT", "GRPO")) == ("SFT's gain in 2 of 2 seeds (mean +50.0 pp) and GRPO's in 1 "
+    assert findings.gain_sentence(both, ("SFT", "GRPO")) == ("SFT's gain in 2 of 2 seeds (mean +50.0 pp) and GRPO's in 1 "
                                                          "of 2 seeds (mean +2.5 pp) are not told apart from zero")
-    assert findings.gain_note([(seeds[2], seeds[3])], ("SFT", "GRPO")) == ""
+    assert findings.gain_sentence([(seeds[2], seeds[3])], ("SFT", "GRPO")) == ""
     one = findings.forgetting_comparison(runs, n_boot=200).sentence
     assert "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero, so a matched gain" in one
 

@@ -125,7 +125,7 @@ def test_old_records_read_with_label_in_method_and_method_in_algorithm():
                                     ["SFT", "Iterative-SFT, every 1 step", "GRPO"]])  # 04
 def test_the_rl_vs_sft_verdict_reads_every_notebooks_runs(labels):
     runs = [record(label, seed, 10.0, 5.0 if label == "SFT" else 1.0 + seed) for label in labels for seed in (0, 1)]
-    text = findings.rl_vs_sft_line(runs)
+    text = findings.rl_vs_sft_per_target_sentence(runs)
     assert text.startswith("On **mmlu**, GRPO (gain +10.0, drop +1.5 pp) forgets less than SFT")
 
 
@@ -138,14 +138,14 @@ def test_ablation_findings_rank_factors_and_judge_them_against_seed_noise():
     effects = findings.ablation_effects(runs, s.cfg)
     assert list(effects["factor"]) == [findings.OWN_ANSWERS, "KL penalty (GRPO)"]
     assert effects["paper"].iloc[0] == "large: on-policy data is the main factor"
-    assert findings.drop_verdict(effects, "KL penalty (GRPO)") == \
+    assert findings.drop_sentence(effects, "KL penalty (GRPO)") == \
         "changes drop by +0.5 ± 0.7 pp over 2 seeds, within seed noise"
-    assert findings.drop_verdict(effects, findings.STALE) == "was not run"
-    text = findings.ablation_verdict(effects, experiment.summary(runs), s)
+    assert findings.drop_sentence(effects, findings.STALE) == "was not run"
+    text = findings.ablation_sentence(effects, experiment.summary(runs), s)
     assert "largest effect on drop comes from **model's own vs expert answers (SFT)**" in text
     assert "Like the paper, on-policy data reduces drop more" in text
     labels = findings.ablation_variants(s, "self_sft", experiment.summary(runs))
-    assert labels == [] and "runs a single Self-SFT setting" in findings.section_note(s, "self_sft", labels)
+    assert labels == [] and "runs a single Self-SFT setting" in findings.section_sentence(s, "self_sft", labels)
 
 
 def test_recommendation_picks_the_iterative_setting_that_forgets_least():

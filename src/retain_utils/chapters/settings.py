@@ -24,13 +24,9 @@ from ..core.tasks import TASK_NAMES, get_task
 from ..core.training import config as train_config
 from ..core.training.config import METHOD_NAMES
 from ..toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
-from ..toy.validate import check_reals, check_threshold
+from ..core.validate import check_int_at_least, check_reals, check_threshold, is_int
 
 # ----- validators: each raises ValueError naming the parameter ---------------------------------------------
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
@@ -38,10 +34,7 @@ def _is_number(value) -> bool:
 
 
 def _int_at_least(minimum: int) -> Callable:
-    def check(name, value):
-        if not (_is_int(value) and value >= minimum):
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return check
+    return lambda name, value: check_int_at_least(name, value, minimum, say_positive=False)
 
 
 def _positive_number(name, value):
@@ -162,7 +155,7 @@ def fits(value: Any, example: Any) -> bool:
     if isinstance(example, bool):
         return isinstance(value, bool)
     if isinstance(example, int):
-        return _is_int(value)
+        return is_int(value)
     if isinstance(example, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(example, (list, tuple)):
@@ -284,7 +277,7 @@ def context_length(model: str) -> int | None:
         value = json.loads(config.read_text()).get("max_position_embeddings") if config else None
     except (OSError, ValueError, AttributeError):
         return None
-    return value if _is_int(value) and value > 0 else None
+    return value if is_int(value) and value > 0 else None
 
 
 def _check_context(model: str, max_tokens: int | None) -> None:

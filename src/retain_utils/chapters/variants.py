@@ -37,7 +37,7 @@ def _lr(cfg: LLMSettings, method: str) -> float:
     return cfg.lr_rl if method in ("grpo", "reinforce") else cfg.lr_sft
 
 
-def rl_vs_sft(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
+def rl_vs_sft_variants(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
     """02: each method of ``cfg.methods`` at its learning rate, labelled by METHOD_LABELS."""
     base = _base(cfg, target, budget)
     return [Variant(METHOD_LABELS[m], dataclasses.replace(base, method=m, lr=_lr(cfg, m))) for m in cfg.methods]
@@ -83,7 +83,7 @@ def iterative_variants(cfg: LLMSettings, target: str, budget: int) -> list[Varia
             Variant("GRPO", dataclasses.replace(base, method="grpo", lr=cfg.lr_rl))]
 
 
-BUILDERS = {"02_rl_vs_sft": rl_vs_sft, "03_ablations": ablation_variants, "04_iterative_sft": iterative_variants}
+BUILDERS = {"02_rl_vs_sft": rl_vs_sft_variants, "03_ablations": ablation_variants, "04_iterative_sft": iterative_variants}
 
 
 def for_notebook(notebook: str, cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
