@@ -108,7 +108,7 @@ SHARED: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(repr=False)
 class LLMSettings:
     """An LLM notebook's checked settings, profile values filled in: what ``variants`` builds the runs from and
     ``findings`` reads. A setting the notebook does not declare stays None and is left out of ``to_dict``."""
@@ -146,6 +146,9 @@ class LLMSettings:
     def to_dict(self) -> dict[str, Any]:
         """The declared settings, as the results file's ``config`` holds them."""
         return {name: getattr(self, name) for name in self.declared}
+
+    def __repr__(self) -> str:  # the declared settings only, in the notebook's order
+        return f"LLMSettings({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
 
 def check_profile(profile: str) -> None:
