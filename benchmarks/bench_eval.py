@@ -1,4 +1,4 @@
-"""Greedy decoding: ``retain_utils.generation.generate`` against transformers' ``model.generate`` in one process.
+"""Greedy decoding: ``retain_utils.core.generation.generate`` against transformers' ``model.generate`` in one process.
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_eval.py                  # the machine's dtype
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_eval.py --dtype fp32 --threads 1 --json out.json
@@ -20,10 +20,10 @@ import time
 
 import torch
 
-from retain_utils.evaluation import eval_examples
-from retain_utils.generation import eos_token_ids, encode_prompts, generate
-from retain_utils.models import EMBEDDED_MODEL, default_dtype, load_model
-from retain_utils.tasks import get_task
+from retain_utils.core.evaluation import eval_examples
+from retain_utils.core.generation import eos_token_ids, encode_prompts, generate
+from retain_utils.core.models import EMBEDDED_MODEL, default_dtype, load_model
+from retain_utils.core.tasks import get_task
 
 from machine import DTYPES, code_and_machine, cpu_flags, matmul_peak  # benchmarks/machine.py
 

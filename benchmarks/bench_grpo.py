@@ -31,7 +31,7 @@ from machine import DTYPES, code_and_machine, cpu_flags, matmul_peak  # benchmar
 
 
 def resolve_dtype(name: str | None) -> str:
-    from retain_utils.models import default_dtype
+    from retain_utils.core.models import default_dtype
 
     return name or ("bf16" if default_dtype("cpu") == torch.bfloat16 else "fp32")
 
@@ -42,15 +42,15 @@ def matmul_params(model) -> int:
 
 
 def examples(n: int, seed: int):
-    from retain_utils.tasks import get_task
+    from retain_utils.core.tasks import get_task
 
     task = get_task("countdown")
     return task, task.make_examples(n, seed=seed, split="train")
 
 
 def run_ours(a) -> dict:
-    from retain_utils.models import load_model
-    from retain_utils.training import TrainConfig, train
+    from retain_utils.core.models import load_model
+    from retain_utils.core.training import TrainConfig, train
 
     model, tok = load_model(dtype="fp32", device="cpu")  # fp32 master weights; bf16 (if asked) by autocast
     n_matmul = matmul_params(model)
@@ -74,8 +74,8 @@ def run_trl(a) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from retain_utils.heap import keep_freed_memory
-    from retain_utils.models import _load_embedded_tokenizer, embedded_model_dir
+    from retain_utils.core.heap import keep_freed_memory
+    from retain_utils.core.models import _load_embedded_tokenizer, embedded_model_dir
 
     if a.trl_heap == "kept":  # the malloc setting our load_model applies (heap.py); TRL as shipped has glibc's
         keep_freed_memory()

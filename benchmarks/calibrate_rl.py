@@ -11,9 +11,9 @@ import dataclasses
 import json
 import time
 
-from retain_utils import experiment
-from retain_utils.models import EMBEDDED_MODEL
-from retain_utils.training import TrainConfig
+from retain_utils.chapters import experiment
+from retain_utils.core.models import EMBEDDED_MODEL
+from retain_utils.core.training import TrainConfig
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

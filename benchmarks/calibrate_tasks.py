@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from retain_utils.evaluation import evaluate, sampled_success
-from retain_utils.models import EMBEDDED_MODEL, load_model
-from retain_utils.tasks import get_task
-from retain_utils.tasks.ifeval import DEFAULT_KINDS, GENERATED_KINDS
+from retain_utils.core.evaluation import evaluate, sampled_success
+from retain_utils.core.models import EMBEDDED_MODEL, load_model
+from retain_utils.core.tasks import get_task
+from retain_utils.core.tasks.ifeval import DEFAULT_KINDS, GENERATED_KINDS
 
 SETTINGS = [  # (task, options) - the defaults first, then the alternatives they were chosen over
     ("mmlu", {}),

@@ -9,7 +9,7 @@
    checkpoint, KL to the initial model, and the memory check refusing a run that cannot fit.
 2. Qwen2.5-0.5B- and 1.5B-shaped models with random weights (a transformers Qwen2Config): peak memory and
    throughput of one GRPO step (40 rollouts of 128 tokens, LoRA rank 16 and, where it fits, full
-   fine-tuning) and of greedy evaluation (64 rows, 128 tokens), in fp16 and bf16; against gpu.estimate_memory;
+   fine-tuning) and of greedy evaluation (64 rows, 128 tokens), in fp16 and bf16; against memory.estimate_memory;
    and the projected time of each notebook's `colab` profile at the measured speeds (a projection).
 
 Writes OUT_DIR/gpu_check.json; exits 1 when a check of part 1 fails.
@@ -29,11 +29,13 @@ from pathlib import Path
 
 import torch
 
-from retain_utils import evaluation, gpu, models, provenance, training
-from retain_utils.generation import generate
-from retain_utils.tasks import Example, Task, get_task
-from retain_utils.training import TrainConfig, train
-from retain_utils.training.loop import collate, completion_logprobs
+from retain_utils.core import evaluation, models, provenance, training
+from retain_utils.chapters import colab
+from retain_utils.core.training import memory
+from retain_utils.core.generation import generate
+from retain_utils.core.tasks import Example, Task, get_task
+from retain_utils.core.training import TrainConfig, train
+from retain_utils.core.training.loop import collate, completion_logprobs
 
 COLAB_NOTEBOOKS = ("02_rl_vs_sft", "03_ablations", "04_iterative_sft")
 
@@ -61,7 +63,7 @@ def sync(device):
 
 
 def peak_gib(device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / gpu.GIB if device.type == "cuda" else None
+    return torch.cuda.max_memory_allocated(device) / memory.GIB if device.type == "cuda" else None
 
 
 def reset_peak(device):
@@ -76,7 +78,7 @@ def device_info(device) -> dict:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(name=props.name, capability=list(torch.cuda.get_device_capability(device)),
-                    total_gib=props.total_memory / gpu.GIB, available_gib=gpu.device_memory(device) / gpu.GIB,
+                    total_gib=props.total_memory / memory.GIB, available_gib=memory.device_memory(device) / memory.GIB,
                     is_bf16_supported=torch.cuda.is_bf16_supported())
     else:
         info["cpu_bf16"] = models.cpu_has_bf16()
@@ -186,7 +188,7 @@ def tiny_checks(device, out: Path) -> list[dict]:
 
     @check("interrupted run resumes from its checkpoint and ends like an uninterrupted one")
     def _():
-        from retain_utils.training import grpo
+        from retain_utils.core.training import grpo
 
         model, tok = tiny()
         whole = train(base(), model, tok, [coin], train_ex, (), progress=False)
@@ -227,15 +229,15 @@ def tiny_checks(device, out: Path) -> list[dict]:
     @check("memory check refuses a run that cannot fit, before any compute")
     def _():
         model, tok = tiny()
-        real = gpu.device_memory
-        gpu.device_memory = lambda device=None: int(0.1 * gpu.GIB)
+        real = memory.device_memory
+        memory.device_memory = lambda device=None: int(0.1 * memory.GIB)
         try:
             train(base(), model, tok, [coin], train_ex, (), progress=False)
             raise AssertionError("not refused")
-        except gpu.DoesNotFit as e:
+        except memory.DoesNotFit as e:
             return str(e)
         finally:
-            gpu.device_memory = real
+            memory.device_memory = real
 
     return results
 
@@ -246,7 +248,7 @@ def tiny_checks(device, out: Path) -> list[dict]:
 def shaped_model(size: str, dtype: torch.dtype, device, tok):
     from transformers import Qwen2ForCausalLM
 
-    config = gpu.qwen25_config(size)
+    config = memory.qwen25_config(size)
     config.bos_token_id, config.eos_token_id, config.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     torch.manual_seed(0)
     with torch.device(device):
@@ -267,12 +269,12 @@ def measure(size: str, dtype_name: str, lora_rank: int, device, tokens: int) -> 
     cfg = TrainConfig(method="grpo", task="coin", lr=1e-5, steps=2, batch_size=8, group_size=5, temperature=1.0,
                       max_new_tokens=tokens, precision=dtype_name, lora_rank=lora_rank, eval_every=10**6,
                       warmup_frac=0.0, checkpoint_every=0, beta=0.05)
-    shape = gpu.model_shape(gpu.qwen25_config(size))
-    row["estimate_gib"] = gpu.estimate_memory(shape, cfg, dtype=dtype, bench_copy=False).gib  # as measured here
-    with_bench = gpu.estimate_memory(shape, cfg, dtype=dtype)  # what train() checks (the experiment keeps a copy)
-    available = gpu.device_memory(device)
+    shape = memory.model_shape(memory.qwen25_config(size))
+    row["estimate_gib"] = memory.estimate_memory(shape, cfg, dtype=dtype, bench_copy=False).gib  # as measured here
+    with_bench = memory.estimate_memory(shape, cfg, dtype=dtype)  # what train() checks (the experiment keeps a copy)
+    available = memory.device_memory(device)
     if available is not None and with_bench.total > available:
-        row["skipped"] = f"needs ~{with_bench.gib:.1f} GiB with the experiment's copy, {available / gpu.GIB:.1f} GiB available"
+        row["skipped"] = f"needs ~{with_bench.gib:.1f} GiB with the experiment's copy, {available / memory.GIB:.1f} GiB available"
         return row
     reset_peak(device)
     model = shaped_model(size, dtype, device, tok)
@@ -306,10 +308,10 @@ def projections(rows: list[dict], device_name: str) -> list[dict]:
     for r in rows:
         if "rollout_steps_per_s" not in r:
             continue
-        speed = gpu.Throughput(r["rollout_steps_per_s"], r["eval_steps_per_s"], r["train_tokens_per_s"],
+        speed = colab.Throughput(r["rollout_steps_per_s"], r["eval_steps_per_s"], r["train_tokens_per_s"],
                                source=f"measured: {device_name}, Qwen2.5-{r['size']}-shaped, {r['dtype']}, "
                                       f"lora_rank {r['lora_rank']}")
-        out.append({"source": speed.source, **{nb: gpu.projected_minutes(nb, "colab", speed) for nb in COLAB_NOTEBOOKS}})
+        out.append({"source": speed.source, **{nb: colab.projected_minutes(nb, "colab", speed) for nb in COLAB_NOTEBOOKS}})
     return out
 
 
@@ -360,7 +362,7 @@ def main(argv=None) -> int:
                           flush=True)
         report["projected_colab_minutes"] = projections(report["shaped"], report["device"].get("name", "cuda"))
         report["projected_colab_minutes_assumed_t4"] = {
-            nb: gpu.projected_minutes(nb, "colab") for nb in COLAB_NOTEBOOKS}
+            nb: colab.projected_minutes(nb, "colab") for nb in COLAB_NOTEBOOKS}
         for p in report["projected_colab_minutes"]:
             print("  projected (not measured end to end) colab minutes, " + p["source"] + ": "
                   + ", ".join(f"{nb} {p[nb]:.0f}" for nb in COLAB_NOTEBOOKS), flush=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from retain_utils import __version__, provenance
+from retain_utils import __version__
+from retain_utils.core import provenance
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 FLAGS = provenance.CPU_FLAGS

@@ -52,10 +52,10 @@ def wrap_forward(model, prefix):
 
 
 def profile_eval(a, dtype):
-    from retain_utils import generation
-    from retain_utils.evaluation import eval_examples
-    from retain_utils.models import load_model
-    from retain_utils.tasks import get_task
+    from retain_utils.core import generation
+    from retain_utils.core.evaluation import eval_examples
+    from retain_utils.core.models import load_model
+    from retain_utils.core.tasks import get_task
 
     model, tok = load_model(dtype=dtype, device="cpu")
     task = get_task("ifeval")
@@ -88,11 +88,11 @@ def profile_eval(a, dtype):
 
 
 def profile_grpo(a, dtype):
-    from retain_utils import generation
-    from retain_utils.models import load_model
-    from retain_utils.tasks import get_task
-    from retain_utils.training import TrainConfig, train
-    from retain_utils.training import grpo, loop
+    from retain_utils.core import generation
+    from retain_utils.core.models import load_model
+    from retain_utils.core.tasks import get_task
+    from retain_utils.core.training import TrainConfig, train
+    from retain_utils.core.training import grpo, loop
 
     model, tok = load_model(dtype="fp32", device="cpu")
     task = get_task("countdown")
@@ -169,7 +169,7 @@ def main():
     p.add_argument("--grpo-tokens", type=int, default=64)
     p.add_argument("--steps", type=int, default=1)
     a = p.parse_args()
-    from retain_utils.models import default_dtype
+    from retain_utils.core.models import default_dtype
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -14,11 +14,11 @@ import json
 import os
 from pathlib import Path
 
-from retain_utils import evaluation, training
-from retain_utils.generation import generate
-from retain_utils.models import DTYPE_ENV, EMBEDDED_MODEL, load_model
-from retain_utils.tasks import TASK_NAMES, get_task
-from retain_utils.training import TrainConfig
+from retain_utils.core import evaluation, training
+from retain_utils.core.generation import generate
+from retain_utils.core.models import DTYPE_ENV, EMBEDDED_MODEL, load_model
+from retain_utils.core.tasks import TASK_NAMES, get_task
+from retain_utils.core.training import TrainConfig
 
 
 def main(argv=None) -> int:

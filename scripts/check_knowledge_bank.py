@@ -12,12 +12,12 @@ import argparse
 import random
 import sys
 
-from retain_utils.evaluation import wilson_interval
-from retain_utils.generation import generate
-from retain_utils.models import EMBEDDED_MODEL, load_model
-from retain_utils.provenance import cpu_flags
-from retain_utils.tasks import get_task
-from retain_utils.tasks.mmlu import OPEN_PROMPT
+from retain_utils.core.evaluation import wilson_interval
+from retain_utils.core.generation import generate
+from retain_utils.core.models import EMBEDDED_MODEL, load_model
+from retain_utils.core.provenance import cpu_flags
+from retain_utils.core.tasks import get_task
+from retain_utils.core.tasks.mmlu import OPEN_PROMPT
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from retain_utils.campaign import COMPARED, gap
+from retain_utils.batch.campaign import COMPARED, gap
 
 
 def read_run(folder: Path) -> tuple[dict, list[dict]]:

@@ -13,7 +13,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from retain_utils import campaign
+from retain_utils.batch import campaign
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "campaign"
 

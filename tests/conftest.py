@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from retain_utils.models import tiny_model
+from retain_utils.core.models import tiny_model
 
 
 def diverse_tiny_model(seed: int = 0, std: float = 0.3, **kw):
@@ -35,6 +35,6 @@ def fresh_tiny():
 def _no_pinned_dtype(monkeypatch):
     """Every test sees the CPU's own default dtype, and code that pins ``$RETAIN_UTILS_DTYPE`` (the campaign) is
     undone after the test (monkeypatch restores a variable it set, not one it found absent)."""
-    from retain_utils.models import DTYPE_ENV
+    from retain_utils.core.models import DTYPE_ENV
 
     monkeypatch.setenv(DTYPE_ENV, "")

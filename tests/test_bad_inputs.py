@@ -13,9 +13,11 @@ import papermill
 import pytest
 import torch
 
-from retain_utils import campaign, experiment, layout, models, results, runner, settings, sweep
+from retain_utils.batch import campaign, runner, sweep
+from retain_utils.chapters import experiment, settings
+from retain_utils.core import layout, models, results
 from retain_utils.__main__ import main
-from retain_utils.training import TrainConfig, resolve
+from retain_utils.core.training import TrainConfig, resolve
 
 NAN = float("nan")
 
@@ -221,7 +223,8 @@ def toy_bad_distances():
 
 def toy_chapter_distances(value):
     def call():
-        from retain_utils import profiles, toy
+        from retain_utils.chapters import profiles
+        from retain_utils import toy
         toy.check_settings(profiles.apply("01_toy_kl", "smoke", distances=value), 0.9)
     return call
 
@@ -234,13 +237,13 @@ def toy_simulate(**spec):
 
 
 def generate_beyond_the_context():
-    from retain_utils.generation import generate
+    from retain_utils.core.generation import generate
     model, tokenizer = models.tiny_model(seed=0)
     generate(model, tokenizer, [[{"role": "user", "content": "hi"}]], max_new_tokens=10**12)
 
 
 def generate_nan_temperature():
-    from retain_utils.generation import generate
+    from retain_utils.core.generation import generate
     model, tokenizer = models.tiny_model(seed=0)
     generate(model, tokenizer, [[{"role": "user", "content": "hi"}]], max_new_tokens=2, temperature=NAN)
 
@@ -305,7 +308,7 @@ def test_the_api_refuses_a_bad_value_naming_it(call, name):
 def test_an_mmlu_parquet_saved_by_pandas_with_an_aliases_column_loads(tmp_path):
     import pandas as pd
 
-    from retain_utils.tasks.mmlu import load_mmlu
+    from retain_utils.core.tasks.mmlu import load_mmlu
 
     rows = [json.loads(line) for line in (Path(__file__).parent / "data" / "mmlu_sample.jsonl").read_text().splitlines()]
     pd.DataFrame([{**r, "aliases": []} for r in rows]).to_parquet(tmp_path / "bank.parquet")
@@ -532,7 +535,7 @@ def test_colab_on_a_cpu_is_refused_before_any_kernel(tmp_path, capsys, monkeypat
 def test_a_planted_checkpoint_is_refused_unloaded(tmp_path):
     import pickle
 
-    from retain_utils.training.loop import read_checkpoint
+    from retain_utils.core.training.loop import read_checkpoint
 
     class Planted:
         def __reduce__(self):

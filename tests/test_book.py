@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from retain_utils import runner
+from retain_utils.batch import runner
 
 ROOT = runner.ROOT
 NOTEBOOKS = runner.notebook_names()

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from retain_utils import calibration
-from retain_utils.records import RunRecord
+from retain_utils.chapters import calibration
+from retain_utils.core.records import RunRecord
 
 
 def _record(lr, seed, gain, flags=(), method="grpo", target="ifeval"):

@@ -11,7 +11,10 @@ import nbformat
 import pytest
 import torch
 
-from retain_utils import __version__, campaign, layout, models, profiles, provenance, sweep
+from retain_utils import __version__
+from retain_utils.batch import campaign, sweep
+from retain_utils.core import layout, models, provenance
+from retain_utils.chapters import profiles
 from retain_utils.__main__ import main
 
 SWEEP_FIXTURES = Path(__file__).parent / "data" / "notebooks" / "sweep"
@@ -237,7 +240,7 @@ def campaign_notebook(folder: Path) -> Path:
     params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells[params].source += "\nseeds = [0]"
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
-        "import os\nfrom retain_utils import results\nseed = seeds[0]\n"
+        "import os\nfrom retain_utils.core import results\nseed = seeds[0]\n"
         "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'))"))
     folder.mkdir()
     nbformat.write(nb, folder / "seeded.ipynb")
@@ -291,7 +294,8 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
 
 
 def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monkeypatch):
-    from retain_utils import results, runner
+    from retain_utils.core import results
+    from retain_utils.batch import runner
 
     point = tmp_path / "point"
     runs = [{"variant": "SFT", "seed": 0, "gain": 10.0, "drop": 2.5, "kl": 0.01, "evals": [{"step": 0}]}]

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import diverse_tiny_model
-from retain_utils import evaluation
-from retain_utils.training.loop import collate, completion_logprobs
+from retain_utils.core import evaluation
+from retain_utils.core.training.loop import collate, completion_logprobs
 
 SEQUENCES = [([5, 6, 7, 8, 9], [10, 11, 12]), ([13, 14], [15, 16, 17, 18, 19, 20]), ([21, 22, 23], [24])]
 
@@ -73,7 +73,7 @@ def test_training_logprobs_and_gradients_chunked_equal_unchunked():
 def test_head_recomputed_on_accelerators_gives_the_same_numbers(monkeypatch):
     """On an accelerator the LM head is recomputed in the backward pass (memory), on the CPU kept: the same
     log-probabilities and gradients, bit for bit."""
-    from retain_utils.training import loop
+    from retain_utils.core.training import loop
 
     model, tok = diverse_tiny_model(seed=1)
     batch = collate([p for p, _ in SEQUENCES], [c for _, c in SEQUENCES], tok.pad_token_id)

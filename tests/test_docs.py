@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retain_utils import runner, sweep
+from retain_utils.batch import runner, sweep
 from retain_utils.__main__ import _params, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,10 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retain_utils.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_samples, kl_to_initial,
-                                     paired_intervals, results_table, score_texts, wilson_interval)
-from retain_utils.models import tiny_model
-from retain_utils.tasks import Example, get_task
+from retain_utils.core.intervals import wilson_interval
+from retain_utils.core.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_samples, kl_to_initial,
+                                          paired_intervals, results_table, score_texts)
+from retain_utils.core.models import tiny_model
+from retain_utils.core.tasks import Example, get_task
 
 
 def _score(task, acc, n=100):

@@ -6,9 +6,10 @@ import pytest
 
 import dataclasses
 
-from retain_utils import experiment, models
-from retain_utils.records import RunRecord
-from retain_utils.training import TrainConfig
+from retain_utils.chapters import experiment
+from retain_utils.core import models
+from retain_utils.core.records import RunRecord
+from retain_utils.core.training import TrainConfig
 
 
 def test_unknown_names_fail_before_any_model_loads():
@@ -58,10 +59,10 @@ def test_trainer_samples_greedily_like_the_baseline_model():
 
     import torch
 
-    from retain_utils import training
-    from retain_utils.evaluation import EVAL_BATCH_SIZE
-    from retain_utils.generation import generate
-    from retain_utils.training.loop import prepare_policy
+    from retain_utils.core import training
+    from retain_utils.core.evaluation import EVAL_BATCH_SIZE
+    from retain_utils.core.generation import generate
+    from retain_utils.core.training.loop import prepare_policy
 
     model, tok = models.tiny_model(seed=1, dtype=torch.bfloat16)
     config = training.resolve(TrainConfig(method="grpo", task="mmlu", precision="bf16"))
@@ -75,7 +76,7 @@ def test_trainer_samples_greedily_like_the_baseline_model():
 
 
 def test_load_bench_writes_the_baseline_and_the_machine_it_ran_on(tmp_path, monkeypatch):
-    from retain_utils import settings
+    from retain_utils.chapters import settings
 
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
     setup = settings.setup("02_rl_vs_sft", "smoke", model="tiny", target="mmlu")
@@ -188,7 +189,7 @@ def test_run_folders_are_per_config_and_data_and_keep_only_logs(tmp_path, monkey
 
 
 def test_a_finished_run_is_read_back_not_retrained_until_the_code_changes(tmp_path, monkeypatch):
-    from retain_utils import provenance, training
+    from retain_utils.core import provenance, training
 
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
     bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
@@ -248,7 +249,8 @@ def test_gain_clarity_names_the_gains_whose_interval_reaches_zero():
 
 
 def test_the_bench_keeps_the_baseline_answers_and_each_run_measures_retention(monkeypatch):
-    from retain_utils import evaluation, retention
+    from retain_utils.core import evaluation
+    from retain_utils.analysis import retention
 
     monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
     bench = experiment.make_bench("tiny", "mmlu", 4, 3, task_names=("mmlu", "countdown"), progress=False)

@@ -3,12 +3,12 @@ import math
 import numpy as np
 import pytest
 
-from retain_utils.evaluation import TaskScore
-from retain_utils.forgetting import (DropReading, check_gain_level, correct_vector, difference_sentence, discordance,
-                                     drop_difference, drop_differences, min_detectable_difference, paired_bootstrap,
-                                     paper_differences, power_sentence, read_at_gain, read_end,
-                                     seed_min_detectable_difference, seed_t_interval, seeds_and_questions_bootstrap,
-                                     t_quantile)
+from retain_utils.core.evaluation import TaskScore
+from retain_utils.analysis.forgetting import (DropReading, check_gain_level, correct_vector, difference_sentence,
+                                              discordance, drop_difference, drop_differences,
+                                              min_detectable_difference, paired_bootstrap, paper_differences,
+                                              power_sentence, read_at_gain, read_end, seed_min_detectable_difference,
+                                              seed_t_interval, seeds_and_questions_bootstrap, t_quantile)
 
 
 def _eval(step, **correct):
@@ -178,7 +178,7 @@ def test_discordance_and_the_power_sentence():
 
 
 def test_pooled_difference_over_seeds_by_hand():
-    from retain_utils.forgetting import pooled_difference
+    from retain_utils.analysis.forgetting import pooled_difference
 
     def reading(per_question, reached=True):
         return DropReading("end", reached, 5.0, 12.0 if reached else None,
@@ -289,7 +289,7 @@ def test_seed_min_detectable_difference_matches_the_noncentral_t():
 
 
 def test_bootstraps_refuse_empty_and_mismatched_input():
-    from retain_utils.forgetting import pearson_interval
+    from retain_utils.analysis.forgetting import pearson_interval
 
     for bad, match in (({}, "non-empty mapping"), ({"x": np.array([1.0, 0.0])}, r"values\['x'\] must be a non-empty "
                                                                                   r"\(seeds, questions\) array"),
@@ -316,7 +316,7 @@ def test_bootstraps_refuse_empty_and_mismatched_input():
 
 
 def test_pearson_interval():
-    from retain_utils.forgetting import pearson_interval
+    from retain_utils.analysis.forgetting import pearson_interval
 
     r, low, high, n = pearson_interval([1, 2, 3, 4, 5, 6], [2, 4, 5, 4, 5, 7])
     assert n == 6 and r == pytest.approx(np.corrcoef([1, 2, 3, 4, 5, 6], [2, 4, 5, 4, 5, 7])[0, 1])

@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from retain_utils import findings, forgetting
-from retain_utils.records import RunRecord
+from retain_utils.chapters import findings
+from retain_utils.analysis import forgetting
+from retain_utils.core.records import RunRecord
 
 N = 40  # held-out questions per task
 
@@ -88,7 +89,7 @@ def test_old_results_files_read_without_the_new_fields():
 
 
 def test_the_readable_tables_keep_every_row():
-    from retain_utils import tables
+    from retain_utils.analysis import tables
 
     sft = record("SFT", 0, evals([10, 20], [30, 20]), retention_dict([-2.0, -1.0]))
     grpo = record("GRPO", 0, evals([10, 14], [30, 30]), retention_dict([0.0, 0.0]))
@@ -137,7 +138,7 @@ def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
     frame = findings.campaign_forgetting(runs, [("SFT", "GRPO")], n_boot=200)
     note = "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero"
     assert set(frame["gain note"]) == {note}, "every row of the comparison, SFT's clear gain not named"
-    from retain_utils import tables
+    from retain_utils.analysis import tables
     assert set(tables.pooled_differences(frame)["Note"]) == {note}
     one = findings.pooled_sentence(frame, "SFT", "GRPO", "Q?")
     assert "(one seed, so no seed-level interval; 95 % interval over held-out questions only +" in one
@@ -146,12 +147,12 @@ def test_a_gain_within_the_noise_is_named_beside_the_drop_difference():
     assert tables.pooled_differences(frame)["Verdict"].iloc[0] == "SFT forgets more (questions only)"
     seeds = runs + [dataclasses.replace(r, seed=1, gain_interval=(1.0, 9.0)) for r in runs]
     pairs = [(seeds[0], seeds[1]), (seeds[2], seeds[3])]
-    assert findings.gain_note(pairs, ("SFT", "GRPO")) == \
+    assert findings.gain_sentence(pairs, ("SFT", "GRPO")) == \
         "GRPO's gain in 1 of 2 seeds (mean +2.5 pp) is not told apart from zero"
     both = [(dataclasses.replace(a, gain_interval=(-1.0, 3.0)), b) for a, b in pairs]
-    assert findings.gain_note(both, ("SFT", "GRPO")) == ("SFT's gain in 2 of 2 seeds (mean +50.0 pp) and GRPO's in 1 "
+    assert findings.gain_sentence(both, ("SFT", "GRPO")) == ("SFT's gain in 2 of 2 seeds (mean +50.0 pp) and GRPO's in 1 "
                                                          "of 2 seeds (mean +2.5 pp) are not told apart from zero")
-    assert findings.gain_note([(seeds[2], seeds[3])], ("SFT", "GRPO")) == ""
+    assert findings.gain_sentence([(seeds[2], seeds[3])], ("SFT", "GRPO")) == ""
     one = findings.forgetting_comparison(runs, n_boot=200).sentence
     assert "GRPO's gain (+2.5 pp, 95 % interval -5.0 to +10.0) is not told apart from zero, so a matched gain" in one
 
@@ -183,7 +184,7 @@ def test_kl_sentence():
 
 
 def test_pooled_retention_over_seeds_by_hand():
-    from retain_utils.retention import Retention, pooled_retention_difference, retention_difference
+    from retain_utils.analysis.retention import Retention, pooled_retention_difference, retention_difference
 
     a0, a1 = Retention.from_dict(retention_dict([-1.0] * 4)), Retention.from_dict(retention_dict([-0.5] * 4))
     b = Retention.from_dict(retention_dict([0.0] * 4))
@@ -201,7 +202,7 @@ def test_pooled_retention_over_seeds_by_hand():
 
 
 def test_campaign_retention_and_its_sentence():
-    from retain_utils import tables
+    from retain_utils.analysis import tables
 
     runs = [record("SFT", s, evals([10, 20], [30, 20]), retention_dict([-1.0 - s, -1.0, -1.0, -1.0])) for s in (0, 1)]
     runs += [record("GRPO", s, evals([10, 14], [30, 30]), retention_dict([0.0] * 4)) for s in (0, 1)]
@@ -222,7 +223,8 @@ def test_campaign_retention_and_its_sentence():
 def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
     import json
 
-    from retain_utils import experiment, tables
+    from retain_utils.chapters import experiment
+    from retain_utils.analysis import tables
 
     log = tmp_path / "runs" / "GRPO-s0"
     log.mkdir(parents=True)
@@ -244,7 +246,7 @@ def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
     assert "GRPO (target mmlu, seed 0) on countdown, 1 → 30 of 40 held-out answers hit its 96-token budget" in sentence
     assert "(+72.5 pp)" in sentence and "scored wrong" in sentence
     assert "cut-off answers explain little of the drops" in findings.truncation_sentence(frame.assign(end=frame["start"] + 1))
-    from retain_utils.tasks import get_task
+    from retain_utils.core.tasks import get_task
 
     as_run = {"mmlu": get_task("mmlu", max_new_tokens=16), "countdown": get_task("countdown", max_new_tokens=16)}
     assert set(experiment.truncation([grpo], as_run)["budget"]) == {16}, "the tasks as evaluated set the budget"
@@ -255,7 +257,7 @@ def test_truncation_counts_cut_off_answers_from_the_runs_logs(tmp_path):
 
 
 def test_with_several_seeds_the_claims_rest_on_the_seeds_t_interval():
-    from retain_utils import tables
+    from retain_utils.analysis import tables
 
     # end drop differences +62.5, +37.5 and +50 pp over 3 seeds (other task: 40 questions)
     runs = [record("SFT", 0, evals([10, 20, 30], [30, 20, 5])), record("GRPO", 0, evals([10, 14, 18], [30, 30, 30])),

@@ -2,8 +2,9 @@
 
 import pytest
 
-from retain_utils import evaluation, format_forgetting
-from retain_utils.records import RunRecord
+from retain_utils.analysis import format_forgetting
+from retain_utils.core import evaluation
+from retain_utils.core.records import RunRecord
 
 
 def _eval(step, correct, lenient, truncated, looping, unparsed, texts):

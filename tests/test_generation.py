@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from retain_utils.generation import Completion, generate
+from retain_utils.core.generation import Completion, generate
 
 PROMPTS = [
     [{"role": "user", "content": "hi"}],

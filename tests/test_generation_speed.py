@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from retain_utils import generation
-from retain_utils.generation import generate
+from retain_utils.core import generation
+from retain_utils.core.generation import generate
 
 from test_generation import PROMPTS
 

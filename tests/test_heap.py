@@ -8,7 +8,7 @@ import pytest
 
 SCRIPT = """
 import resource, sys, torch
-from retain_utils.heap import keep_freed_memory
+from retain_utils.core.heap import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 def fresh():  # a 64 MiB tensor, written and freed, as a training step's gradients are, amid small objects
     torch.empty(16 * 2**20).fill_(1.0)
@@ -38,8 +38,8 @@ def test_freed_memory_is_reused_instead_of_page_faulted_again():
 def test_load_model_and_training_keep_freed_memory(monkeypatch):
     from test_training import config, run  # the tiny GRPO run of the training tests
 
-    from retain_utils import models
-    from retain_utils.training import loop
+    from retain_utils.core import models
+    from retain_utils.core.training import loop
 
     calls = []
     monkeypatch.setattr(models, "keep_freed_memory", lambda: calls.append("load_model"))

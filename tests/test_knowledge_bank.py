@@ -5,8 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from retain_utils.tasks.base import split_of
-from retain_utils.tasks.mmlu import BANK_EVAL_FRACTION, bank_path
+from retain_utils.core.tasks.base import split_of
+from retain_utils.core.tasks.mmlu import BANK_EVAL_FRACTION, bank_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

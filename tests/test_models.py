@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from retain_utils import models
-from retain_utils.models import EMBEDDED_MODEL, default_dtype, load_model, tiny_model
+from retain_utils.core import models
+from retain_utils.core.models import EMBEDDED_MODEL, default_dtype, load_model, tiny_model
 
 
 def test_tiny_model_is_seeded_and_ready_for_batched_generation():
@@ -87,7 +87,7 @@ def test_embedded_model_loads_from_cache_and_answers():
 def test_cast_parameters_keeps_buffers_in_their_precision():
     import torch
 
-    from retain_utils.models import cast_parameters, tiny_model
+    from retain_utils.core.models import cast_parameters, tiny_model
 
     model, _ = tiny_model(seed=0)
     buffers = {name: b.dtype for name, b in model.named_buffers()}

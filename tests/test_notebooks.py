@@ -4,7 +4,7 @@ code cells that are short calls into the package, no block of code repeated acro
 import nbformat
 import pytest
 
-from retain_utils import runner
+from retain_utils.batch import runner
 
 THIN = ["02_rl_vs_sft", "03_ablations", "04_iterative_sft", "05_results"]
 SKELETON = ["## What you will see", "## The experiment", "## What this chapter showed"]

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from retain_utils import diagnostics, evaluation
-from retain_utils.generation import Completion
-from retain_utils.repetition import is_looping, looping_share
-from retain_utils.tasks.base import Example, Task
-from retain_utils.training import TrainConfig, grpo, resolve, self_sft
-from retain_utils.training.loop import lr_multiplier, sample_reward
+from retain_utils.analysis import diagnostics
+from retain_utils.core import evaluation
+from retain_utils.core.generation import Completion
+from retain_utils.core.repetition import is_looping, looping_share
+from retain_utils.core.tasks.base import Example, Task
+from retain_utils.core.training import TrainConfig, grpo, resolve, self_sft
+from retain_utils.core.training.loop import lr_multiplier, sample_reward
 
 
 class Always(Task):

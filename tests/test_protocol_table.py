@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from retain_utils import protocol
-from retain_utils.training import config
+from retain_utils.chapters import protocol
+from retain_utils.core.training import config
 
 
 def test_every_setting_has_our_value():

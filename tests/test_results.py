@@ -8,7 +8,9 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from retain_utils import campaign, experiment, findings, results, runner, sweep
+from retain_utils.batch import campaign, runner, sweep
+from retain_utils.chapters import experiment, findings
+from retain_utils.core import results
 
 matplotlib.use("Agg")
 

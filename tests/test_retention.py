@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from retain_utils.evaluation import TaskScore, evaluate
-from retain_utils.generation import encode_prompts
-from retain_utils.retention import (Retention, answer_logliks, baseline_answers, reference_logliks, retention,
-                                    retention_difference)
-from retain_utils.tasks import get_task
-from retain_utils.training.loop import collate, completion_logprobs
+from retain_utils.core.evaluation import TaskScore, evaluate
+from retain_utils.core.generation import encode_prompts
+from retain_utils.analysis.retention import (Retention, answer_logliks, baseline_answers, reference_logliks,
+                                             retention, retention_difference)
+from retain_utils.core.tasks import get_task
+from retain_utils.core.training.loop import collate, completion_logprobs
 
 
 def _bench(model, tok, n=6):

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from retain_utils import profiles, results, runner
+from retain_utils.chapters import profiles
+from retain_utils.core import results
+from retain_utils.batch import runner
 from retain_utils.__main__ import main
 
 FIXTURES = Path(__file__).parent / "data" / "notebooks"
@@ -133,7 +135,7 @@ def test_results_save_merges_and_writes_atomically(tmp_path):
 def test_held_out_sizes_of_every_profile_fit_the_question_banks():
     """A profile may not ask a task for more held-out questions than its bank holds (mmlu's shipped bank: 315) at
     the notebook's default target (mmlu): n_eval_target for the target, n_eval for the others."""
-    from retain_utils.tasks import TASK_NAMES, get_task
+    from retain_utils.core.tasks import TASK_NAMES, get_task
 
     banks = {name: get_task(name) for name in TASK_NAMES if hasattr(get_task(name), "n_questions")}
     assert "mmlu" in banks

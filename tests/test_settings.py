@@ -8,8 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from retain_utils import experiment, findings, profiles, records, results, settings, tables, variants
-from retain_utils.records import RunRecord
+from retain_utils.chapters import experiment, findings, profiles, settings, variants
+from retain_utils.core import records, results
+from retain_utils.analysis import tables
+from retain_utils.core.records import RunRecord
 
 LLM = {
     "02_rl_vs_sft": dict(methods=None, seeds=None, steps=None, n_train=None, n_eval=None, n_eval_target=None),
@@ -123,7 +125,7 @@ def test_old_records_read_with_label_in_method_and_method_in_algorithm():
                                     ["SFT", "Iterative-SFT, every 1 step", "GRPO"]])  # 04
 def test_the_rl_vs_sft_verdict_reads_every_notebooks_runs(labels):
     runs = [record(label, seed, 10.0, 5.0 if label == "SFT" else 1.0 + seed) for label in labels for seed in (0, 1)]
-    text = findings.rl_vs_sft_line(runs)
+    text = findings.rl_vs_sft_per_target_sentence(runs)
     assert text.startswith("On **mmlu**, GRPO (gain +10.0, drop +1.5 pp) forgets less than SFT")
 
 
@@ -136,14 +138,14 @@ def test_ablation_findings_rank_factors_and_judge_them_against_seed_noise():
     effects = findings.ablation_effects(runs, s.cfg)
     assert list(effects["factor"]) == [findings.OWN_ANSWERS, "KL penalty (GRPO)"]
     assert effects["paper"].iloc[0] == "large: on-policy data is the main factor"
-    assert findings.drop_verdict(effects, "KL penalty (GRPO)") == \
+    assert findings.drop_sentence(effects, "KL penalty (GRPO)") == \
         "changes drop by +0.5 ± 0.7 pp over 2 seeds, within seed noise"
-    assert findings.drop_verdict(effects, findings.STALE) == "was not run"
-    text = findings.ablation_verdict(effects, experiment.summary(runs), s)
+    assert findings.drop_sentence(effects, findings.STALE) == "was not run"
+    text = findings.ablation_sentence(effects, experiment.summary(runs), s)
     assert "largest effect on drop comes from **model's own vs expert answers (SFT)**" in text
     assert "Like the paper, on-policy data reduces drop more" in text
     labels = findings.ablation_variants(s, "self_sft", experiment.summary(runs))
-    assert labels == [] and "runs a single Self-SFT setting" in findings.section_note(s, "self_sft", labels)
+    assert labels == [] and "runs a single Self-SFT setting" in findings.section_sentence(s, "self_sft", labels)
 
 
 def test_recommendation_picks_the_iterative_setting_that_forgets_least():
@@ -194,17 +196,18 @@ def test_the_api_reference_documents_every_field_of_the_run_record():
 
 
 def test_the_colab_profile_is_refused_without_cuda_and_otherwise_takes_the_gpu_model_and_hub_data(monkeypatch):
-    from retain_utils import gpu
-    from retain_utils.models import EMBEDDED_MODEL
+    from retain_utils.chapters import colab
+    from retain_utils.core.training import memory
+    from retain_utils.core.models import EMBEDDED_MODEL
 
-    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(colab.torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="profile 'colab' is sized for a GPU"):
         settings.setup("02_rl_vs_sft", "colab", model=EMBEDDED_MODEL, target="mmlu", **LLM["02_rl_vs_sft"])
     checked = []
-    monkeypatch.setattr(gpu, "check_profile_device", lambda profile: None)
-    monkeypatch.setattr(gpu, "check_before_load", lambda model, configs: checked.append((model, len(configs))))
+    monkeypatch.setattr(colab, "check_profile_device", lambda profile: None)
+    monkeypatch.setattr(memory, "check_before_load", lambda model, configs: checked.append((model, len(configs))))
     s = settings.setup("02_rl_vs_sft", "colab", model=EMBEDDED_MODEL, target="mmlu", **LLM["02_rl_vs_sft"])
-    assert s.model == gpu.COLAB_MODEL and checked == [(gpu.COLAB_MODEL, 3)]
-    assert s.task_options == gpu.COLAB_TASK_OPTIONS and s.run_dir == gpu.run_folder()
+    assert s.model == colab.COLAB_MODEL and checked == [(colab.COLAB_MODEL, 3)]
+    assert s.task_options == colab.COLAB_TASK_OPTIONS and s.run_dir == colab.run_folder()
     assert settings.setup("02_rl_vs_sft", "colab", model="Qwen/Qwen2.5-1.5B-Instruct", target="mmlu",
                           **LLM["02_rl_vs_sft"]).model == "Qwen/Qwen2.5-1.5B-Instruct"  # an explicit model stays

@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from retain_utils import results, sweep
+from retain_utils.core import results
+from retain_utils.batch import sweep
 from retain_utils.__main__ import main
 
 FIXTURES = Path(__file__).parent / "data" / "notebooks"
@@ -92,7 +93,7 @@ def test_bad_input_fails_before_anything_runs(tmp_path, grid, kwargs, message):
 
 
 def test_type_check_uses_the_profile_value_when_the_default_is_none():
-    from retain_utils import profiles
+    from retain_utils.chapters import profiles
 
     profiles.PROFILES["seeded"] = {p: {"n_steps": 10} for p in profiles.PROFILE_NAMES}
     nb = SWEEP_FIXTURES / "seeded.ipynb"

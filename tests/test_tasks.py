@@ -3,10 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from retain_utils.tasks import TASK_NAMES, Example, get_task
-from retain_utils.tasks.countdown import CountdownTask, check, last_boxed, load_countdown, safe_eval, solve
-from retain_utils.tasks.ifeval import CHECKERS, DEFAULT_KINDS, GENERATED_KINDS, IFEvalTask, check_constraint, load_ifeval_rlvr
-from retain_utils.tasks.mmlu import MMLUTask, load_mmlu, open_answer_correct, parse_answer, parse_open
+from retain_utils.core.tasks import TASK_NAMES, Example, get_task
+from retain_utils.core.tasks.countdown import CountdownTask, check, last_boxed, load_countdown, safe_eval, solve
+from retain_utils.core.tasks.ifeval import (CHECKERS, DEFAULT_KINDS, GENERATED_KINDS, IFEvalTask, check_constraint,
+                                            load_ifeval_rlvr)
+from retain_utils.core.tasks.mmlu import MMLUTask, load_mmlu, open_answer_correct, parse_answer, parse_open
 
 DATA = Path(__file__).parent / "data"
 
@@ -173,7 +174,7 @@ def test_ifeval_generated_kinds_and_topic_split():
         assert all(e.target["func_name"] == kind and task.reward(e, e.expert) == 1.0 for e in examples)
     import re
 
-    from retain_utils.tasks.ifeval import REQUESTS
+    from retain_utils.core.tasks.ifeval import REQUESTS
 
     patterns = [re.compile(re.escape(r).replace(re.escape("{topic}"), "(.+?)") + " ") for r in REQUESTS]
 

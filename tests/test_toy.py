@@ -234,7 +234,7 @@ def _settings(**change):
 
 
 def test_check_settings_accepts_every_profile():
-    from retain_utils import profiles
+    from retain_utils.chapters import profiles
 
     for name in profiles.PROFILE_NAMES:
         toy.check_settings(profiles.apply("01_toy_kl", name), 0.9)

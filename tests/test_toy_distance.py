@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from retain_utils import toy
+from retain_utils.core.intervals import wilson_interval
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +18,13 @@ def far_summary():
 
 
 def test_wilson_interval():
-    lo, hi = toy.wilson(0, 20)
+    lo, hi = wilson_interval(0, 20)
     assert lo == 0 and hi == pytest.approx(0.161, abs=1e-3)  # (z^2 / n) / (1 + z^2 / n)
-    lo, hi = toy.wilson(10, 20)
+    lo, hi = wilson_interval(10, 20)
     assert lo == pytest.approx(0.299, abs=1e-3) and hi == pytest.approx(0.701, abs=1e-3)
-    lo, hi = toy.wilson(20, 20)
+    lo, hi = wilson_interval(20, 20)
     assert hi == 1.0 and lo == pytest.approx(1 - 0.161, abs=1e-3)
-    assert all(math.isnan(v) for v in toy.wilson(0, 0))
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # no trials: every proportion possible
 
 
 def test_distance_specs_cover_the_appendix_experiment():
@@ -55,10 +56,10 @@ def test_disagreements_and_prose_name_the_far_distance_only(far_summary):
     d = toy.disagreements(far_summary).set_index(["new_mean", "method", "lr"])
     assert not d.loc[(3.5, "fkl", 0.15), "disagree"] and not d.loc[(3.5, "rkl", 0.01), "disagree"]
     assert d.loc[(6.5, "fkl", 0.15), "disagree"]
-    text = toy.distance_prose(far_summary, 200)
+    text = toy.distance_sentence(far_summary, 200)
     assert "At new-mode mean 3.5 the two conventions agree" in text and "They disagree at 6.5" in text
     assert "4/4 seeds reach Gain 0.9 with the floor, 0/4 without" in text
-    assert "mean" in toy.first_step_prose(far_summary) and "Reverse KL" in toy.collapse_prose(far_summary, 200)
+    assert "mean" in toy.first_step_sentence(far_summary) and "Reverse KL" in toy.collapse_sentence(far_summary, 200)
 
 
 def test_distance_table_puts_the_conventions_side_by_side(far_summary):
@@ -73,7 +74,7 @@ def test_floor_ablation_attributes_each_far_result_to_one_floor():
     s = toy.distance_summary(fit)
     assert set(s.conventions) == set(toy.CONVENTIONS)
     assert toy.carried_by(s, "fkl", 0.15) == "the density floor"
-    assert "density floor" in toy.floor_ablation_prose(s, 200)
+    assert "density floor" in toy.floor_ablation_sentence(s, 200)
     assert len(toy.floor_ablation_table(s, 200)) == len(toy.CONVENTIONS)
 
 
@@ -83,17 +84,17 @@ def test_paper_checks_and_their_sentences():
     fits = {start: toy.simulate(toy.paper_specs(start, [0, 1]), toy.PAPER[start]["steps"], 200) for start in toy.STARTS}
     paper = toy.compare_with_paper(fits)
     assert set(paper.conventions) == {"authors"}
-    verdict = toy.paper_verdict(paper)
+    verdict = toy.paper_sentence(paper)
     assert "uni-modal start" in verdict and "bi-modal start" in verdict and "authors' conventions" in verdict
     noise = toy.noise_free_table(paper, toy.noise_free_fits(200))
     assert len(noise) == len(paper) and noise.filter(like="noise-free").notna().all().all()
-    assert "Uni-modal start: the noise-free fits" in toy.noise_free_verdict(noise)
+    assert "Uni-modal start: the noise-free fits" in toy.noise_free_sentence(noise)
 
 
 def test_section_prose_from_tables():
     fit = toy.simulate(toy.grid_specs(["fkl", "rkl"], [0.01, 0.15], [0, 1]), 200, 300)
-    text = toy.lr_sweep_prose(toy.summarise(fit))
+    text = toy.lr_sweep_sentence(toy.summarise(fit))
     assert "(lr 0.15)" in text and text.count("\n") == 1
     eg = toy.drop_at_gain(fit, [0.5])
-    text = toy.equal_gain_prose(eg, 0.5, 0.15)
+    text = toy.equal_gain_sentence(eg, 0.5, 0.15)
     assert text.startswith("Drop when Gain first reaches 0.5") and "forward KL (SFT)" in text and "reverse KL (RL)" in text

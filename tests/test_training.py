@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import diverse_tiny_model
-from retain_utils import results
-from retain_utils.tasks.base import Example, Task
-from retain_utils.training import METHODS, TrainConfig, TrainingDiverged, grpo, resolve, sft, train
-from retain_utils.training.loop import collate, completion_logprobs, kl_penalty, lr_multiplier, micro_batches
+from retain_utils.core import results
+from retain_utils.core.tasks.base import Example, Task
+from retain_utils.core.training import METHODS, TrainConfig, TrainingDiverged, grpo, resolve, sft, train
+from retain_utils.core.training.loop import collate, completion_logprobs, kl_penalty, lr_multiplier, micro_batches
 
 
 class VowelTask(Task):
@@ -85,7 +85,7 @@ def test_rows_of_one_prompt_share_a_pass_over_it(lora, layout, monkeypatch):
     row each on a copy of the prompt's KV cache: the same log-probs and gradients as one pass per row, up to
     rounding; prompts of different lengths (left padding), completions of different lengths (right padding),
     packed rows of different widths and a prompt with a single row included."""
-    from retain_utils.training import loop
+    from retain_utils.core.training import loop
 
     model, tok = diverse_tiny_model(seed=0)
     assert model.config._attn_implementation == "sdpa"
@@ -124,7 +124,7 @@ def test_rows_of_one_prompt_share_a_pass_over_it(lora, layout, monkeypatch):
 def test_completions_stay_one_row_each_where_packing_saves_nothing(tiny, monkeypatch):
     """Packing is chosen only where it computes fewer positions: one prompt with three long completions beside
     one with a short one would pack into 2 rows of 30 columns, more than 4 rows of 10."""
-    from retain_utils.training import loop
+    from retain_utils.core.training import loop
 
     model, tok = tiny
     packed = []
@@ -153,7 +153,7 @@ def test_a_shared_prompts_positions_count_once_toward_the_token_bound():
 
 
 def test_micro_batch_sizes_left_to_the_device():
-    from retain_utils.training.config import MICRO_BATCH, for_device
+    from retain_utils.core.training.config import MICRO_BATCH, for_device
 
     cfg = TrainConfig()
     assert (cfg.micro_batch_size, cfg.micro_batch_tokens) == (None, None)
@@ -307,7 +307,7 @@ def test_stale_rollouts_come_from_the_initial_model():
 
 
 def test_keep_correct_collects_accepted_rollouts_and_counts_tokens(monkeypatch):
-    from retain_utils.training import loop
+    from retain_utils.core.training import loop
 
     sampled, accepted = [], []
 
@@ -532,7 +532,7 @@ def test_grpo_loss_equals_trl(tmp_path):
 
 
 def test_iterative_round_that_solves_nothing_keeps_the_previous_data(monkeypatch):
-    from retain_utils.training import self_sft
+    from retain_utils.core.training import self_sft
 
     calls = []
     original = VowelTask.reward
@@ -574,8 +574,8 @@ def test_fp16_trains_with_a_grad_scaler_that_skips_overflowing_steps(monkeypatch
 
 
 def test_precision_auto_follows_the_device(monkeypatch):
-    from retain_utils import models
-    from retain_utils.training.loop import prepare_policy
+    from retain_utils.core import models
+    from retain_utils.core.training.loop import prepare_policy
 
     model, _ = diverse_tiny_model(seed=0)
     monkeypatch.setattr(models, "default_dtype", lambda device: torch.float16)  # as on a T4
@@ -587,7 +587,7 @@ def test_precision_auto_follows_the_device(monkeypatch):
 
 
 def test_lora_reference_is_the_initial_model_and_only_adapters_train():
-    from retain_utils.training.loop import collate, completion_logprobs
+    from retain_utils.core.training.loop import collate, completion_logprobs
 
     model, tok = diverse_tiny_model(seed=0)
     initial, _ = diverse_tiny_model(seed=0)

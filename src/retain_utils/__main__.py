@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import campaign, results, runner, sweep
-from .profiles import PROFILE_NAMES
+from .batch import campaign, runner, sweep
+from .core import results
+from .chapters.profiles import PROFILE_NAMES
 
 
 def _params(pairs: list[list[str]] | None) -> dict:

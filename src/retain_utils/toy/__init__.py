@@ -22,26 +22,26 @@ noise-free fits), ``distance`` (the appendix distance experiment read out, both
 conventions side by side).
 """
 
-from .validate import check_threshold
+from ..core.validate import check_threshold
 from .conventions import CONVENTION_LABELS, CONVENTIONS, GRID, Conventions
 from .mixture import BI_START, TARGET_OLD, UNI_START, Mixture, normal_logpdf, normal_pdf, target
 from .specs import (DISTANCE_EXPERIMENT, DISTANCE_RANGE, METHOD_LABELS, METHODS, PAPER, STARTS, RunSpec,
                     check_settings, distance_specs, grid_specs, paper_specs, with_seeds)
 from .estimators import ESTIMATORS, gradient, points, quadrature_nodes
-from .readout import (PARAM_NAMES, THRESHOLD, Fit, Reading, compare_with_paper, drop_at_gain, equal_gain_prose,
-                      lr_sweep_prose, make_grid, overlaps, read, summarise)
+from .readout import (PARAM_NAMES, THRESHOLD, Fit, Reading, compare_with_paper, drop_at_gain, equal_gain_sentence,
+                      lr_sweep_sentence, make_grid, overlaps, read, summarise)
 from .engine import CHUNK_ELEMENTS, DTYPES, PARAMETRISATIONS, S_MIN, W_CLIP, initial_params, simulate, update
-from .distance import (COLLAPSE_DROP, FLOOR_ABLATION_RUNS, carried_by, collapse_prose, disagreements, distance_prose,
-                       distance_summary, distance_table, first_step_prose, floor_ablation_prose, floor_ablation_specs,
-                       floor_ablation_table, wilson)
-from .paper import READINGS, compare_readings, noise_free_fits, noise_free_table, noise_free_verdict, paper_verdict
+from .distance import (COLLAPSE_DROP, FLOOR_ABLATION_RUNS, carried_by, collapse_sentence, disagreements, distance_sentence,
+                       distance_summary, distance_table, first_step_sentence, floor_ablation_sentence, floor_ablation_specs,
+                       floor_ablation_table)
+from .paper import READINGS, compare_readings, noise_free_fits, noise_free_table, noise_free_sentence, paper_sentence
 
 __all__ = [
     "CONVENTIONS", "CONVENTION_LABELS", "Conventions", "DISTANCE_EXPERIMENT", "DISTANCE_RANGE", "check_settings",
-    "distance_specs", "COLLAPSE_DROP", "collapse_prose", "disagreements", "distance_prose", "distance_summary",
-    "distance_table", "first_step_prose", "wilson", "FLOOR_ABLATION_RUNS", "carried_by", "floor_ablation_prose",
+    "distance_specs", "COLLAPSE_DROP", "collapse_sentence", "disagreements", "distance_sentence", "distance_summary",
+    "distance_table", "first_step_sentence", "FLOOR_ABLATION_RUNS", "carried_by", "floor_ablation_sentence",
     "floor_ablation_specs", "floor_ablation_table", "READINGS", "compare_readings", "noise_free_fits",
-    "noise_free_table", "noise_free_verdict", "paper_verdict", "equal_gain_prose", "lr_sweep_prose",
+    "noise_free_table", "noise_free_sentence", "paper_sentence", "equal_gain_sentence", "lr_sweep_sentence",
     "BI_START", "CHUNK_ELEMENTS", "DTYPES", "ESTIMATORS", "GRID", "METHODS", "METHOD_LABELS", "PAPER",
     "PARAMETRISATIONS", "PARAM_NAMES", "STARTS", "S_MIN", "TARGET_OLD", "THRESHOLD", "UNI_START", "W_CLIP",
     "Fit", "Mixture", "Reading", "RunSpec", "check_threshold", "compare_with_paper", "drop_at_gain", "gradient",

@@ -2,7 +2,7 @@
 conventions side by side, and the share of seeds in which the old mode collapses, with its interval.
 
 ``distance_summary`` gives one numeric row per (distance, method, learning rate, conventions);
-``distance_table`` formats it for a reader; ``disagreements`` and ``distance_prose`` say, in computed
+``distance_table`` formats it for a reader; ``disagreements`` and ``distance_sentence`` say, in computed
 sentences, at which distances the two conventions part and by how much.
 """
 
@@ -16,7 +16,8 @@ from .conventions import CONVENTION_LABELS, CONVENTIONS
 from .mixture import BI_START
 from .readout import THRESHOLD, Fit, read
 from .specs import METHOD_LABELS, distance_specs
-from .validate import check_threshold
+from ..core.intervals import wilson_interval
+from ..core.validate import check_threshold
 
 # A seed's old mode "collapses" when it has lost at least half of its overlap after the last step. Reverse
 # KL's final Drops cluster below 0.25 or above 0.7 at far new modes, so any cut in between counts the same.
@@ -25,16 +26,6 @@ COLLAPSE_DROP = 0.5
 # SHARE_TOL, or the mean Gain / Drop after the last step by more than VALUE_TOL (overlap, 0-1).
 SHARE_TOL = 0.25
 VALUE_TOL = 0.05
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion k / n (95 % for z = 1.96); sensible at k = 0 or k = n."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def distance_summary(fit: Fit, threshold: float = THRESHOLD, collapse_drop: float = COLLAPSE_DROP):
@@ -54,7 +45,7 @@ def distance_summary(fit: Fit, threshold: float = THRESHOLD, collapse_drop: floa
         idx = np.array(idx)
         ok = idx[r.reached[idx]]
         collapsed = int((r.final_drop[idx] >= collapse_drop).sum())
-        lo, hi = wilson(collapsed, idx.size)
+        lo, hi = wilson_interval(collapsed, idx.size)
         sd = lambda v: float(np.std(v, ddof=1)) if v.size > 1 else math.nan  # noqa: E731
         rows.append({
             "new_mean": d, "method": m, "lr": lr, "conventions": conv, "seeds": idx.size,
@@ -119,7 +110,7 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def distance_prose(summary, steps: int, threshold: float = THRESHOLD) -> str:
+def distance_sentence(summary, steps: int, threshold: float = THRESHOLD) -> str:
     """Markdown: at which distances the conventions disagree and on which runs (with both sides' numbers),
     the first step at the far modes, and the collapse share of reverse KL's old mode at each distance."""
     dis = disagreements(summary)
@@ -146,7 +137,7 @@ def distance_prose(summary, steps: int, threshold: float = THRESHOLD) -> str:
     return "\n\n".join(parts)
 
 
-def first_step_prose(summary, method: str = "fkl", lr: float = 0.15) -> str:
+def first_step_sentence(summary, method: str = "fkl", lr: float = 0.15) -> str:
     """Markdown: where one step of ``method`` at ``lr`` puts the new component under each convention, at each
     distance of the summary: the floor's effect in number pairs."""
     rows = summary[(summary.method == method) & np.isclose(summary.lr, lr)]
@@ -163,7 +154,7 @@ def first_step_prose(summary, method: str = "fkl", lr: float = 0.15) -> str:
             + f" (means over {int(rows.seeds.iloc[0])} seeds).")
 
 
-def collapse_prose(summary, steps: int, method: str = "rkl", collapse_drop: float = COLLAPSE_DROP) -> str:
+def collapse_sentence(summary, steps: int, method: str = "rkl", collapse_drop: float = COLLAPSE_DROP) -> str:
     """Markdown: in how many seeds reverse KL's old mode collapses (final Drop >= ``collapse_drop``), with the
     95 % Wilson interval of the share: the settings where some seed collapsed one by one, the rest together."""
     rows = summary[summary.method == method].sort_values(["new_mean", "lr", "conventions"])
@@ -238,7 +229,7 @@ def floor_ablation_table(summary, steps: int, threshold: float = THRESHOLD):
     return table
 
 
-def floor_ablation_prose(summary, steps: int, threshold: float = THRESHOLD) -> str:
+def floor_ablation_sentence(summary, steps: int, threshold: float = THRESHOLD) -> str:
     """Markdown: for each ablated run, which floor its result under the authors' conventions rests on, with
     the numbers of each convention."""
     d = summary.new_mean.iloc[0]

@@ -11,7 +11,7 @@ from .mixture import BI_START, TARGET_OLD, UNI_START, weighted_pdf
 from .conventions import CONVENTIONS
 from .readout import Fit, make_grid, overlaps
 from .specs import METHODS, STARTS, RunSpec
-from .validate import check_choice, check_positive_int
+from ..core.validate import check_choice, check_positive_int
 
 PARAMETRISATIONS = ("direct", "natural")
 W_CLIP = 1e-3  # weight kept in [W_CLIP, 1 - W_CLIP], stds >= S_MIN, as in the paper's simulation

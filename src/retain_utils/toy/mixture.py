@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validate import check_positive_int
+from ..core.validate import check_positive_int
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 

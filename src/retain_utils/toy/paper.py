@@ -39,7 +39,7 @@ def compare_readings(seeds, n_samples: int, threshold: float = THRESHOLD):
     return pd.DataFrame(rows).set_index("reading")
 
 
-def paper_verdict(paper_table) -> str:
+def paper_sentence(paper_table) -> str:
     """Markdown: which method forgets less from each start, by our mean Drop, beside the paper's."""
     drops = paper_table.set_index(["start", "method", "lr"])
     lines = []
@@ -84,7 +84,7 @@ def noise_free_table(paper_table, noise_free: dict, threshold: float = THRESHOLD
     return pd.DataFrame(rows)
 
 
-def noise_free_verdict(noise_table, tol: float = 0.02) -> str:
+def noise_free_sentence(noise_table, tol: float = 0.02) -> str:
     """Markdown: whether the noise-free uni-modal fits match the Monte-Carlo means (within ``tol``), and the
     bi-modal Drops of the noise-free forward and reverse KL against reverse KL's Monte-Carlo median."""
     nt = noise_table.set_index(["start", "method", "lr"])

@@ -11,7 +11,7 @@ import numpy as np
 from .conventions import GRID
 from .mixture import Mixture, weighted_pdf
 from .specs import METHOD_LABELS, PAPER, RunSpec
-from .validate import check_threshold
+from ..core.validate import check_threshold
 
 PARAM_NAMES = ("w_old", "mu_old", "s_old", "mu_new", "s_new")
 # The reading the paper reports: the first step where Gain >= 0.9.
@@ -205,7 +205,7 @@ def compare_with_paper(fits: dict, threshold: float = THRESHOLD):
     return pd.DataFrame(rows)
 
 
-def equal_gain_prose(equal_gain, level: float, lr: float) -> str:
+def equal_gain_sentence(equal_gain, level: float, lr: float) -> str:
     """Markdown: each method's median Drop when Gain first reaches ``level`` at learning rate ``lr``, from a
     ``drop_at_gain`` table."""
     col = f"Drop at Gain {level:g} (median)"
@@ -217,7 +217,7 @@ def equal_gain_prose(equal_gain, level: float, lr: float) -> str:
     return f"Drop when Gain first reaches {level:g} (median over seeds), learning rate {lr:g}: " + ", ".join(parts) + "."
 
 
-def lr_sweep_prose(lr_table, threshold: float = THRESHOLD, methods=("fkl", "rkl")) -> str:
+def lr_sweep_sentence(lr_table, threshold: float = THRESHOLD, methods=("fkl", "rkl")) -> str:
     """Markdown: mean Drop at each learning rate where some seeds reach the threshold, per method, from a
     ``summarise`` table."""
     ok = lr_table[lr_table.reached > 0]

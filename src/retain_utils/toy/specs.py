@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .conventions import CONVENTIONS
-from .validate import check_choice, check_positive_int, check_real, check_reals, check_threshold
+from ..core.validate import check_choice, check_positive_int, check_real, check_reals, check_threshold
 
 METHODS = ("fkl", "rkl", "iter_sft", "self_sft")
 METHOD_LABELS = {

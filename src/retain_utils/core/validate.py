@@ -1,10 +1,23 @@
-"""Checks of user values for the toy: a bad value is refused before any compute, naming the parameter."""
+"""The checks of user values every layer shares (the settings, the trainers' config, the toy): a bad value is
+refused before any compute, naming the parameter and why."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+def is_int(value) -> bool:
+    """A Python int that is not a bool (True is an int to Python, not to a setting)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int_at_least(name: str, value, minimum: int, note: str = "", *, say_positive: bool = True) -> None:
+    """Refuse anything but an int >= ``minimum`` (``say_positive``: worded "a positive int" when it is 1)."""
+    if not (is_int(value) and value >= minimum):
+        what = "a positive int" if minimum == 1 and say_positive else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}{note}, got {value!r}")
 
 
 def check_threshold(threshold: float) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import time
 import zlib
 from contextlib import nullcontext
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .generation import generate
+from .intervals import wilson_interval
 from .repetition import is_looping
 from .tasks import TASK_NAMES, Example, Task, get_task
 
@@ -92,17 +92,6 @@ def unpack_texts(packed: str) -> list[str]:
 # batches cost fewer steps (0.2.0 used 64; in fp32 all 450 held-out answers of chapter 2's evaluation came out
 # the same, though logits move in their last bits: benchmarks/PROFILE.md).
 EVAL_BATCH_SIZE = 160
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (95% by default); (0, 1) when n == 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 def score_texts(task: Task, examples: list[Example], texts: list[str], *, truncated: list[bool] | None = None,

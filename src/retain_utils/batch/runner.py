@@ -1,7 +1,7 @@
 """Execute the book's notebooks with papermill, and build the book from the executed copies.
 
 Layout of one run: ``<output_dir>/<stem>.ipynb`` (the executed copy) beside ``<stem>.results.json``
-(written by the notebook itself through :func:`retain_utils.results.save`).
+(written by the notebook itself through :func:`retain_utils.core.results.save`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .profiles import PROFILE_NAMES, check_profile
+from ..chapters.profiles import PROFILE_NAMES, check_profile
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository, for an editable install
+ROOT = Path(__file__).resolve().parents[3]  # the repository, for an editable install
 NOTEBOOK_DIR = ROOT / "notebooks"
 BUILD_DIR = ROOT / "_build"
 KERNEL = "python3"
@@ -69,7 +69,7 @@ def declared_parameters(path: Path) -> dict[str, Any]:
 def check_parameters(path: Path, params: dict[str, Any], profile: str | None = None, what: str = "value") -> None:
     """Every name declared by the notebook and not set by the runner; with ``profile``, every value of its
     parameter's type and in range (``settings.check_value``, the checks the notebooks' setup makes)."""
-    from . import settings  # the checks import the trainers' config, which a bare ``--help`` need not load
+    from ..chapters import settings  # the checks import the trainers' config, which a bare ``--help`` need not load
 
     for name in RUNNER_PARAMETERS:
         if name in params:
@@ -165,7 +165,7 @@ def mark_incomplete(results_path: Path, why: str) -> None:
     """Mark a results file that a stopped notebook left half-written: ``"incomplete": why``, so no reader takes
     it for a finished run. Nothing to do when the notebook wrote none; a file that cannot be rewritten (a full
     disk) is left as it is."""
-    from . import results
+    from ..core import results
 
     if results_path.exists():
         try:

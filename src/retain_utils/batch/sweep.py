@@ -1,6 +1,6 @@
 """Batch execution: one notebook over a grid of parameters (seeds x methods x targets), resumable.
 
-Each point runs in its own folder (layout: ``retain_utils.layout``). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
+Each point runs in its own folder (layout: ``retain_utils.core.layout``). A point is claimed with ``flock`` on its ``.lock`` while it runs, so two
 sweeps sharing a folder never run a point twice, and a killed sweep leaves no lock behind (the OS drops it).
 Rerunning a sweep skips finished points and retries failed or unfinished ones.
 """
@@ -22,9 +22,11 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from . import results, runner, settings
-from .layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file, unreadable
-from .profiles import check_profile
+from ..core import results
+from . import runner
+from ..chapters import settings
+from ..core.layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file, unreadable
+from ..chapters.profiles import check_profile
 
 BACKENDS = ("local", "ray")
 RAY_PIN = "ray==2.60.0"

@@ -109,7 +109,7 @@ def load(path: str | os.PathLike) -> dict:
     return read_record(path)
 
 
-# ----- a sweep's results (folder layout: retain_utils.layout) -------------------------------------------------
+# ----- a sweep's results (folder layout: retain_utils.core.layout) -------------------------------------------------
 
 RUN_KEYS = ("variant", "target", "seed", "gain", "drop")  # what paper_table needs from each run
 

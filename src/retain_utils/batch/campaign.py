@@ -23,10 +23,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import __version__, profiles, provenance, results, runner, sweep
-from .layout import finished_record, point_folders, read_params, results_file, unreadable
-from .models import DTYPE_ENV
-from .results import load
+from .. import __version__
+from ..chapters import profiles
+from ..core import provenance, results
+from . import runner, sweep
+from ..core.layout import finished_record, point_folders, read_params, results_file, unreadable
+from ..core.models import DTYPE_ENV
+from ..core.results import load
 
 PROFILE = "campaign"
 CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnostics, evaluation, provenance, results, retention, training
-from .forgetting import correct_vector
-from .models import cast_parameters, default_dtype, load_model
-from .records import METHOD_LABELS, RunRecord, as_records
-from .tasks import TASK_NAMES, Example, Task, get_task
-from .training import TrainConfig
+from ..analysis import diagnostics, retention
+from ..core import evaluation, provenance, results, training
+from ..analysis.forgetting import correct_vector
+from ..core.models import cast_parameters, default_dtype, load_model
+from ..core.records import METHOD_LABELS, RunRecord, as_records
+from ..core.tasks import TASK_NAMES, Example, Task, get_task
+from ..core.training import TrainConfig
 
 
 @dataclass

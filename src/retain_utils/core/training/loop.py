@@ -341,7 +341,7 @@ def prepare_policy(model, config: TrainConfig):
 
     device = next(model.parameters()).device
     if config.lora_rank == "auto":  # train() resolves it first; direct callers get the same choice
-        from ..gpu import fit_to_device
+        from .memory import fit_to_device
 
         config = fit_to_device(model, config)
     low = default_dtype(device) if config.precision == "auto" else PRECISION_DTYPES[config.precision]

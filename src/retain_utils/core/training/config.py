@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from ..evaluation import EVAL_BATCH_SIZE
+from ..validate import check_int_at_least, is_int
 
 METHOD_NAMES = ("sft", "self_sft", "iterative_sft", "grpo", "reinforce")
 KL_ESTIMATORS = ("sq", "k3")  # sq: 0.5 (log pi - log pi_ref)^2 (the paper's); k3: exp(-d) + d - 1 (TRL's)
@@ -74,16 +75,6 @@ class TrainConfig:
 _RL = ("grpo", "reinforce")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not to a config
-
-
-def _int_at_least(name: str, value, minimum: int, note: str = "") -> None:
-    if not (_is_int(value) and value >= minimum):
-        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {what}{note}, got {value!r}")
-
-
 def _number(name: str, value, *, positive: bool = False, optional: bool = False, note: str = "") -> None:
     """A finite real number (not a bool), > 0 with ``positive`` else >= 0; ``None`` allowed with ``optional``."""
     if value is None and optional:
@@ -114,15 +105,15 @@ def _check_types(c: TrainConfig) -> None:
         raise ValueError(f"task must be the name of the target task, got {c.task!r}")
     for name in ("steps", "batch_size", "grad_accum", "max_new_tokens", "reuse", "eval_every", "eval_batch_size",
                  "rollout_batch_size"):
-        _int_at_least(name, getattr(c, name), 1)
-    _int_at_least("group_size", c.group_size, 1)
-    _int_at_least("seed", c.seed, 0)
+        check_int_at_least(name, getattr(c, name), 1)
+    check_int_at_least("group_size", c.group_size, 1)
+    check_int_at_least("seed", c.seed, 0)
     if c.lora_rank != "auto":
-        _int_at_least("lora_rank", c.lora_rank, 0, " (0 = full fine-tuning, or 'auto')")
-    _int_at_least("checkpoint_every", c.checkpoint_every, 0, " (0 = only at the end)")
+        check_int_at_least("lora_rank", c.lora_rank, 0, " (0 = full fine-tuning, or 'auto')")
+    check_int_at_least("checkpoint_every", c.checkpoint_every, 0, " (0 = only at the end)")
     for name in ("micro_batch_size", "micro_batch_tokens", "eval_max_new_tokens", "regenerate_every"):
         if getattr(c, name) is not None:
-            _int_at_least(name, getattr(c, name), 1)
+            check_int_at_least(name, getattr(c, name), 1)
     _number("lr", c.lr, positive=True, optional=True)
     _number("lora_alpha", c.lora_alpha, positive=True, optional=True)
     _number("clip_eps", c.clip_eps, positive=True, optional=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-from .records import METHOD_LABELS
-from .training.config import TrainConfig
+from ..core.records import METHOD_LABELS
+from ..core.training.config import TrainConfig
+from .profiles import LLMSettings
 
 ABLATIONS = {"kl": "KL penalty", "advantage": "Advantage estimation", "on_policy": "On-policy data",
              "self_sft": "Self-SFT learning rate and steps"}  # 03's comparisons: key -> section heading
@@ -28,16 +28,16 @@ class Variant:
     rollouts_of: str | None = None        # train on the accepted rollouts of this variant's run of the same seed
 
 
-def _base(cfg: SimpleNamespace, target: str, budget: int) -> TrainConfig:
+def _base(cfg: LLMSettings, target: str, budget: int) -> TrainConfig:
     return TrainConfig(task=target, steps=cfg.steps, batch_size=cfg.batch_size, group_size=cfg.group_size,
                        eval_every=cfg.eval_every, temperature=cfg.temperature, max_new_tokens=budget)
 
 
-def _lr(cfg: SimpleNamespace, method: str) -> float:
+def _lr(cfg: LLMSettings, method: str) -> float:
     return cfg.lr_rl if method in ("grpo", "reinforce") else cfg.lr_sft
 
 
-def rl_vs_sft(cfg: SimpleNamespace, target: str, budget: int) -> list[Variant]:
+def rl_vs_sft_variants(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
     """02: each method of ``cfg.methods`` at its learning rate, labelled by METHOD_LABELS."""
     base = _base(cfg, target, budget)
     return [Variant(METHOD_LABELS[m], dataclasses.replace(base, method=m, lr=_lr(cfg, m))) for m in cfg.methods]
@@ -47,7 +47,7 @@ def self_sft_label(lr: float, steps: int) -> str:
     return f"Self-SFT, lr {lr:g}, {steps} steps"
 
 
-def ablation_variants(cfg: SimpleNamespace, target: str, budget: int) -> list[Variant]:
+def ablation_variants(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
     """03: every variant that takes part in one of ``cfg.ablations``. GRPO keeps its accepted rollouts, and
     "SFT on GRPO's rollouts" trains on them (SFT's learning rate and step count)."""
     base = _base(cfg, target, budget)
@@ -73,7 +73,7 @@ def interval_label(every: int) -> str:
     return "Self-SFT (never)" if every == 0 else f"Iterative-SFT, every {every} step{'s' * (every > 1)}"
 
 
-def iterative_variants(cfg: SimpleNamespace, target: str, budget: int) -> list[Variant]:
+def iterative_variants(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
     """04: SFT, Iterative-SFT at each regeneration interval (0: Self-SFT), GRPO."""
     base = dataclasses.replace(_base(cfg, target, budget), lr=cfg.lr_sft)
     regenerating = [Variant(interval_label(k), dataclasses.replace(base, method="self_sft") if k == 0 else
@@ -83,10 +83,10 @@ def iterative_variants(cfg: SimpleNamespace, target: str, budget: int) -> list[V
             Variant("GRPO", dataclasses.replace(base, method="grpo", lr=cfg.lr_rl))]
 
 
-BUILDERS = {"02_rl_vs_sft": rl_vs_sft, "03_ablations": ablation_variants, "04_iterative_sft": iterative_variants}
+BUILDERS = {"02_rl_vs_sft": rl_vs_sft_variants, "03_ablations": ablation_variants, "04_iterative_sft": iterative_variants}
 
 
-def for_notebook(notebook: str, cfg: SimpleNamespace, target: str, budget: int) -> list[Variant]:
+def for_notebook(notebook: str, cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
     """The variants of ``notebook`` (one of BUILDERS) from its resolved settings."""
     if notebook not in BUILDERS:
         raise ValueError(f"no training variants for notebook {notebook!r}; known: {', '.join(BUILDERS)}")

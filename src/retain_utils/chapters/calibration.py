@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .forgetting import seed_t_interval
-from .records import as_records
-from .results import write_json_atomic
+from ..analysis.forgetting import seed_t_interval
+from ..core.records import as_records
+from ..core.results import write_json_atomic
 
 CALIBRATION_SEEDS = (100, 101, 102)  # never a campaign seed
 LEARNED_PP = 10.0  # a target counts as learned at a mean held-out gain of this many pp, interval above zero

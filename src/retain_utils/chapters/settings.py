@@ -16,19 +16,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from . import gpu, profiles, results, variants
-from .models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
-from .tasks import TASK_NAMES, get_task
-from .training import config as train_config
-from .training.config import METHOD_NAMES
-from .toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
-from .toy.validate import check_reals, check_threshold
+from ..core.training import memory
+from . import colab, profiles, variants
+from ..core import results
+from ..core.models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
+from ..core.tasks import TASK_NAMES, get_task
+from ..core.training import config as train_config
+from ..core.training.config import METHOD_NAMES
+from ..toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
+from ..core.validate import check_int_at_least, check_reals, check_threshold, is_int
 
 # ----- validators: each raises ValueError naming the parameter ---------------------------------------------
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
@@ -36,10 +34,7 @@ def _is_number(value) -> bool:
 
 
 def _int_at_least(minimum: int) -> Callable:
-    def check(name, value):
-        if not (_is_int(value) and value >= minimum):
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return check
+    return lambda name, value: check_int_at_least(name, value, minimum, say_positive=False)
 
 
 def _positive_number(name, value):
@@ -160,7 +155,7 @@ def fits(value: Any, example: Any) -> bool:
     if isinstance(example, bool):
         return isinstance(value, bool)
     if isinstance(example, int):
-        return _is_int(value)
+        return is_int(value)
     if isinstance(example, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(example, (list, tuple)):
@@ -210,11 +205,11 @@ class Setup:
     profile: str
     model: str
     target: str
-    cfg: SimpleNamespace                  # every setting, profile values filled in (``cfg.steps``, ``cfg.seeds``)
+    cfg: profiles.LLMSettings             # every setting, profile values filled in (``cfg.steps``, ``cfg.seeds``)
     variants: list                        # variants.Variant, in run order
     task_options: dict[str, dict] | None  # per task, e.g. the answer budget (max_tokens)
     budget: int                           # answer length in tokens, rollouts too
-    run_dir: Path                         # where runs checkpoint (Google Drive when mounted: gpu.run_folder)
+    run_dir: Path                         # where runs checkpoint (Google Drive when mounted: colab.run_folder)
 
     @property
     def kl_prompts(self) -> int:
@@ -252,14 +247,14 @@ def _task_options(profile: str, max_tokens: int | None) -> dict[str, dict] | Non
     """Per task, its options in this profile: the answer budget (``max_tokens``), and colab's hub datasets."""
     task_options = {t: {"max_new_tokens": max_tokens} for t in TASK_NAMES} if max_tokens else None
     if profile == "colab":  # the hub datasets
-        task_options = {t: {**gpu.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
+        task_options = {t: {**colab.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
                         for t in TASK_NAMES}
     return task_options
 
 
 def _model_of(profile: str, model: str) -> str:
     """The model a notebook loads: colab swaps the CPU-sized embedded default for its GPU-sized one."""
-    return gpu.COLAB_MODEL if profile == "colab" and model == EMBEDDED_MODEL else model
+    return colab.COLAB_MODEL if profile == "colab" and model == EMBEDDED_MODEL else model
 
 
 def context_length(model: str) -> int | None:
@@ -282,7 +277,7 @@ def context_length(model: str) -> int | None:
         value = json.loads(config.read_text()).get("max_position_embeddings") if config else None
     except (OSError, ValueError, AttributeError):
         return None
-    return value if _is_int(value) and value > 0 else None
+    return value if is_int(value) and value > 0 else None
 
 
 def _check_context(model: str, max_tokens: int | None) -> None:
@@ -312,7 +307,7 @@ def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dic
     if "n_eval" not in controlled:  # not an LLM notebook
         return
     try:
-        gpu.check_profile_device(profile)
+        colab.check_profile_device(profile)
     except RuntimeError as e:
         raise ValueError(str(e)) from None
     cfg = profiles.apply(notebook, profile, **{k: values[k] for k in controlled if k in values})
@@ -343,10 +338,11 @@ def _check_bank_sizes(cfg, target: str, task_options: dict | None) -> None:
 def setup(notebook: str, profile: str, results_path=None, /, *, model: str, target: str, **params: Any) -> Setup:
     """An LLM notebook's settings: ``checked``, then every variant's TrainConfig built and checked, all before
     any model loads; then the settings written to the results file."""
-    gpu.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
+    colab.check_profile_device(profile)  # the GPU-sized colab profile on a CPU-only machine: refused first
     model = _model_of(profile, model)  # the notebooks' default model is CPU-sized
-    cfg = checked(notebook, profile, model=model, target=target, **params)
-    del cfg.model, cfg.target
+    values = vars(checked(notebook, profile, model=model, target=target, **params))
+    del values["model"], values["target"]
+    cfg = profiles.LLMSettings.of(values)
     budget = cfg.max_tokens or get_task(target).max_new_tokens
     task_options = _task_options(profile, cfg.max_tokens)
     _check_bank_sizes(cfg, target, task_options)
@@ -357,6 +353,6 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
             train_config.resolve(variant.config)
         except ValueError as e:
             raise ValueError(f"variant {variant.label!r}: {e}") from None
-    gpu.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
-    results.save(results_path, notebook=notebook, config={**vars(cfg), "model": model, "target": target})
-    return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, gpu.run_folder())
+    memory.check_before_load(model, [v.config for v in chosen])  # on CUDA: refuses a run that cannot fit
+    results.save(results_path, notebook=notebook, config={**cfg.to_dict(), "model": model, "target": target})
+    return Setup(notebook, profile, model, target, cfg, chosen, task_options, budget, colab.run_folder())

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .evaluation import TaskScore
+from ..core.evaluation import TaskScore
 from .forgetting import correct_vector, paired_bootstrap, seeds_and_questions_bootstrap
-from .generation import encode_prompts
-from .tasks import Example, Task, get_task
-from .training.loop import collate, completion_logprobs, micro_batches
+from ..core.generation import encode_prompts
+from ..core.tasks import Example, Task, get_task
+from ..core.training.loop import collate, completion_logprobs, micro_batches
 
 BATCH_SIZE = 16  # sequences per forward pass; the initial and the trained model must use the same one
 

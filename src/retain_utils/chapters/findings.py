@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from . import experiment, forgetting, profiles, results, retention
-from .records import as_records
-from .tasks import TASK_NAMES
+from . import experiment, profiles
+from ..analysis import forgetting, retention
+from ..core import results
+from ..core.records import as_records
+from ..core.tasks import TASK_NAMES
 from .variants import self_sft_label
 
 # ----- 02: RL vs SFT ------------------------------------------------------------------------------------------
 
 
-def rl_vs_sft(table, setup, n_eval_target: int) -> str:
+def rl_vs_sft_sentence(table, setup, n_eval_target: int) -> str:
     """02's sentence: which variant gained most and which dropped least, against the paper's ordering."""
     best_gain, least_drop = table["gain_mean"].idxmax(), table["drop_mean"].idxmin()
     cfg = setup.cfg
@@ -31,7 +32,7 @@ def rl_vs_sft(table, setup, n_eval_target: int) -> str:
                "this run does **not** show GRPO forgetting least; see the caveats below."))
 
 
-def rl_vs_sft_line(records: list) -> str:
+def rl_vs_sft_per_target_sentence(records: list) -> str:
     """``results.rl_vs_sft_verdict`` on a notebook's own runs (its plain GRPO and SFT variants)."""
     return results.rl_vs_sft_verdict(results.paper_table(results.runs_frame(records))[1])
 
@@ -57,7 +58,7 @@ PAPER = {  # the paper's conclusion for each comparison
 PAPER["fewer Self-SFT steps (epochs)"] = PAPER["lower Self-SFT learning rate"]
 
 
-def comparisons(cfg: SimpleNamespace) -> list[tuple[str, str, str]]:
+def comparisons(cfg: profiles.LLMSettings) -> list[tuple[str, str, str]]:
     """03's comparisons for its settings: the fixed ones, and with the Self-SFT sweep its two."""
     chosen = list(COMPARISONS)
     if "self_sft" in cfg.ablations:
@@ -68,7 +69,7 @@ def comparisons(cfg: SimpleNamespace) -> list[tuple[str, str, str]]:
     return chosen
 
 
-def ablation_effects(records: list, cfg: SimpleNamespace):
+def ablation_effects(records: list, cfg: profiles.LLMSettings):
     """``experiment.effects`` of every comparison both of whose variants ran, with the paper's conclusion."""
     ran = {r.variant for r in as_records(records)}
     table = experiment.effects(records, [c for c in comparisons(cfg) if c[1] != c[2] and {c[1], c[2]} <= ran])
@@ -76,7 +77,7 @@ def ablation_effects(records: list, cfg: SimpleNamespace):
     return table
 
 
-def drop_verdict(effects, factor: str) -> str:
+def drop_sentence(effects, factor: str) -> str:
     """How much ``factor`` changes drop (mean ± sd over seeds), and whether that stands out of the spread over
     seeds: whether the seeds' 95 % t-interval of the effect excludes zero."""
     rows = effects.set_index("factor")
@@ -92,7 +93,7 @@ def drop_verdict(effects, factor: str) -> str:
             + ("" if abs(effect) > half else ", within seed noise"))
 
 
-def ablation_verdict(effects, table, setup) -> str:
+def ablation_sentence(effects, table, setup) -> str:
     """03's closing paragraph: the largest factor, each factor's effect, and whether on-policy data leads as in
     the paper."""
     cfg = setup.cfg
@@ -101,10 +102,10 @@ def ablation_verdict(effects, table, setup) -> str:
     largest = effects["factor"].iloc[0]
     on_policy_leads = largest in (OWN_ANSWERS, STALE) and effects["drop_effect"].iloc[0] > 0
     text = (f"On **{setup.target}** the largest effect on drop comes from **{largest}**. "
-            f"The KL penalty in GRPO {drop_verdict(effects, 'KL penalty (GRPO)')}; GRPO's advantage normalisation "
-            f"{drop_verdict(effects, 'baseline + std normalisation')}; fresh instead of stale rollouts "
-            f"{drop_verdict(effects, STALE)}; the model's own answers instead of the expert's in SFT "
-            f"{drop_verdict(effects, OWN_ANSWERS)}. "
+            f"The KL penalty in GRPO {drop_sentence(effects, 'KL penalty (GRPO)')}; GRPO's advantage normalisation "
+            f"{drop_sentence(effects, 'baseline + std normalisation')}; fresh instead of stale rollouts "
+            f"{drop_sentence(effects, STALE)}; the model's own answers instead of the expert's in SFT "
+            f"{drop_sentence(effects, OWN_ANSWERS)}. "
             + ("Like the paper, on-policy data reduces drop more than the KL penalty and the advantage estimator do"
                if on_policy_leads else
                "Unlike the paper, on-policy data is **not** the largest factor *reducing* drop in this run")
@@ -119,7 +120,7 @@ def ablation_variants(setup, key: str, table) -> list[str]:
     return [v.label for v in setup.variants if key in v.ablations and v.label in set(table.index)]
 
 
-def section_note(setup, key: str, labels: list[str]) -> str:
+def section_sentence(setup, key: str, labels: list[str]) -> str:
     """Why 03's Self-SFT section compares nothing when its profile runs a single setting; empty otherwise."""
     if key != "self_sft" or len(labels) >= 2:
         return ""
@@ -216,7 +217,7 @@ def matched_gain_levels(runs: list, n: int = 3) -> tuple[tuple[float, ...], floa
     return tuple(sorted({math.floor(10 * top * k / n) / 10 for k in range(1, n + 1)} - {0.0})), top
 
 
-def gain_note(pairs: list, labels: tuple[str, str]) -> str:
+def gain_sentence(pairs: list, labels: tuple[str, str]) -> str:
     """Which of the two variants' end gains on the target are not told apart from zero (their 95 % interval
     reaches 0), or "": a drop "at matched gain" then compares the methods at a gain within the noise."""
     weak = []
@@ -338,7 +339,7 @@ def _forgetting_sentence(pairs, sentences, levels, top, baseline, focus, pooled)
     for a, b in pairs:
         if a.variant == focus:
             text += f"Seed {a.seed}: " + " ".join(sentences[(a.variant, a.seed)]) + " "
-            if note := gain_note([(a, b)], (a.variant, b.variant)):
+            if note := gain_sentence([(a, b)], (a.variant, b.variant)):
                 text += f"{note[0].upper()}{note[1:]}, so a matched gain there is matched within the noise. "
     return text.strip()
 
@@ -392,7 +393,7 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
         # must not cap them)
         levels = gain_levels if gain_levels is not None else matched_gain_levels([r for pair in pairs for r in pair])[0]
         trajectories = [(_trajectory(ra), _trajectory(rb)) for ra, rb in pairs]
-        weak = gain_note(pairs, (a, b))
+        weak = gain_sentence(pairs, (a, b))
         readers = [lambda ev: forgetting.read_end(ev, target)]
         readers += [lambda ev, g=g: forgetting.read_at_gain(ev, target, g) for g in levels]
         for read in readers:
@@ -550,7 +551,7 @@ def truncation_sentence(frame, rise: float = 10.0) -> str:
             "(a forward pass, with no budget) does not see length, one reason the two measures can disagree.")
 
 
-def ablation_pairs(records: list, cfg: SimpleNamespace) -> list[tuple[str, str]]:
+def ablation_pairs(records: list, cfg: profiles.LLMSettings) -> list[tuple[str, str]]:
     """03's comparisons as (variant without the factor, variant with it) for ``pooled_comparisons``: a positive
     difference means the factor reduces forgetting. Only pairs whose variants both ran."""
     ran = {r.variant for r in as_records(records)}

@@ -9,7 +9,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_rgb
 
-from . import toy
+from .. import toy
 
 COLOURS = {  # (first iteration, reading) colour of each method; the gradient runs between them
     "fkl": ("red", "gold"),

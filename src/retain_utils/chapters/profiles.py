@@ -7,12 +7,13 @@ as the real reproduction (``full``), from papermill or by editing one line in Co
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Any
 
-from .training.config import DEFAULT_LR, TrainConfig
+from ..core.training.config import DEFAULT_LR, TrainConfig
 
-# colab: a free Colab T4, Qwen2.5-0.5B (gpu.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
+# colab: a free Colab T4, Qwen2.5-0.5B (chapters/colab.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
@@ -45,8 +46,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0, 1, 2], "steps": 100, "n_train": 800,
                  "n_eval": 200, "n_eval_target": None, "group_size": 5, "batch_size": 16, "eval_every": 10,
                  "max_tokens": None},
-        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (gpu.COLAB_MODEL,
-        # gpu.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (gpu.projected_minutes).
+        # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (colab.COLAB_MODEL,
+        # colab.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (colab.projected_minutes).
         # Its learning rates and temperature are SHARED's (calibrated on SmolLM2), not yet for LoRA on Qwen.
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
@@ -105,6 +106,49 @@ SHARED: dict[str, dict[str, Any]] = {
     "03_ablations": LLM_SHARED,
     "04_iterative_sft": LLM_SHARED,
 }
+
+
+@dataclass(repr=False)
+class LLMSettings:
+    """An LLM notebook's checked settings, profile values filled in: what ``variants`` builds the runs from and
+    ``findings`` reads. A setting the notebook does not declare stays None and is left out of ``to_dict``."""
+
+    profile: str
+    seeds: list[int]
+    steps: int
+    n_train: int
+    n_eval: int
+    group_size: int
+    batch_size: int
+    eval_every: int
+    max_tokens: int | None            # None: each task's own answer budget
+    lr_sft: float
+    lr_rl: float
+    temperature: float
+    n_eval_target: int | None = None  # 02: held-out questions of the target (None: n_eval)
+    methods: list[str] | None = None  # 02
+    ablations: list[str] | None = None  # 03: variants.ABLATIONS keys
+    beta: float | None = None         # 03: the KL coefficient of the KL variants
+    self_sft_lrs: list[float] | None = None  # 03
+    self_sft_steps: list[int] | None = None  # 03
+    intervals: list[int] | None = None  # 04: steps between regenerations (0 = never)
+    declared: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the notebook's names, in order
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> "LLMSettings":
+        """From the checked values of one notebook (``settings.checked``), keeping which names it declares."""
+        known = [f.name for f in fields(cls) if f.name != "declared"]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"not an LLM notebook setting: {', '.join(unknown)}; settings: {', '.join(known)}")
+        return cls(**values, declared=tuple(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declared settings, as the results file's ``config`` holds them."""
+        return {name: getattr(self, name) for name in self.declared}
+
+    def __repr__(self) -> str:  # the declared settings only, in the notebook's order
+        return f"LLMSettings({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
 
 def check_profile(profile: str) -> None:

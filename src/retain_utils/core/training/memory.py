@@ -1,6 +1,6 @@
-"""Planning a run on a GPU before any compute: its peak memory against the device's, LoRA when full
-fine-tuning would not fit, the ``colab`` profile's device check and time projection, and where a run's
-checkpoints go on Colab (Google Drive when mounted, so a disconnected runtime resumes where it stopped).
+"""Planning a run on a GPU before any compute: its peak memory against the device's, and LoRA when full
+fine-tuning would not fit (``chapters.colab`` holds the ``colab`` profile's device check, Drive folder and
+time projection).
 
 The memory estimate is a model of what ``training.loop.prepare_policy`` and ``experiment`` keep on the
 device (weights, copies, gradients, AdamW, activations, chunked logits, KV cache); it is a projection,
@@ -10,13 +10,11 @@ checked against measured peaks by ``benchmarks/gpu_check.py``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .models import LORA_TARGETS, default_dtype
+from ..models import LORA_TARGETS, default_dtype
 
 GIB = 2**30
 LORA_DEFAULT_RANK = 16           # the rank "auto" picks when full fine-tuning does not fit
@@ -26,9 +24,6 @@ FRAGMENTATION = 1.10             # the caching allocator rarely packs tensors pe
 LOGIT_CHUNK = 256                # training.loop.completion_logprobs scores this many tokens at a time
 PROMPT_TOKENS = 256              # a chat-templated prompt of the paper's tasks, with room to spare
 
-COLAB_MODEL = "qwen2.5-0.5b-instruct"  # the colab profile's model (MODEL_ALIASES short name)
-COLAB_TASK_OPTIONS = {"mmlu": {"source": "hub"}, "countdown": {"source": "hub"}, "ifeval": {"source": "hub"}}
-DRIVE_ROOT = Path("/content/drive/MyDrive")
 
 
 class DoesNotFit(ValueError):
@@ -116,7 +111,7 @@ def hub_config(name: str):
     """A model's transformers config from a short name, hub id or path: a few kB, no weights."""
     from transformers import AutoConfig
 
-    from .models import EMBEDDED_MODEL, _resolve_source, embedded_model_dir
+    from ..models import EMBEDDED_MODEL, _resolve_source, embedded_model_dir
 
     if name == EMBEDDED_MODEL:
         return AutoConfig.from_pretrained(embedded_model_dir())
@@ -175,7 +170,7 @@ def estimate_memory(model_or_config, config, *, dtype: torch.dtype = torch.float
         if low < 4:
             static["sampler (16-bit)"] = low * n
     act = 4 if dtype == torch.float32 else 2
-    from .training.config import for_device
+    from .config import for_device
 
     tokens = for_device(config, "cuda").micro_batch_tokens  # None: what an accelerator gets
     per_token_layer = act * (8 * s.hidden + 4 * s.intermediate + 2 * s.kv_dim)  # saved for backward
@@ -249,105 +244,3 @@ def check_before_load(model_name: str, configs, *, device=None, available: int |
         check_fits(estimate_memory(shape, c, dtype=dtype, lora_rank=rank), available, model=model_name)
         ranks[c.run_name or c.method] = rank
     return ranks
-
-
-# ---------------------------------------------------------------------------------------------- colab
-
-
-def check_profile_device(profile: str, *, cuda_available: bool | None = None) -> None:
-    """Refuse the GPU-sized ``colab`` profile on a machine without CUDA, before any model loads."""
-    if profile != "colab":
-        return
-    if cuda_available is None:
-        cuda_available = torch.cuda.is_available()
-    if not cuda_available:
-        raise RuntimeError(
-            "profile 'colab' is sized for a GPU (a free Colab T4, Qwen2.5-0.5B-Instruct, ~1 hour per notebook) "
-            "and this machine has no CUDA device: on a CPU it would run for days. In Colab choose Runtime > "
-            "Change runtime type > T4 GPU; on a CPU use profile 'quick' (the embedded model) or 'smoke'")
-
-
-def run_folder(name: str = "retaining-by-doing", *, drive_root: str | Path = DRIVE_ROOT,
-               local: str | Path = "runs") -> Path:
-    """Where runs checkpoint: ``<Drive>/<name>/runs`` when Google Drive is mounted in Colab (a new runtime
-    resumes from it), else the local ``runs`` folder."""
-    drive_root = Path(drive_root)
-    return drive_root / name / "runs" if drive_root.is_dir() else Path(local)
-
-
-@dataclass(frozen=True)
-class Throughput:
-    """Speeds the time projection rests on: decode steps per second of a rollout batch and of a greedy
-    evaluation batch (a step advances every row by one token), and training tokens per second."""
-
-    rollout_steps_per_s: float
-    eval_steps_per_s: float
-    train_tokens_per_s: float
-    source: str = "assumed"
-
-
-# Assumed, conservatively, for Qwen2.5-0.5B in fp16 on a T4 (a Python decode loop at ~40 ms per greedy token
-# step, slower when sampling, fp16 LoRA training at ~3k tokens/s); benchmarks/gpu_check.py measures the real
-# values on the device it runs on and prints the projections from them.
-T4_ASSUMED_0_5B = Throughput(rollout_steps_per_s=15.0, eval_steps_per_s=25.0, train_tokens_per_s=3000.0,
-                             source="assumed (not measured): T4, Qwen2.5-0.5B, fp16")
-T4_MEMORY = int(14.5 * GIB)  # what torch reports free on a fresh Colab T4 (15 GB card)
-TASK_BUDGETS = {"ifeval": 128, "mmlu": 48, "countdown": 96}  # the tasks' default max_new_tokens
-EXPERT_TOKENS = 40  # a typical expert answer
-
-
-def _runs(notebook: str, p) -> list[tuple[str, int, int]]:
-    """(method, steps, regenerate_every) of every training run the notebook makes with profile values ``p``."""
-    if notebook == "02_rl_vs_sft":
-        runs = [(m, p.steps, 0) for m in p.methods]
-    elif notebook == "03_ablations":
-        runs = [("grpo", p.steps, 0)] * 5 + [("sft", p.steps, 0)] * 3
-        runs += [("self_sft", n, 0) for _ in p.self_sft_lrs for n in p.self_sft_steps]
-    elif notebook == "04_iterative_sft":
-        runs = [("sft", p.steps, 0), ("grpo", p.steps, 0)]
-        runs += [("self_sft", p.steps, 0) if k == 0 else ("iterative_sft", p.steps, k) for k in p.intervals]
-    else:
-        raise ValueError(f"no time projection for {notebook!r}; notebooks: 02_rl_vs_sft, 03_ablations, 04_iterative_sft")
-    return runs * len(p.seeds)
-
-
-def projected_minutes(notebook: str, profile: str = "colab", throughput: Throughput = T4_ASSUMED_0_5B, *,
-                      target: str = "mmlu", rollout_batch_size: int | None = None,
-                      eval_batch_size: int | None = None) -> float:
-    """Projected wall time of a notebook (minutes): rollouts and evaluations decode at their full token
-    budget (an upper bound), training runs at ``throughput.train_tokens_per_s``; batch sizes default to
-    ``TrainConfig``'s. A projection, not a measurement."""
-    from . import profiles
-    from .training.config import TrainConfig
-
-    rollout_batch_size = rollout_batch_size or TrainConfig.rollout_batch_size
-    eval_batch_size = eval_batch_size or TrainConfig.eval_batch_size
-
-    p = profiles.apply(notebook, profile)
-    runs = _runs(notebook, p)
-    budget = p.max_tokens or TASK_BUDGETS[target]
-    n_eval = {t: (getattr(p, "n_eval_target", None) or p.n_eval) if t == target else p.n_eval for t in TASK_BUDGETS}
-
-    def decode(rows: int, tokens: int, batch: int, steps_per_s: float) -> float:
-        return math.ceil(rows / batch) * tokens / steps_per_s
-
-    def evaluation() -> float:
-        return sum(decode(n_eval[t], p.max_tokens or TASK_BUDGETS[t], eval_batch_size, throughput.eval_steps_per_s)
-                   for t in TASK_BUDGETS)
-
-    seconds = evaluation()  # the baseline
-    for method, steps, every in runs:
-        seq = PROMPT_TOKENS // 2 + budget  # prompts of these tasks are ~100-150 tokens
-        if method in ("grpo", "reinforce"):
-            samples = p.batch_size * p.group_size
-            per_step = decode(samples, budget, rollout_batch_size, throughput.rollout_steps_per_s)
-            per_step += 2 * samples * seq / throughput.train_tokens_per_s  # + reference forward
-            seconds += steps * per_step
-        else:
-            seconds += steps * p.batch_size * (PROMPT_TOKENS // 2 + EXPERT_TOKENS) / throughput.train_tokens_per_s
-            rounds = 0 if method == "sft" else (1 if method == "self_sft" else math.ceil(steps / every))
-            seconds += rounds * decode(p.n_train * p.group_size, budget, rollout_batch_size,
-                                       throughput.rollout_steps_per_s)
-        seconds += (steps // p.eval_every) * evaluation()
-        seconds += decode(24, 64, 16, throughput.rollout_steps_per_s)  # KL to the initial model
-    return seconds / 60.0

@@ -197,7 +197,7 @@ def truncation(frame: pd.DataFrame) -> pd.DataFrame:
 def paper_drops() -> pd.DataFrame:
     """The paper's Table 1 drops (pp) per model and method, targets as columns: what ours sit beside."""
     from .forgetting import PAPER_DROPS
-    from .tasks import TASK_NAMES
+    from ..core.tasks import TASK_NAMES
 
     rows = {(model, method): drops for model, table in PAPER_DROPS.items() for method, drops in table.items()}
     out = pd.DataFrame(rows).T[list(TASK_NAMES)].map(lambda v: _number(v, sign=True))

@@ -48,6 +48,6 @@ def flags(steps: Sequence[Mapping], final_scores: Mapping) -> list[str]:
     return out
 
 
-def flag_note(flags_: Sequence[str]) -> str:
+def flags_sentence(flags_: Sequence[str]) -> str:
     """A table cell for a run's flags: empty when healthy, else the flags joined ("no_signal, looping:mmlu")."""
     return ", ".join(flags_)

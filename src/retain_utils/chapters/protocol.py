@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .training.config import TrainConfig, resolve
+from ..core.training.config import TrainConfig, resolve
 
 # setting -> (the paper's, the authors' scripts', why ours differ from the authors' where they do)
 CITED = {

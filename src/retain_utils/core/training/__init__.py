@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import gpu, results
+from .. import results
+from . import memory
 from ..evaluation import TaskScore
 from . import grpo, self_sft, sft
 from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, for_device, resolve
@@ -118,7 +119,7 @@ def train(config: TrainConfig, model, tokenizer, tasks, train_examples, eval_exa
                              f"{ {k: v['n'] for k, v in initial_scores.items()} } for "
                              f"{ {k: len(v) for k, v in eval_examples.items()} }")
     cfg = for_device(cfg, next(model.parameters()).device.type)  # micro batch sizes: larger on a CPU
-    cfg = gpu.fit_to_device(model, cfg)  # lora_rank "auto" resolved; on CUDA a run that would not fit is refused
+    cfg = memory.fit_to_device(model, cfg)  # lora_rank "auto" resolved; on CUDA a run that would not fit is refused
     policy, sampler, reference, autocast_dtype = prepare_policy(model, cfg)
     run = Run(cfg, policy, tokenizer, tasks, train_examples, eval_examples, sampler, reference,
               next(policy.parameters()).device, autocast_dtype, progress=progress, initial_scores=initial_scores)

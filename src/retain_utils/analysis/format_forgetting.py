@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .records import as_records
+from ..core.records import as_records
 
 
 def _share(values: Sequence) -> float:
@@ -53,7 +53,7 @@ def split_summary(records) -> "object":
 def worst_answers(record, task: str, n: int = 3) -> list[dict]:
     """Up to ``n`` answers of ``task`` that were right at the first evaluation and wrong at the last, with both
     texts (from the packed answers the record keeps), for a reader to open."""
-    from .evaluation import unpack_texts
+    from ..core.evaluation import unpack_texts
 
     first, last = record.evals[0], record.evals[-1]
     if "answers" not in first or "answers" not in last:
