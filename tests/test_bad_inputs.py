@@ -68,6 +68,9 @@ RUN = [
     (["02_rl_vs_sft", "-p", "steps", "true"], "steps"),
     (["02_rl_vs_sft", "-p", "steps", "2.5"], "steps"),
     (["02_rl_vs_sft", "-p", "group_size", "1"], "group_size"),
+    (["02_rl_vs_sft", "-p", "probe_tasks", '["chess"]'], "probe_tasks"),   # an unknown forgetting probe
+    (["03_ablations", "-p", "probe_tasks", '["arithmetic", "arithmetic"]'], "probe_tasks"),
+    (["04_iterative_sft", "-p", "probe_tasks", "arithmetic"], "probe_tasks"),  # a string where a list is expected
     (["02_rl_vs_sft", "-p", "group_size", "2.5"], "group_size"),
     (["02_rl_vs_sft", "-p", "n_eval", "0"], "n_eval"),
     (["02_rl_vs_sft", "-p", "n_eval_target", "-3"], "n_eval_target"),
@@ -125,6 +128,9 @@ SWEEP = [
     (["01_toy_kl", "--grid", "n_seeds=0,1"], "n_seeds"),
     (["02_rl_vs_sft", "--grid", "seeds=5"], "seeds"),
     (["02_rl_vs_sft", "--grid", "lr_rl=abc"], "lr_rl"),
+    (["02_rl_vs_sft", "--grid", "lr_rl=5e-6,0"], "lr_rl"),              # a calibration grid with a non-positive rate
+    (["02_rl_vs_sft", "--grid", "lr_sft=1e-4,-1e-5"], "lr_sft"),
+    (["02_rl_vs_sft", "--grid", 'probe_tasks=["mmlu"]'], "probe_tasks"),  # a paper task is no extra probe
     (["02_rl_vs_sft", "--grid", "methods=sft"], "methods"),
     (["02_rl_vs_sft", "--grid", "profile=full"], "profile"),
     (["02_rl_vs_sft", "--grid", "results_path=X"], "results_path"),
@@ -260,6 +266,7 @@ API = [
     (setup(group_size=2.5), "group_size"),
     (setup(temperature=-0.5), "temperature"),
     (setup(target="chess"), "target"),
+    (setup(probe_tasks=["chess"]), "probe_tasks"),
     (setup(model=""), "model"),
     (setup(profile_typo=1), "profile_typo"),
     (setup("03_ablations", ablations=["kl", "nope"], beta=0.05), "ablations"),

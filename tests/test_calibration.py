@@ -44,3 +44,13 @@ def test_no_qualifying_setting_is_said(tmp_path):
     path.write_text('{"choices": [')
     with pytest.raises(ValueError, match="choice.json: not a calibration choice file"):
         calibration.read_choice(path)
+
+
+def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
+    assert calibration.load(tmp_path / "none") == []
+    assert "No calibration run is committed yet" in calibration.status_sentence([], [])
+    settings = calibration.summary([_record(2e-5, 100, 12.0)])
+    text = calibration.status_sentence(settings, calibration.choose(settings))
+    assert "1 setting(s) over 1 run(s)" in text and "provisional" in text
+    frame = calibration.settings_frame(settings)
+    assert frame.loc[0, "Gain 95 % interval over seeds (pp)"] == "one seed" and frame.loc[0, "Learning rate"] == "2e-05"

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..analysis.forgetting import seed_t_interval
+from ..core.provenance import REPOSITORY
 from ..core.records import as_records
 from ..core.results import write_json_atomic
 
@@ -110,3 +111,61 @@ def read_choice(path: str | Path) -> list[Choice]:
         return [Choice(**c) for c in data["choices"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a calibration choice file ({e})") from None
+
+
+CALIBRATION_DIR = REPOSITORY / "results" / "calibration"  # one sweep folder per target
+
+
+def load(folder: str | Path = CALIBRATION_DIR) -> list:
+    """Every finished calibration run record under ``folder`` (its sweeps, one per target), in a stable order."""
+    from ..core.results import records
+
+    folder = Path(folder)
+    sweeps = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return [r for sweep in sweeps for r in records(sweep)]
+
+
+def settings_frame(settings: Sequence[Setting]):
+    """The calibration's settings as a table with readable headers (pp, seeds)."""
+    import pandas as pd
+
+    rows = [{"Target": s.target, "Method": s.method, "Learning rate": f"{s.lr:g}", "Steps": s.steps,
+             "Seeds": len(s.seeds), "Gain, mean (pp)": round(s.gain_mean, 1),
+             "Gain 95 % interval over seeds (pp)": "one seed" if math.isnan(s.gain_low)
+             else f"{s.gain_low:+.1f} to {s.gain_high:+.1f}",
+             "Drop, mean (pp)": round(s.drop_mean, 1), "Flags": ", ".join(s.flags)} for s in settings]
+    return pd.DataFrame(rows)
+
+
+def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> str:
+    """What the committed calibration shows so far: how many settings, which are chosen, which targets learned."""
+    if not settings:
+        return ("No calibration run is committed yet (`results/calibration/` is empty): the protocol's learning rates "
+                "are still the trainers' defaults, and no target has been shown to be learned.")
+    runs = sum(len(s.seeds) for s in settings)
+    parts = [f"{len(settings)} setting(s) over {runs} run(s) are committed."]
+    for c in choices:
+        parts.append(f"{c.target}, {c.method}: {c.reason}.")
+    missing = [s for s in settings if len(s.seeds) < len(CALIBRATION_SEEDS)]
+    if missing:
+        parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds: "
+                     "their choice is provisional.")
+    return " ".join(parts)
+
+
+def plot_curves(records, ax=None):
+    """Held-out gain on the target against the training step, one line per calibration run."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for r in as_records(records):
+        steps = [p["step"] for p in r.trajectory]
+        gains = [p["gain"] for p in r.trajectory]
+        ax.plot(steps, gains, marker="o", label=f"{r.target} {r.method} lr {float(r.config['lr']):g} s{r.seed}"
+                + (" (flagged)" if r.flags else ""), linestyle="--" if r.flags else "-")
+    ax.axhline(LEARNED_PP, color="grey", linewidth=0.8, linestyle=":")
+    ax.set(title="Calibration: held-out gain on the target during training", xlabel="optimizer step",
+           ylabel="gain (percentage points)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return ax

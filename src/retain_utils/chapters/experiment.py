@@ -25,7 +25,7 @@ from ..core import evaluation, provenance, results, training
 from ..analysis.forgetting import correct_vector
 from ..core.models import cast_parameters, default_dtype, load_model
 from ..core.records import METHOD_LABELS, RunRecord, as_records
-from ..core.tasks import TASK_NAMES, Example, Task, get_task
+from ..core.tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
 from ..core.training import TrainConfig
 
 
@@ -51,8 +51,8 @@ class Bench:
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
     """Unknown task or method names fail here, before a model is loaded."""
     for name in [*task_names, target]:
-        if name not in TASK_NAMES:
-            raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        if name not in ALL_TASK_NAMES:
+            raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(ALL_TASK_NAMES)}")
     if target not in task_names:
         raise ValueError(f"target {target!r} must be one of the evaluated tasks {list(task_names)}")
     if len(task_names) < 2:
@@ -102,7 +102,7 @@ def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
     on (CPU flags, threads, the model's device and dtype) go to the results file."""
     cfg = setup.cfg
     made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
-                      task_options=setup.task_options, progress=progress)
+                      task_names=setup.task_names, task_options=setup.task_options, progress=progress)
     results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"),
                  machine=provenance.machine(made.reference))
     return made

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Any
 
+from ..core.tasks import EXTRA_TASK_NAMES
 from ..core.training.config import DEFAULT_LR, TrainConfig
 
 # colab: a free Colab T4, Qwen2.5-0.5B (chapters/colab.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
@@ -100,7 +101,8 @@ for _notebook in ("01_toy_kl", "05_results"):
 
 # The LLM notebooks' values that every profile shares, from the trainers' own defaults (one source): the paper's
 # learning rates and the authors' sampling temperature. A profile's own value of the same name wins.
-LLM_SHARED = {"lr_sft": DEFAULT_LR["sft"], "lr_rl": DEFAULT_LR["rl"], "temperature": TrainConfig.temperature}
+LLM_SHARED = {"lr_sft": DEFAULT_LR["sft"], "lr_rl": DEFAULT_LR["rl"], "temperature": TrainConfig.temperature,
+              "probe_tasks": list(EXTRA_TASK_NAMES)}
 SHARED: dict[str, dict[str, Any]] = {
     "02_rl_vs_sft": LLM_SHARED,
     "03_ablations": LLM_SHARED,
@@ -132,6 +134,7 @@ class LLMSettings:
     self_sft_lrs: list[float] | None = None  # 03
     self_sft_steps: list[int] | None = None  # 03
     intervals: list[int] | None = None  # 04: steps between regenerations (0 = never)
+    probe_tasks: list[str] | None = None  # extra forgetting probes evaluated beside the paper's three tasks
     declared: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the notebook's names, in order
 
     @classmethod

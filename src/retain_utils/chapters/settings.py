@@ -20,7 +20,7 @@ from ..core.training import memory
 from . import colab, profiles, variants
 from ..core import results
 from ..core.models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
-from ..core.tasks import TASK_NAMES, get_task
+from ..core.tasks import EXTRA_TASK_NAMES, TASK_NAMES, get_task
 from ..core.training import config as train_config
 from ..core.training.config import METHOD_NAMES
 from ..toy.specs import DISTANCE_RANGE, SWEEP_LR_RANGE
@@ -74,6 +74,19 @@ def _list_of(check: Callable, what: str) -> Callable:
     return check_list
 
 
+def _names_from(valid: tuple[str, ...]) -> Callable:
+    """A list (possibly empty) of distinct names out of ``valid``."""
+    def check(name, value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of task names ({', '.join(valid)}; [] for none), got {value!r}")
+        unknown = [v for v in value if v not in valid]
+        if unknown:
+            raise ValueError(f"unknown {name} {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+        if len(set(value)) < len(value):
+            raise ValueError(f"{name} lists a task twice: {value!r}")
+    return check
+
+
 def _one_of(valid) -> Callable:
     def check(name, value):
         if value not in valid:
@@ -121,6 +134,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "ablations": _list_of(_one_of(tuple(variants.ABLATIONS)), f"ablations ({', '.join(variants.ABLATIONS)})"),
     "self_sft_lrs": _list_of(_positive_number, "positive finite numbers"),
     "self_sft_steps": _list_of(_int_at_least(1), "ints >= 1"),
+    "probe_tasks": _names_from(EXTRA_TASK_NAMES),
     "intervals": _list_of(_int_at_least(0), "ints >= 0 (steps between regenerations; 0 = never)"),
     # 01_toy_kl
     "n_seeds": _int_at_least(2),  # a spread over seeds needs two
@@ -212,6 +226,11 @@ class Setup:
     run_dir: Path                         # where runs checkpoint (Google Drive when mounted: colab.run_folder)
 
     @property
+    def task_names(self) -> tuple[str, ...]:
+        """Every evaluated task: the paper's three, then the extra forgetting probes."""
+        return TASK_NAMES + tuple(self.cfg.probe_tasks or ())
+
+    @property
     def kl_prompts(self) -> int:
         """Held-out prompts the KL to the initial model is measured on (a few per task)."""
         return min(24, 3 * self.cfg.n_eval)
@@ -243,12 +262,12 @@ def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
     return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
 
 
-def _task_options(profile: str, max_tokens: int | None) -> dict[str, dict] | None:
+def _task_options(profile: str, max_tokens: int | None, names: tuple[str, ...] = TASK_NAMES) -> dict[str, dict] | None:
     """Per task, its options in this profile: the answer budget (``max_tokens``), and colab's hub datasets."""
-    task_options = {t: {"max_new_tokens": max_tokens} for t in TASK_NAMES} if max_tokens else None
+    task_options = {t: {"max_new_tokens": max_tokens} for t in names} if max_tokens else None
     if profile == "colab":  # the hub datasets
         task_options = {t: {**colab.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
-                        for t in TASK_NAMES}
+                        for t in names}
     return task_options
 
 
@@ -313,14 +332,15 @@ def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dic
     cfg = profiles.apply(notebook, profile, **{k: values[k] for k in controlled if k in values})
     target = values.get("target")
     if target in TASK_NAMES:
-        _check_bank_sizes(cfg, target, _task_options(profile, cfg.max_tokens))
+        names = TASK_NAMES + tuple(getattr(cfg, "probe_tasks", None) or ())
+        _check_bank_sizes(cfg, target, _task_options(profile, cfg.max_tokens, names), names)
     if isinstance(values.get("model"), str):
         _check_context(_model_of(profile, values["model"]), cfg.max_tokens)
 
 
-def _check_bank_sizes(cfg, target: str, task_options: dict | None) -> None:
+def _check_bank_sizes(cfg, target: str, task_options: dict | None, names: tuple[str, ...] = TASK_NAMES) -> None:
     """Held-out sizes against the fixed question banks (the offline mmlu bank), naming the parameter to change."""
-    for name in TASK_NAMES:
+    for name in names:
         options = (task_options or {}).get(name, {})
         if options.get("source") is not None:  # a hub or file source: checked when it loads
             continue
@@ -344,8 +364,9 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
     del values["model"], values["target"]
     cfg = profiles.LLMSettings.of(values)
     budget = cfg.max_tokens or get_task(target).max_new_tokens
-    task_options = _task_options(profile, cfg.max_tokens)
-    _check_bank_sizes(cfg, target, task_options)
+    names = TASK_NAMES + tuple(cfg.probe_tasks or ())
+    task_options = _task_options(profile, cfg.max_tokens, names)
+    _check_bank_sizes(cfg, target, task_options, names)
     _check_context(model, cfg.max_tokens)
     chosen = variants.for_notebook(notebook, cfg, target, budget)
     for variant in chosen:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .generation import generate
 from .intervals import wilson_interval
 from .repetition import is_looping
-from .tasks import TASK_NAMES, Example, Task, get_task
+from .tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,8 @@ def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task
         if len(names) > 1:
             raise ValueError(f"examples under {label!r} mix tasks {sorted(names)}; pass tasks=")
         name = names.pop() if names else label
-        if name not in TASK_NAMES:
-            raise ValueError(f"unknown task {name!r} for {label!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        if name not in ALL_TASK_NAMES:
+            raise ValueError(f"unknown task {name!r} for {label!r}; valid tasks: {', '.join(ALL_TASK_NAMES)}")
         tasks[label] = get_task(name)
     return tasks
 

@@ -14,6 +14,7 @@ import torch
 from .. import __version__
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the whole retain_utils package
+REPOSITORY = PACKAGE_DIR.parents[1]  # the checkout, for an editable install
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # the ones that decide bf16 vs fp32 speed
 
 
