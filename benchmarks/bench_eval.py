@@ -60,7 +60,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per prompt")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
-                        help="default: the machine's (models.default_dtype: bf16 with AMX/AVX512-BF16, else fp32)")
+                        help="default: models.default_dtype's (fp32 on a CPU, or $RETAIN_UTILS_DTYPE)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

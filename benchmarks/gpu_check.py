@@ -79,7 +79,6 @@ def device_info(device) -> dict:
                     total_gib=props.total_memory / gpu.GIB, available_gib=gpu.device_memory(device) / gpu.GIB,
                     is_bf16_supported=torch.cuda.is_bf16_supported())
     else:
-        info["cpu_bf16"] = models.cpu_has_bf16()
         info["cpu_flags"] = provenance.cpu_flags()
     return info
 

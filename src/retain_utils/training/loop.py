@@ -314,9 +314,9 @@ PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch
 def prepare_policy(model, config: TrainConfig):
     """-> (policy, sampler, reference, autocast dtype).
 
-    Full fine-tuning: fp32 master weights under 16-bit autocast where the hardware has it (bf16 on Ampere+
-    and bf16 CPUs, fp16 with loss scaling before Ampere: ``models.default_dtype``), a frozen fp32 copy as the
-    reference, a 16-bit copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen 16-bit
+    Full fine-tuning: fp32 master weights under 16-bit autocast where ``models.default_dtype`` picks one (bf16
+    on Ampere+, fp16 with loss scaling before Ampere, bf16 on a CPU where $RETAIN_UTILS_DTYPE asks), a frozen
+    fp32 copy as the reference, a 16-bit copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen 16-bit
     base; the policy samples itself and the reference is the base with adapters disabled (no copy)."""
     from ..models import LORA_TARGETS, cast_parameters, default_dtype
 
