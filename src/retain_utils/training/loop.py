@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from ..generation import cache_kwarg, generate
-from ..heap import keep_freed_memory
+from ..heap import keep_freed_memory, release_freed_memory
 from .config import TrainConfig
 
 
@@ -463,6 +463,8 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         if run.eval_examples:
             t0 = time.time()
             scores = run.initial_scores if step == 0 and run.initial_scores else evaluate_tasks(run)
+            if run.device.type == "cpu":
+                release_freed_memory()  # the evaluation's KV caches: training steps allocate other sizes
             log("evals", {"step": step, "accuracy": {k: v["accuracy"] for k, v in scores.items()},
                           "scores": scores, "seconds": time.time() - t0})
 
