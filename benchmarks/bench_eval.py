@@ -6,7 +6,8 @@
 The same ``--n`` held-out prompts of ``--task`` (default ifeval), one batch of ``--batch-size``, ``--tokens``
 new tokens, greedy. Checks that both give identical tokens (up to each row's first EOS) and how many of
 ``model.generate``'s own answers change at half the batch size (none in fp32; in bf16 many), and reports
-tokens/s of each, their ratio, the matmul peak of this dtype measured in the same process (before and
+tokens/s of each, their ratio, the peak memory (``ours_peak_rss_gib``: the process once ours has run at full
+batch, before ``model.generate`` has; ``peak_rss_gib``: after both), the matmul peak of this dtype measured in the same process (before and
 after) and the CPU flags and load. The two are timed alternately ``--repeats`` times (best of each), so
 a change of load on a shared machine hits both.
 """
@@ -24,6 +25,7 @@ from retain_utils.core.evaluation import eval_examples
 from retain_utils.core.generation import eos_token_ids, encode_prompts, generate
 from retain_utils.core.models import EMBEDDED_MODEL, default_dtype, load_model
 from retain_utils.core.tasks import get_task
+from retain_utils.core.results import peak_rss_bytes
 
 from machine import DTYPES, code_and_machine, cpu_flags, matmul_peak  # benchmarks/machine.py
 
@@ -60,7 +62,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per prompt")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
-                        help="default: the machine's (models.default_dtype: bf16 with AMX/AVX512-BF16, else fp32)")
+                        help="default: models.default_dtype's (fp32 on a CPU, or $RETAIN_UTILS_DTYPE)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,11 +81,12 @@ def main():
     peak_before = matmul_peak(dtype)
     generate(model, tok, msgs[:2], max_new_tokens=2)  # warm-up of both paths
     hf_greedy(model, tok, prompts[:2], 2, pad_id, eos)
-    ours_s, hf_s, ours, hf = [], [], None, None
+    ours_s, hf_s, ours, hf, ours_peak = [], [], None, None, None
     for _ in range(a.repeats):
         t0 = time.perf_counter()
         ours = generate(model, tok, msgs, max_new_tokens=a.tokens, batch_size=a.batch_size)
         ours_s.append(time.perf_counter() - t0)
+        ours_peak = ours_peak or peak_rss_bytes()  # before model.generate's first full batch
         t0 = time.perf_counter()
         hf = hf_in_batches(model, tok, prompts, a.batch_size, a.tokens, pad_id, eos)
         hf_s.append(time.perf_counter() - t0)
@@ -102,7 +105,8 @@ def main():
         "dtype": str(dtype), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags(),
         "load_average": load, "torch": torch.__version__,
         "matmul_peak_tflops": [peak_before / 1e12, peak_after / 1e12],
-        "ours_seconds": ours_s, "hf_seconds": hf_s, "ours_tokens": n_tokens, "hf_tokens": hf_tokens,
+        "ours_seconds": ours_s, "hf_seconds": hf_s, "ours_peak_rss_gib": ours_peak / 2**30,
+        "peak_rss_gib": peak_rss_bytes() / 2**30, "ours_tokens": n_tokens, "hf_tokens": hf_tokens,
         "ours_tokens_per_s": n_tokens / min(ours_s), "hf_tokens_per_s": hf_tokens / min(hf_s),
         "identical_outputs": identical,
         "rows_differing": sum(x != y for x, y in zip(ours_ids, hf)),

@@ -3,8 +3,8 @@ length, precision and loss (loss_type="grpo", beta, k3 KL for TRL / our estimato
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/bench_grpo.py [--dtype fp32] [--prompts 4 --group 4 --tokens 64]
 
-Precision: ``--dtype`` or the machine's (models.default_dtype: bf16 autocast over fp32 master weights where
-the CPU has AMX / AVX512-BF16, else fp32), the same for both. Each implementation runs in its own
+Precision: ``--dtype`` or the default (models.default_dtype: fp32 on a CPU, or $RETAIN_UTILS_DTYPE; bf16 is
+autocast over fp32 master weights), the same for both. Each implementation runs in its own
 subprocess (so peak RSS is its own), one after the other; the first step is warm-up, the reported step
 time is the mean over the later steps. Also measures this dtype's matmul peak in each subprocess (before
 and after its run) and the model FLOP utilisation (MFU) of the training part (policy forward + backward)

@@ -81,7 +81,6 @@ def device_info(device) -> dict:
                     total_gib=props.total_memory / memory.GIB, available_gib=memory.device_memory(device) / memory.GIB,
                     is_bf16_supported=torch.cuda.is_bf16_supported())
     else:
-        info["cpu_bf16"] = models.cpu_has_bf16()
         info["cpu_flags"] = provenance.cpu_flags()
     return info
 

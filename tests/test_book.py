@@ -59,6 +59,8 @@ def test_notebook_smoke_run_wrote_its_results(smoke_book, stem):
     assert record["notebook"] == stem
     assert record["config"]["profile"] == "smoke"
     assert record["versions"]["retain_utils"]
+    assert record["timings"]["notebook_seconds"] > 0 and record["machine"]["peak_rss_bytes"] > 2**20
+    assert record["machine"]["dtype"] == "float32", "the book's one precision on every CPU"
     if stem in ("02_rl_vs_sft", "03_ablations", "04_iterative_sft"):  # the LLM chapters name their machine
         assert record["machine"]["weights"] in ("float32", "bfloat16") and record["machine"]["device"] == "cpu"
         assert record["machine"]["cpu_count"] >= 1 and isinstance(record["machine"]["cpu_flags"], list)

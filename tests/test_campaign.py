@@ -107,12 +107,8 @@ def test_stamp_names_code_commit_and_machine(tmp_path, monkeypatch):
 # ----- the dtype pin --------------------------------------------------------------------------------------------
 
 def test_dtype_env_wins_over_the_cpu(monkeypatch):
-    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
     monkeypatch.setenv(models.DTYPE_ENV, "")  # recorded: undone after the test
-    assert models.default_dtype("cpu") == torch.bfloat16  # the patch takes effect without the pin
-    monkeypatch.setenv(models.DTYPE_ENV, "fp32")
     assert models.default_dtype("cpu") == torch.float32
-    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
     monkeypatch.setenv(models.DTYPE_ENV, "bf16")
     assert models.default_dtype("cpu") == torch.bfloat16
     monkeypatch.setenv(models.DTYPE_ENV, "fp64")

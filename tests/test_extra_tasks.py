@@ -2,8 +2,8 @@
 
 import pytest
 
-from retain_utils.tasks import ALL_TASK_NAMES, EXTRA_TASK_NAMES, TASK_NAMES, Example, get_task
-from retain_utils.tasks.arithmetic import last_number, parse_number
+from retain_utils.core.tasks import ALL_TASK_NAMES, EXTRA_TASK_NAMES, TASK_NAMES, Example, get_task
+from retain_utils.core.tasks.arithmetic import last_number, parse_number
 
 
 def test_registered_but_not_among_the_papers_tasks():

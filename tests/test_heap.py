@@ -1,5 +1,6 @@
-"""Freed memory kept for reuse (heap.py): a large tensor allocated again after being freed does not page-fault
-afresh, where glibc's defaults hand it back to the kernel. Each case runs in its own process."""
+"""Freed memory kept for reuse within bounds (heap.py): a large tensor allocated again after being freed does not
+page-fault afresh, where glibc's defaults hand it back to the kernel; what a phase freed goes back between phases.
+Each case runs in its own process."""
 
 import subprocess
 import sys
@@ -33,6 +34,36 @@ def test_freed_memory_is_reused_instead_of_page_faulted_again():
     assert page_faults("default")[1] > 8000  # 16,384 pages of 4 KiB per 64 MiB: all of them, every time
     applied, faults = page_faults("keep")
     assert applied == "True" and faults < 500
+
+
+BOUNDS = """
+import sys, torch
+from retain_utils import heap
+def rss():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) * 1024
+assert heap.keep_freed_memory()
+keep = [str(i) * 3 for i in range(1000)]
+blocks = [torch.empty(16 * 2**20).fill_(1.0) for _ in range(12)]  # 768 MiB from the heap, amid small objects
+pinned = [str(i) * 3 for i in range(1000)]  # allocated after: the blocks' pages lie below them
+base = rss()
+del blocks
+kept = base - rss()
+heap.release_freed_memory()
+released = base - rss()
+huge = torch.empty(heap.MMAP_THRESHOLD // 4 + 2**20).fill_(1.0)  # over the threshold: its own mapping
+before = rss()
+del huge
+print(kept >> 20, released >> 20, (before - rss()) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_memory_is_kept_within_bounds_and_released_between_phases():
+    kept, released, huge = map(int, subprocess.run([sys.executable, "-c", BOUNDS], capture_output=True, text=True,
+                                                   check=True).stdout.split())
+    assert kept < 600, "most freed pages stay resident for the next step (beyond the trim threshold the top goes)"
+    assert released > 700, "release_freed_memory hands the freed pages back"
+    assert huge > 250, "a block over MMAP_THRESHOLD goes back as soon as it is freed"
 
 
 def test_load_model_and_training_keep_freed_memory(monkeypatch):

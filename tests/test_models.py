@@ -1,4 +1,3 @@
-import json
 import time
 
 import pytest
@@ -28,11 +27,24 @@ def test_tiny_model_is_seeded_and_ready_for_batched_generation():
         tiny_model(tokenizer="bpe")
 
 
-def test_default_dtype(monkeypatch):
-    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
+def test_default_dtype_is_fp32_on_every_cpu_and_bf16_a_choice(monkeypatch):
+    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    assert default_dtype("cpu") == torch.float32 and default_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(models, "cpuinfo", lambda: "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert default_dtype("cpu") == torch.float32, "a CPU with AMX too: the same numbers on every CPU kind"
+    monkeypatch.setenv(models.DTYPE_ENV, "bf16")
     assert default_dtype("cpu") == torch.bfloat16
-    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
-    assert default_dtype(torch.device("cpu")) == torch.float32
+    model, _ = tiny_model(seed=0)
+    model.to(default_dtype("cpu"))
+    from retain_utils.core.training import loop
+    from retain_utils.core.training.config import TrainConfig
+
+    config = TrainConfig(method="grpo", task="mmlu", steps=1, lora_rank=0)
+    policy, sampler, _, autocast = loop.prepare_policy(model, config)
+    assert autocast == next(sampler.parameters()).dtype == torch.bfloat16, "the pin reaches training's sampler"
+    monkeypatch.delenv(models.DTYPE_ENV)
+    policy, sampler, _, autocast = loop.prepare_policy(model.float(), config)
+    assert autocast is None and sampler is policy, "fp32: no autocast, the policy samples itself"
     assert models._resolve_dtype("fp32", torch.device("cpu")) == torch.float32
     with pytest.raises(ValueError, match="unknown dtype 'int3'"):
         models._resolve_dtype("int3", torch.device("cpu"))
@@ -104,18 +116,4 @@ def test_cuda_precision_by_compute_capability(monkeypatch):
                               ((8, 9), torch.bfloat16), ((9, 0), torch.bfloat16)]:
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert default_dtype("cuda") == dtype, capability
-    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
-    assert default_dtype("cpu") == torch.float32  # CPUs unchanged: by their flags
-
-
-def test_bf16_is_the_default_only_where_it_is_faster_and_the_choice_is_kept(tmp_path, monkeypatch):
-    record, measured = tmp_path / "cpu_bf16.json", []
-    monkeypatch.setattr(models, "_bf16_speedup", lambda: measured.append(1) or 0.6)
-    info = "model name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f {}\n"
-    assert models.prefers_bf16(info.format("amx_bf16 avx512_bf16"), record) and not measured, "AMX: no measurement"
-    assert not models.prefers_bf16(info.format(""), record) and not measured, "no bf16 flag: fp32"
-    assert not models.prefers_bf16(info.format("avx512_bf16"), record) and measured == [1], "measured slower"
-    assert not models.prefers_bf16(info.format("avx512_bf16"), record) and measured == [1], "kept, not remeasured"
-    monkeypatch.setattr(models, "_bf16_speedup", lambda: 3.0)
-    assert models.prefers_bf16(info.format("avx512_bf16 avx512_fp16"), record), "another CPU: its own measurement"
-    assert len(json.loads(record.read_text())) == 2
+    assert default_dtype("cpu") == torch.float32  # CPUs unchanged

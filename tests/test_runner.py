@@ -32,6 +32,21 @@ def test_injects_profile_and_parameters_and_collects_results(tmp_path):
     assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"], "the book hides papermill's cell"
 
 
+def test_every_results_file_records_the_notebooks_time_and_peak_memory(tmp_path):
+    done = run("ok", tmp_path, n=3)
+    record = json.loads(done.results.read_text())
+    assert 0 < record["timings"]["notebook_seconds"] <= done.seconds
+    # a kernel that imported retain_utils (torch) holds well over 20 MiB and far below 4 GiB: bytes, not KiB
+    assert 20 * 2**20 < record["machine"]["peak_rss_bytes"] < 4 * 2**30
+    assert {"cpu_flags", "dtype", "torch"} <= set(record["machine"]), "beside the CPU flags and dtype"
+    assert record["metrics"] == {"square": 9}, "the notebook's own sections stay"
+    import nbformat
+
+    last = nbformat.read(done.executed, as_version=4).cells[-1]
+    assert "save_footprint" in last.source and "remove-cell" in last.metadata["tags"], "hidden in the book"
+    assert "save_footprint" not in (runner.find_notebook("ok", FIXTURES)).read_text(), "the source stays as it is"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -10,10 +10,10 @@ from fractions import Fraction
 
 import pytest
 
-from retain_utils.tasks import Example
-from retain_utils.tasks.countdown import CountdownTask
-from retain_utils.tasks.ifeval import _capital_words, _sentences, check_constraint
-from retain_utils.tasks.mmlu import parse_answer
+from retain_utils.core.tasks import Example
+from retain_utils.core.tasks.countdown import CountdownTask
+from retain_utils.core.tasks.ifeval import _capital_words, _sentences, check_constraint
+from retain_utils.core.tasks.mmlu import parse_answer
 
 # ---------------------------------------------------------------------------------------------- IFEval sentences
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from retain_utils.tasks import get_task
-from retain_utils.tasks.base import split_of
-from retain_utils.tasks.countdown import CountdownTask, last_boxed, last_equation, load_countdown, safe_eval
-from retain_utils.tasks.ifeval import CHECKERS, check_constraint, load_ifeval_rlvr
-from retain_utils.tasks.mmlu import MMLUTask, load_mmlu, parse_answer, parse_open
+from retain_utils.core.tasks import get_task
+from retain_utils.core.tasks.base import split_of
+from retain_utils.core.tasks.countdown import CountdownTask, last_boxed, last_equation, load_countdown, safe_eval
+from retain_utils.core.tasks.ifeval import CHECKERS, check_constraint, load_ifeval_rlvr
+from retain_utils.core.tasks.mmlu import MMLUTask, load_mmlu, parse_answer, parse_open
 
 # ---------------------------------------------------------------------------------------------- adversarial answers
 

@@ -26,6 +26,8 @@ BUILD_DIR = ROOT / "_build"
 KERNEL = "python3"
 # Injected by the runner into every notebook; a notebook must declare them in its parameters cell.
 RUNNER_PARAMETERS = ("profile", "results_path")
+# Appended by the runner as every notebook's last cell (hidden in the book): its wall time and peak memory.
+FOOTPRINT_CELL = "from retain_utils.core import results\nresults.save_footprint({results!r}, started={started!r})"
 
 
 class NotebookError(RuntimeError):
@@ -142,7 +144,7 @@ def run_notebook(
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(source), str(executed), parameters=injected, kernel_name=KERNEL,
+            with_footprint(source, results, time.time()), str(executed), parameters=injected, kernel_name=KERNEL,
             cwd=str(out), progress_bar=progress,
         )
     except PapermillExecutionError as e:
@@ -172,6 +174,17 @@ def mark_incomplete(results_path: Path, why: str) -> None:
             results.save(results_path, incomplete=why)
         except (OSError, ValueError):
             pass
+
+
+def with_footprint(source: Path, results: Path, started: float):
+    """The notebook at ``source`` with ``FOOTPRINT_CELL`` appended, tagged ``remove-cell`` for the book."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    cell = nbformat.v4.new_code_cell(FOOTPRINT_CELL.format(results=str(results), started=started))
+    cell.metadata["tags"] = ["remove-cell"]
+    nb.cells.append(cell)
+    return nb
 
 
 def hide_injected_parameters(executed: Path) -> None:

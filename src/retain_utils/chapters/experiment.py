@@ -23,6 +23,7 @@ import numpy as np
 from ..analysis import diagnostics, retention
 from ..core import evaluation, provenance, results, training
 from ..analysis.forgetting import correct_vector
+from ..core.heap import release_freed_memory
 from ..core.models import cast_parameters, default_dtype, load_model
 from ..core.records import METHOD_LABELS, RunRecord, as_records
 from ..core.tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
@@ -91,6 +92,7 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
     scored = evaluation.evaluate(model, tokenizer, held_out, tasks=tasks, progress=progress, keep_answers=True)
     answers = retention.baseline_answers(tokenizer, held_out, scored, target=target, tasks=tasks)
     reference_ll = retention.reference_logliks(model, tokenizer, answers, progress=progress)
+    release_freed_memory()  # the baseline's KV caches and logits stay free through every run otherwise
     # the answers live in ``answers``; the baseline stays what a run's step-0 evaluation logs
     baseline = {name: dataclasses.replace(score, answer_ids=()) for name, score in scored.items()}
     return Bench(model_name, target, tasks, train, held_out, model, tokenizer, baseline, data_seed,
@@ -225,6 +227,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
         (run_dir / training.CHECKPOINT).unlink(missing_ok=True)
     del model, result
+    release_freed_memory()  # this run's model, optimizer and evaluations: the next run allocates its own
     return record
 
 

@@ -8,12 +8,10 @@ Every loader returns ``(model, tokenizer)`` with the tokenizer set up for batche
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import socket
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -65,60 +63,20 @@ def flags_of(info: str) -> set[str]:
     return set(next((line for line in info.split("\n") if line.startswith("flags")), "").split(":", 1)[-1].split())
 
 
-@lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """True when bf16 matmuls are native here and faster than fp32: with AMX always; with AVX512-BF16 alone only
-    if a short matmul says so (one such CPU here ran bf16 at 0.13 TFLOP/s against fp32's 0.22). The measurement
-    is made once per CPU model and kept in the cache folder, so a machine's default dtype never changes."""
-    info = cpuinfo()
-    return bool(info) and prefers_bf16(info, cache_dir() / "cpu_bf16.json")
-
-
-def prefers_bf16(info: str, record: Path) -> bool:
-    """``cpu_has_bf16`` for the CPU ``info`` (/proc/cpuinfo's text) with its measurements kept in ``record``."""
-    flags = flags_of(info)
-    if "amx_bf16" in flags:
-        return True
-    if "avx512_bf16" not in flags:
-        return False
-    model = next((line.split(":", 1)[1].strip() for line in info.split("\n") if line.startswith("model name")), "cpu")
-    name = f"{model} ({' '.join(sorted(f for f in flags if f.startswith(('avx512', 'amx'))))})"
-    known = json.loads(record.read_text()) if record.exists() else {}
-    if name not in known:
-        known[name] = _bf16_speedup() > 1.5  # a clear margin: a borderline CPU stays in fp32
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(known, indent=1))
-    return bool(known[name])
-
-
-def _bf16_speedup(n: int = 1024, seconds: float = 0.3) -> float:
-    """bf16 over fp32 throughput of an n x n matmul, each timed for ``seconds``."""
-    import time
-
-    rates = []
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        count, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            a @ b
-            count += 1
-        rates.append(count / (time.perf_counter() - t0))
-    return rates[1] / rates[0]
-
-
 def cuda_dtype(capability: tuple[int, int]) -> torch.dtype:
     """bf16 from Ampere on (compute capability 8.0+); fp16 before (T4, V100). A T4 reports
     ``torch.cuda.is_bf16_supported()`` but only emulates bf16, so the capability decides, not that flag."""
     return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
 
 
-DTYPE_ENV = "RETAIN_UTILS_DTYPE"  # pins every default dtype (e.g. fp32 for the campaign: comparable across CPUs)
+DTYPE_ENV = "RETAIN_UTILS_DTYPE"  # pins every default dtype, e.g. bf16 on a CPU with AMX
 
 
 def default_dtype(device: torch.device | str) -> torch.dtype:
-    """The fast 16-bit type the hardware computes natively: on CUDA by compute capability (``cuda_dtype``),
-    on CPUs bf16 with AMX / AVX512-BF16, else fp32; ``$RETAIN_UTILS_DTYPE`` (fp32, bf16, fp16) wins over both."""
+    """The precision a model loads and trains in: fp32 on every CPU, so a build gives the same numbers on every
+    CPU kind; on CUDA the 16-bit type the GPU computes natively (``cuda_dtype``). ``$RETAIN_UTILS_DTYPE`` (fp32,
+    bf16, fp16) wins over both: bf16 on a CPU is a choice, faster with AMX but its greedy answers follow the
+    batch's padding (generation.py)."""
     pinned = os.environ.get(DTYPE_ENV)
     if pinned:
         try:
@@ -128,8 +86,6 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
     device = torch.device(device)
     if device.type == "cuda":
         return cuda_dtype(torch.cuda.get_device_capability(device))
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_bf16() else torch.float32
     return torch.float32
 
 

@@ -10,13 +10,17 @@ import json
 import math
 import os
 import platform
+import resource
+import sys
 import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .layout import ERROR_FILE, finished_record, point_folders, read_params, read_record, results_file, unreadable
+from .. import __version__
+from . import provenance
+from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, read_params, read_record, results_file, unreadable
 from .tasks import TASK_NAMES
 
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
@@ -29,6 +33,7 @@ def library_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    versions["retain_utils"] = __version__  # the code that ran, whatever an older install's metadata says
     return versions
 
 
@@ -107,6 +112,26 @@ def load(path: str | os.PathLike) -> dict:
     """A results (or point) file's JSON object; one that does not parse is a ValueError naming the file and
     line (``layout.read_record``)."""
     return read_record(path)
+
+
+def peak_rss_bytes() -> int:
+    """The most resident memory this process has held so far, in bytes (``ru_maxrss``: KiB on Linux, bytes on
+    macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def save_footprint(path: str | os.PathLike | None, started: float) -> dict:
+    """Record what running the notebook took: ``timings.notebook_seconds`` (wall time since ``started``, a
+    ``time.time()``) and ``machine.peak_rss_bytes`` (this kernel's peak memory) beside the CPU flags and dtype.
+    The runner makes a call to it every notebook's last cell, so every results file carries both; a notebook
+    that wrote no results file gets none (the runner reports it)."""
+    peak, seconds = peak_rss_bytes(), time.time() - started
+    if path is None or not Path(path).exists():
+        return {}
+    record = load(path)
+    return save(path, timings={**record.get("timings", {}), "notebook_seconds": seconds},
+                machine={**provenance.machine(), **record.get("machine", {}), "peak_rss_bytes": peak})
 
 
 # ----- a sweep's results (folder layout: retain_utils.core.layout) -------------------------------------------------

@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from ..generation import cache_kwarg, generate
-from ..heap import keep_freed_memory
+from ..heap import keep_freed_memory, release_freed_memory
 from .config import TrainConfig
 
 
@@ -333,9 +333,9 @@ PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch
 def prepare_policy(model, config: TrainConfig):
     """-> (policy, sampler, reference, autocast dtype).
 
-    Full fine-tuning: fp32 master weights under 16-bit autocast where the hardware has it (bf16 on Ampere+
-    and bf16 CPUs, fp16 with loss scaling before Ampere: ``models.default_dtype``), a frozen fp32 copy as the
-    reference, a 16-bit copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen 16-bit
+    Full fine-tuning: fp32 master weights under 16-bit autocast where ``models.default_dtype`` picks one (bf16
+    on Ampere+, fp16 with loss scaling before Ampere, bf16 on a CPU where $RETAIN_UTILS_DTYPE asks), a frozen
+    fp32 copy as the reference, a 16-bit copy for sampling (synced after every step). LoRA: fp32 adapters on the frozen 16-bit
     base; the policy samples itself and the reference is the base with adapters disabled (no copy)."""
     from ..models import LORA_TARGETS, cast_parameters, default_dtype
 
@@ -527,6 +527,8 @@ def fit(run: Run, step_data: Callable, loss_fn: Callable) -> dict:
         if run.eval_examples:
             t0 = time.time()
             scores = run.initial_scores if step == 0 and run.initial_scores else evaluate_tasks(run)
+            if run.device.type == "cpu":
+                release_freed_memory()  # the evaluation's KV caches: training steps allocate other sizes
             log("evals", {"step": step, "accuracy": {k: v["accuracy"] for k, v in scores.items()},
                           "scores": scores, "seconds": time.time() - t0})
 

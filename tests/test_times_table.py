@@ -1,0 +1,62 @@
+"""scripts/times_table.py: the book's table of times and peak memory, read from results files."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from retain_utils.core import results
+
+spec = importlib.util.spec_from_file_location("times_table", Path(__file__).parents[1] / "scripts" / "times_table.py")
+times_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(times_table)
+
+
+def executed(folder: Path, notebook: str, seconds: float, peak_gib: float, flags=("avx2", "avx512f")) -> Path:
+    """A results file as the runner leaves it: the notebook's sections, then its footprint."""
+    path = folder / f"{notebook}.results.json"
+    results.save(path, config={"profile": folder.name}, timings={"total_s": 1.0})
+    results.save_footprint(path, started=0.0)
+    record = results.load(path)
+    record["timings"]["notebook_seconds"] = seconds
+    record["machine"].update(peak_rss_bytes=int(peak_gib * 2**30), cpu_flags=list(flags), dtype="float32")
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_one_row_per_notebook_and_a_book_total_per_build(tmp_path, capsys):
+    amx, epyc = tmp_path / "amx" / "quick", tmp_path / "epyc" / "quick"
+    amx.mkdir(parents=True), epyc.mkdir(parents=True)
+    executed(amx, "01_toy_kl", 90, 0.5, flags=("avx2", "avx512f", "amx_bf16"))
+    executed(amx, "02_rl_vs_sft", 600, 4.3, flags=("avx2", "avx512f", "amx_bf16"))
+    executed(epyc, "02_rl_vs_sft", 1200, 4.0)
+    assert times_table.main([str(amx), str(epyc / "02_rl_vs_sft.results.json")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    version = results.library_versions()["retain_utils"]
+    assert lines[2:] == [
+        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | 01_toy_kl | 1.5 | 0.5 |",
+        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | 02_rl_vs_sft | 10.0 | 4.3 |",
+        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | **book** | **11.5** | **4.3** |",
+        f"| avx2 avx512f | float32 | {version} | quick | 02_rl_vs_sft | 20.0 | 4.0 |",
+        f"| avx2 avx512f | float32 | {version} | quick | **book** | **20.0** | **4.0** |"]
+
+
+def test_a_results_file_without_the_runners_records_is_named(tmp_path, capsys):
+    path = tmp_path / "03_ablations.results.json"
+    results.save(path, config={"profile": "quick"})
+    assert times_table.main([str(path)]) == 2
+    assert "03_ablations.results.json: no timings.notebook_seconds or machine.peak_rss_bytes" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: no .results.json files in this folder"):
+        times_table.results_files([tmp_path / "empty"])
+
+
+def test_save_footprint_merges_into_the_notebooks_own_sections(tmp_path):
+    path = tmp_path / "n.results.json"
+    assert results.save_footprint(path, started=0.0) == {} and not path.exists(), "no results file: none made"
+    results.save(path, timings={"uni": 2.0}, machine={"device": "cpu", "weights": "float32"})
+    record = results.save_footprint(path, started=results.time.time() - 3.0)
+    assert record["timings"]["uni"] == 2.0 and 3.0 <= record["timings"]["notebook_seconds"] < 60
+    assert record["machine"]["device"] == "cpu" and 0 < record["machine"]["peak_rss_bytes"] <= results.peak_rss_bytes()
+    assert {"cpu_flags", "dtype"} <= set(record["machine"])
