@@ -38,7 +38,7 @@ def test_freed_memory_is_reused_instead_of_page_faulted_again():
 
 BOUNDS = """
 import sys, torch
-from retain_utils import heap
+from retain_utils.core import heap
 def rss():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) * 1024
 assert heap.keep_freed_memory()

@@ -53,6 +53,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     }, index=table.index.rename("Variant"))
     if "on_frontier" in table.columns:
         out["On the frontier"] = table["on_frontier"].map({True: "yes", False: "no"})
+    if "flags" in table.columns:  # diagnostics.flags: collapse, loops, answers cut off
+        out["Flags (seeds)"] = table["flags"].replace("", "none")
     return out
 
 
