@@ -43,3 +43,9 @@ def test_records_without_lenient_results_are_refused():
     old = _record([{"step": 0, "correct": {"mmlu": [1], "ifeval": [1]}}, {"step": 1, "correct": {"mmlu": [0], "ifeval": [1]}}])
     with pytest.raises(ValueError, match="keep no lenient results for 'mmlu'"):
         format_forgetting.split_table([old])
+
+
+def test_lost_answers_frame_reads_the_worst_task():
+    frame = format_forgetting.lost_answers_frame([RECORD], n=1)
+    assert frame.to_dict("records") == [{"variant": "SFT", "seed": 0, "task": "mmlu", "question": 1, "before": "B",
+                                         "after": "B b b", "still right somewhere": True}]

@@ -150,3 +150,18 @@ def test_task_score_keeps_formats_and_texts():
     assert (score.n_truncated, score.truncated, score.n_looping, score.looping) == (1, (0, 1, 0), 1, (0, 1, 0))
     assert score.texts == ("a", "b " * 40, "c") and score.n_lenient == 3
     assert evaluation.TaskScore.from_dict(score.to_dict()) == score
+
+
+def test_step_metrics_are_read_from_the_run_log(tmp_path):
+    import json
+
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps({"step": s, "reward": 0.5, "entropy": 1.0 / s})
+                                                      for s in (1, 2)))
+    record = SimpleNamespace(config={"out_dir": str(tmp_path)}, variant="GRPO", seed=0, flags=[])
+    assert [r["step"] for r in diagnostics.step_metrics(record)] == [1, 2]
+    assert diagnostics.step_metrics(SimpleNamespace(config={})) == []
+    fig = diagnostics.plot_steps([record], keys=("entropy",))
+    assert fig.axes[0].get_title() == "token entropy (nats)" and len(fig.axes[0].lines) == 1
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step"')
+    with pytest.raises(ValueError, match="metrics.jsonl, line 2: not valid JSON"):
+        diagnostics.step_metrics(record)

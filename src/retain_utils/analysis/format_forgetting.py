@@ -62,3 +62,21 @@ def worst_answers(record, task: str, n: int = 3) -> list[dict]:
     lost = [i for i, (a, b) in enumerate(zip(first["correct"][task], last["correct"][task])) if a and not b]
     return [{"question": i, "before": before[i], "after": after[i],
              "still right somewhere": bool(last["lenient"][task][i])} for i in lost[:n]]
+
+
+def lost_answers_frame(records, n: int = 3):
+    """For each run, up to ``n`` answers lost on the non-target task whose strict drop was largest, before and
+    after, to read what the drop is made of."""
+    import pandas as pd
+
+    rows = []
+    for r in as_records(records):
+        if not r.evals or "answers" not in r.evals[-1]:
+            continue
+        table = [_split_row(r, t) for t in r.evals[0]["correct"] if t != r.target]
+        if not table:
+            continue
+        worst = max(table, key=lambda row: row["strict drop (pp)"])
+        for answer in worst_answers(r, worst["task"], n):
+            rows.append({"variant": r.variant, "seed": r.seed, "task": worst["task"], **answer})
+    return pd.DataFrame(rows)
