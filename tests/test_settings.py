@@ -36,14 +36,17 @@ def record(variant, seed, gain, drop, method="grpo", target="mmlu", **kw):
 def test_setup_builds_each_notebooks_variants_with_the_shared_defaults():
     s = setup("02_rl_vs_sft")
     assert [v.label for v in s.variants] == ["SFT", "Self-SFT", "GRPO"]
-    assert [v.config.lr for v in s.variants] == [1e-4, 1e-4, 4e-5]  # profiles.LLM_SHARED
-    assert {v.config.temperature for v in s.variants} == {0.6} and s.budget == 16 and s.kl_prompts == 12
-    assert s.task_options == {t: {"max_new_tokens": 16} for t in ("ifeval", "mmlu", "countdown")}
-    assert [v.config.temperature for v in setup("02_rl_vs_sft", temperature=0.8).variants] == [0.8] * 3
+    assert [v.config.lr for v in s.variants] == [1e-4, 1e-4, 5e-6]  # profiles.LLM_SHARED: the trainers' defaults
+    assert {v.config.temperature for v in s.variants} == {0.8} and s.budget == 16 and s.kl_prompts == 12
+    probes = ("arithmetic", "knowledge_pair")
+    assert s.task_names == ("ifeval", "mmlu", "countdown", *probes)
+    assert s.task_options == {t: {"max_new_tokens": 16} for t in s.task_names}
+    assert [v.config.temperature for v in setup("02_rl_vs_sft", temperature=0.6).variants] == [0.6] * 3
+    assert setup("02_rl_vs_sft", probe_tasks=[]).task_names == ("ifeval", "mmlu", "countdown")
     s = setup("04_iterative_sft")
     assert [v.label for v in s.variants] == ["SFT", "Self-SFT (never)", "Iterative-SFT, every 1 step", "GRPO"]
     assert [v.config.method for v in s.variants] == ["sft", "self_sft", "iterative_sft", "grpo"]
-    assert s.variants[2].config.regenerate_every == 1 and s.variants[3].config.lr == 4e-5
+    assert s.variants[2].config.regenerate_every == 1 and s.variants[3].config.lr == 5e-6
 
 
 def test_ablation_variants_chain_rollouts_by_a_field():
@@ -81,8 +84,9 @@ def test_run_variants_feeds_the_named_variants_rollouts(monkeypatch):
 
 def test_profiles_share_the_llm_values_and_a_profile_may_override_them():
     assert "lr_sft" not in profiles.PROFILES["02_rl_vs_sft"]["quick"]
-    assert profiles.values("03_ablations", "full")["lr_rl"] == 4e-5
-    assert profiles.apply("04_iterative_sft", "quick", temperature=None).temperature == 0.6
+    assert profiles.values("03_ablations", "full")["lr_rl"] == 5e-6
+    assert profiles.apply("04_iterative_sft", "quick", temperature=None).temperature == 0.8
+    assert profiles.values("02_rl_vs_sft", "smoke")["probe_tasks"] == ["arithmetic", "knowledge_pair"]
     assert profiles.values("nothing", "quick") == {}
 
 

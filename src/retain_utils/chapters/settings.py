@@ -266,8 +266,8 @@ def _task_options(profile: str, max_tokens: int | None, names: tuple[str, ...] =
     """Per task, its options in this profile: the answer budget (``max_tokens``), and colab's hub datasets."""
     task_options = {t: {"max_new_tokens": max_tokens} for t in names} if max_tokens else None
     if profile == "colab":  # the hub datasets
-        task_options = {t: {**colab.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})}
-                        for t in names}
+        task_options = {t: options for t in names
+                        if (options := {**colab.COLAB_TASK_OPTIONS.get(t, {}), **(task_options or {}).get(t, {})})}
     return task_options
 
 
