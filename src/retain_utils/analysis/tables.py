@@ -110,6 +110,8 @@ def points(table: pd.DataFrame) -> pd.DataFrame:
 def drop_differences(frame: pd.DataFrame, baseline: str = "GRPO") -> pd.DataFrame:
     """``findings.forgetting_comparison(...).differences``: per seed, the drops, their difference and its interval
     over that seed's held-out questions (evaluation noise only), in pp."""
+    if frame.empty:  # nothing to compare (e.g. a calibration run of one method)
+        return frame
     low, high = [c for c in frame.columns if c.endswith("% low (pp)") or c.endswith("% high (pp)")]
     return pd.DataFrame({
         "Method's drop (pp)": frame["method drop (pp)"].map(lambda v: _number(v, sign=True)),

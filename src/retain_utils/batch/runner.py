@@ -27,7 +27,7 @@ KERNEL = "python3"
 # Injected by the runner into every notebook; a notebook must declare them in its parameters cell.
 RUNNER_PARAMETERS = ("profile", "results_path")
 # Appended by the runner as every notebook's last cell (hidden in the book): its wall time and peak memory.
-FOOTPRINT_CELL = "from retain_utils.core import results\nresults.save_footprint({results!r}, started={started!r})"
+FOOTPRINT_CELL = "from retain_utils.core import results\n_ = results.save_footprint({results!r}, started={started!r})"
 
 
 class NotebookError(RuntimeError):

@@ -255,8 +255,10 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
     if gain_levels is not None:
         gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)  # refused before any compute
     variants = list(dict.fromkeys(r.variant for r in runs))
-    if baseline not in variants:
-        raise ValueError(f"no {baseline} run to compare with; variants: {', '.join(variants)}")
+    if baseline not in variants or len(variants) < 2:  # e.g. a calibration run of one method: nothing to pair
+        empty = pd.DataFrame(columns=["comparison", "seed"]).set_index(["comparison", "seed"])
+        return Forgetting(empty, empty, (), f"No forgetting comparison: these runs ({', '.join(variants)}) hold no "
+                          f"{baseline} run beside another method.", "")
     targets = sorted({r.target for r in runs})
     if len(targets) != 1:
         raise ValueError(f"runs of one target at a time; got targets {', '.join(targets)}")
