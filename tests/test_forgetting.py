@@ -8,7 +8,8 @@ from retain_utils.analysis.forgetting import (DropReading, check_gain_level, cor
                                               discordance, drop_difference, drop_differences,
                                               min_detectable_difference, paired_bootstrap, paper_differences,
                                               power_sentence, read_at_gain, read_end, seed_min_detectable_difference,
-                                              seed_t_interval, seeds_and_questions_bootstrap, t_quantile)
+                                              seeds_and_questions_bootstrap)
+from retain_utils.core.intervals import seed_t_interval, t_quantile
 
 
 def _eval(step, **correct):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..analysis.forgetting import seed_t_interval
+from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
 from ..core.records import as_records
 from ..core.results import write_json_atomic

@@ -12,6 +12,7 @@ import numpy as np
 from . import experiment, profiles
 from ..analysis import forgetting, retention
 from ..core import results
+from ..core.intervals import t_quantile
 from ..core.records import as_records
 from ..core.tasks import TASK_NAMES
 from .variants import self_sft_label
@@ -88,7 +89,7 @@ def drop_sentence(effects, factor: str) -> str:
     if n < 2:
         return f"changes drop by {shown:+.1f} pp (a single seed: not a finding)"
     # beyond seed noise: the seeds' t-interval (t_{n-1} sd / sqrt(n) either side) excludes zero
-    half = forgetting.t_quantile(0.975, int(n) - 1) * sd / math.sqrt(n)
+    half = t_quantile(0.975, int(n) - 1) * sd / math.sqrt(n)
     return (f"changes drop by {shown:+.1f} ± {sd:.1f} pp over {n} seeds"
             + ("" if abs(effect) > half else ", within seed noise"))
 

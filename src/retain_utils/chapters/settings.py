@@ -232,8 +232,9 @@ class Setup:
 
     @property
     def kl_prompts(self) -> int:
-        """Held-out prompts the KL to the initial model is measured on (a few per task)."""
-        return min(24, 3 * self.cfg.n_eval)
+        """Held-out prompts the KL to the initial model is measured on, one response each: 12 per task with the five
+        tasks (a run's KL is a mean over them; the drop-vs-KL correlation needs it to be more than sampling noise)."""
+        return min(12 * len(self.task_names), 3 * self.cfg.n_eval)
 
     @property
     def budget_text(self) -> str:
