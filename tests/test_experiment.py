@@ -6,7 +6,7 @@ import pytest
 
 import dataclasses
 
-from retain_utils.chapters import experiment
+from retain_utils.chapters import experiment, plots
 from retain_utils.core import models
 from retain_utils.core.records import RunRecord
 from retain_utils.core.training import TrainConfig
@@ -155,13 +155,13 @@ def test_plot_cost_draws_one_point_per_variant():
 
     matplotlib.use("Agg")
     records = [_record("a", 0, 5, 1, 1000), _record("a", 1, 7, 3, 3000), _record("b", 0, 2, 0, 500)]
-    ax = experiment.plot_cost(records)
+    ax = plots.plot_cost(records)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     assert "thousand generated tokens" in ax.get_xlabel()
     x, y = ax.lines[0].get_data()  # the first errorbar's marker: mean compute, mean drop
     assert (x[0], y[0]) == (2.0, 2.0)
     with pytest.raises(ValueError, match="unknown cost"):
-        experiment.plot_cost(records, cost="flops")
+        plots.plot_cost(records, cost="flops")
 
 
 def test_frontier_keeps_variants_nothing_beats():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from retain_utils.analysis import diagnostics
+from retain_utils.chapters import plots
 from retain_utils.core import evaluation
 from retain_utils.core.generation import Completion
 from retain_utils.core.repetition import is_looping, looping_share
@@ -160,7 +161,7 @@ def test_step_metrics_are_read_from_the_run_log(tmp_path):
     record = SimpleNamespace(config={"out_dir": str(tmp_path)}, variant="GRPO", seed=0, flags=[])
     assert [r["step"] for r in diagnostics.step_metrics(record)] == [1, 2]
     assert diagnostics.step_metrics(SimpleNamespace(config={})) == []
-    fig = diagnostics.plot_steps([record], keys=("entropy",))
+    fig = plots.plot_diagnostics([record], keys=("entropy",))
     assert fig.axes[0].get_title() == "token entropy (nats)" and len(fig.axes[0].lines) == 1
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step"')
     with pytest.raises(ValueError, match="metrics.jsonl, line 2: not valid JSON"):

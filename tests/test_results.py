@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from retain_utils.batch import campaign, runner, sweep
-from retain_utils.chapters import experiment, findings
+from retain_utils.chapters import experiment, findings, plots
 from retain_utils.core import results
 
 matplotlib.use("Agg")
@@ -155,7 +155,7 @@ def test_rl_vs_sft_verdict_says_where_the_paper_holds(sweep_dir):
 
 
 def test_gain_drop_scatter_has_title_units_and_one_mean_per_cell(sweep_dir):
-    ax = results.gain_drop_scatter(results.collect(sweep_dir))
+    ax = plots.gain_drop_scatter(results.collect(sweep_dir))
     assert ax.get_title() and "percentage points" in ax.get_xlabel() and "percentage points" in ax.get_ylabel()
     labels = ax.get_legend_handles_labels()[1]
     assert labels == ["GRPO on countdown (n=3)", "GRPO on ifeval (n=3)",

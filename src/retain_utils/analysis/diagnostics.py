@@ -74,25 +74,3 @@ def step_metrics(record) -> list[dict]:
         except ValueError:
             raise ValueError(f"{path}, line {lineno}: not valid JSON") from None
     return rows
-
-
-def plot_steps(records, keys: tuple[str, ...] = tuple(DIAGNOSTICS)):
-    """One panel per diagnostic, one line per RL run (seed), against the optimizer step: collapse made visible."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
-    for r in records:
-        rows = step_metrics(r)
-        if not rows or "reward" not in rows[0]:
-            continue  # the SFT family samples no rollouts
-        for ax, key in zip(axes[0], keys):
-            ax.plot([s["step"] for s in rows], [s.get(key) for s in rows], marker=".",
-                    label=f"{r.variant} s{r.seed}" + (" (flagged)" if r.flags else ""))
-    for ax, key in zip(axes[0], keys):
-        ax.set(title=DIAGNOSTICS[key], xlabel="optimizer step",
-               ylabel="share of the step's samples" if key.endswith("frac") else DIAGNOSTICS[key])
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(fontsize=7)
-    fig.suptitle("RL diagnostics per step")
-    fig.tight_layout()
-    return fig

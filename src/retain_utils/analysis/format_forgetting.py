@@ -9,7 +9,7 @@ records (``records.RunRecord``) whose evaluations kept per-answer lenient, loopi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..core.records import as_records
 

@@ -151,21 +151,3 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
         parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds: "
                      "their choice is provisional.")
     return " ".join(parts)
-
-
-def plot_curves(records, ax=None):
-    """Held-out gain on the target against the training step, one line per calibration run."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for r in as_records(records):
-        steps = [p["step"] for p in r.trajectory]
-        gains = [p["gain"] for p in r.trajectory]
-        ax.plot(steps, gains, marker="o", label=f"{r.target} {r.method} lr {float(r.config['lr']):g} s{r.seed}"
-                + (" (flagged)" if r.flags else ""), linestyle="--" if r.flags else "-")
-    ax.axhline(LEARNED_PP, color="grey", linewidth=0.8, linestyle=":")
-    ax.set(title="Calibration: held-out gain on the target during training", xlabel="optimizer step",
-           ylabel="gain (percentage points)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    return ax

@@ -369,68 +369,6 @@ def frontier(table) -> "Any":
     return table.index.to_series().map(lambda i: not dominated(i)).rename("on_frontier")
 
 
-def plot_cost(records: list, cost: str = "generated_tokens", ax=None):
-    """Drop against compute per variant (mean ± std over seeds), each point labelled with its mean gain:
-    the cost-vs-forgetting frontier. ``cost``: ``generated_tokens`` or ``train_seconds``."""
-    import matplotlib.pyplot as plt
-
-    if cost not in ("generated_tokens", "train_seconds"):
-        raise ValueError(f"unknown cost {cost!r}; valid: generated_tokens, train_seconds")
-    ax = ax or plt.gca()
-    scale, unit = (1e3, "thousand generated tokens") if cost == "generated_tokens" else (60, "training minutes")
-    groups: dict[str, list[RunRecord]] = {}
-    for r in as_records(records):
-        groups.setdefault(r.variant, []).append(r)
-    for label, runs in groups.items():
-        x = np.array([getattr(r, cost) for r in runs]) / scale
-        drop, gain = np.array([r.drop for r in runs]), np.mean([r.gain for r in runs])
-        ax.errorbar(x.mean(), drop.mean(), xerr=x.std(), yerr=drop.std(), marker="o", capsize=3, label=label)
-        ax.annotate(f"gain {gain:+.1f}", (x.mean(), drop.mean()), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel(f"compute per run ({unit})")
-    ax.set_ylabel("drop on the other tasks (percentage points)")
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_trajectories(records: list, ax=None):
-    """Gain against drop at every evaluation during training, mean over seeds, one line per variant."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    ax = ax or plt.gca()
-    rows = [{"variant": r.variant, "seed": r.seed, **point} for r in as_records(records) for point in r.trajectory]
-    frame = pd.DataFrame(rows).groupby(["variant", "step"], sort=False)[["gain", "drop"]].mean().reset_index()
-    for variant, line in frame.groupby("variant", sort=False):
-        ax.plot(line["drop"], line["gain"], marker="o", label=variant)
-        ax.annotate(f"step {line['step'].iloc[-1]}", (line["drop"].iloc[-1], line["gain"].iloc[-1]), fontsize=8)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("drop on the other tasks (percentage points)")
-    ax.set_ylabel("gain on the target task (percentage points)")
-    ax.legend()
-    return ax
-
-
-def plot_kl(records: list, ax=None):
-    """Drop against KL[pi_0 || pi_theta] to the initial model, one point per run, coloured by variant."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.gca()
-    groups: dict[str, list[RunRecord]] = {}
-    for r in as_records(records):
-        groups.setdefault(r.variant, []).append(r)
-    for variant, runs in groups.items():
-        ax.scatter([r.kl for r in runs], [r.drop for r in runs], label=variant)
-    ax.set_xlabel("KL[π₀ ‖ π_θ] per response (nats)")
-    ax.set_ylabel("drop on the other tasks (percentage points)")
-    ax.set_title("Drop against KL to the initial model")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.legend()
-    return ax
-
-
 def intervals(records: list) -> "Any":
     """One row per run: gain and drop (pp) with their 95 % intervals over the held-out questions
     (``evaluation.paired_intervals``), and whether the gain is clear: its whole interval above zero."""
@@ -472,21 +410,3 @@ def gain_clarity(records: list) -> str:
                  + ": at this sample size these changes cannot be told apart from evaluation noise, and the drops of "
                    "variants without a clear gain say little about forgetting at a useful gain.")
     return text.strip()
-
-
-def plot_trajectory_panels(records: list, targets: tuple[str, ...] = TASK_NAMES):
-    """``plot_trajectories`` once per target the records hold (in ``targets``' order), side by side."""
-    import matplotlib.pyplot as plt
-
-    runs = as_records(records)
-    shown = [t for t in targets if any(r.target == t for r in runs)]
-    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(5.5 * max(1, len(shown)), 4.5), squeeze=False)
-    for ax, target in zip(axes[0], shown):
-        plot_trajectories([r for r in runs if r.target == target], ax=ax)
-        ax.set_title(f"target {target} (mean over {len({r.seed for r in runs if r.target == target})} seeds)")
-    if not shown:
-        axes[0][0].set_title("no runs yet")
-        axes[0][0].set_axis_off()
-    fig.suptitle("Gain against drop during training")
-    fig.tight_layout()
-    return fig

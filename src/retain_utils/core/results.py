@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import __version__
 from . import provenance
-from .layout import ERROR_FILE, PARAMS_FILE, finished_record, point_folders, read_params, read_record, results_file, unreadable
+from .layout import ERROR_FILE, finished_record, point_folders, read_params, read_record, results_file, unreadable
 from .tasks import TASK_NAMES
 
 _LIBRARIES = ("torch", "transformers", "peft", "numpy", "pandas", "papermill", "retain_utils")
@@ -378,36 +378,6 @@ def rl_vs_sft_verdict(numeric, rl: str = "GRPO", sft: str = "SFT") -> str:
     else:
         lines.append("Compare each difference with the spreads over seeds in the table above.")
     return " ".join(lines)
-
-
-def gain_drop_scatter(runs, ax=None):
-    """Gain against drop: every run faint, each (variant, target) mean ± std over seeds bold. Up-left is best."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        ax = plt.subplots(figsize=(7, 5))[1]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    markers = "osD^vP*X"
-    targets = list(dict.fromkeys(runs["target"]))
-    for i, variant in enumerate(dict.fromkeys(runs["variant"])):
-        for target in targets:
-            sub = runs[(runs["variant"] == variant) & (runs["target"] == target)]
-            if sub.empty:
-                continue
-            style = dict(color=colors[i % len(colors)], marker=markers[targets.index(target) % len(markers)])
-            ax.scatter(sub["drop"], sub["gain"], alpha=0.3, s=20, **style)
-            spread = len(sub) > 1
-            ax.errorbar(sub["drop"].mean(), sub["gain"].mean(),
-                        xerr=sub["drop"].std() if spread else None, yerr=sub["gain"].std() if spread else None,
-                        markersize=8, capsize=3, linestyle="none", label=f"{variant} on {target} (n={len(sub)})",
-                        **style)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("Drop on the other tasks (percentage points)")
-    ax.set_ylabel("Gain on the target task (percentage points)")
-    ax.set_title("Gain vs drop per variant and target\n(mean ± std over seeds; faint markers: single runs)")
-    ax.legend(fontsize="small")
-    return ax
 
 
 def export_csv(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
