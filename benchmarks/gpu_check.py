@@ -35,7 +35,7 @@ from retain_utils.core.training import memory
 from retain_utils.core.generation import generate
 from retain_utils.core.tasks import Example, Task, get_task
 from retain_utils.core.training import TrainConfig, train
-from retain_utils.core.training.loop import collate, completion_logprobs
+from retain_utils.core.logprobs import collate, completion_logprobs
 
 COLAB_NOTEBOOKS = ("02_rl_vs_sft", "03_ablations", "04_iterative_sft")
 

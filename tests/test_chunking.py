@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import diverse_tiny_model
-from retain_utils.core import evaluation
-from retain_utils.core.training.loop import collate, completion_logprobs
+from retain_utils.core import evaluation, logprobs
+from retain_utils.core.logprobs import collate, completion_logprobs
 
 SEQUENCES = [([5, 6, 7, 8, 9], [10, 11, 12]), ([13, 14], [15, 16, 17, 18, 19, 20]), ([21, 22, 23], [24])]
 
@@ -29,7 +29,7 @@ def test_evaluation_logprobs_chunked_equal_unchunked(tiny, chunk):
     model, tok = tiny
     with torch.no_grad():
         want = full_logprobs(model, SEQUENCES, tok.pad_token_id)
-        got = evaluation._completion_logprobs(model, SEQUENCES, tok.pad_token_id, "cpu", chunk=chunk)
+        got = logprobs.vocabulary_logprobs(model, SEQUENCES, tok.pad_token_id, "cpu", chunk=chunk)
     assert [g.shape for g in got] == [w.shape for w in want]
     assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want))
 
@@ -43,9 +43,9 @@ def test_kl_chunked_equals_the_full_vocabulary_sum(tiny, fresh_tiny):
         a, b = full_logprobs(model, SEQUENCES, tok.pad_token_id), full_logprobs(other, SEQUENCES, tok.pad_token_id)
         want = torch.cat([(x.exp() * (x - y)).sum(-1) for x, y in zip(a, b)])
         from contextlib import nullcontext
-        ref_hidden = evaluation._completion_hidden(model, SEQUENCES, tok.pad_token_id, "cpu")
+        ref_hidden = logprobs.completion_hidden(model, SEQUENCES, tok.pad_token_id, "cpu")
         for chunk in (1, 3, 10_000):
-            got = evaluation._token_kl(model, other, nullcontext, SEQUENCES, ref_hidden, tok.pad_token_id, "cpu", chunk)
+            got = logprobs.token_kl(model, other, nullcontext, SEQUENCES, ref_hidden, tok.pad_token_id, "cpu", chunk)
             assert torch.allclose(got, want, atol=1e-6), chunk
     messages = [[{"role": "user", "content": "Name a colour."}], [{"role": "user", "content": "Hi"}]]
     small = evaluation.kl_to_initial(other, model, tok, messages, max_new_tokens=6, num_samples=2, chunk=2)
@@ -73,13 +73,12 @@ def test_training_logprobs_and_gradients_chunked_equal_unchunked():
 def test_head_recomputed_on_accelerators_gives_the_same_numbers(monkeypatch):
     """On an accelerator the LM head is recomputed in the backward pass (memory), on the CPU kept: the same
     log-probabilities and gradients, bit for bit."""
-    from retain_utils.core.training import loop
 
     model, tok = diverse_tiny_model(seed=1)
     batch = collate([p for p, _ in SEQUENCES], [c for _, c in SEQUENCES], tok.pad_token_id)
     results = []
     for recompute in (False, True):
-        monkeypatch.setattr(loop, "_recompute_head", lambda device: recompute)
+        monkeypatch.setattr(logprobs, "_recompute_head", lambda device: recompute)
         model.zero_grad()
         lp = completion_logprobs(model, batch, chunk=3)
         lp.sum().backward()
@@ -88,4 +87,4 @@ def test_head_recomputed_on_accelerators_gives_the_same_numbers(monkeypatch):
     assert torch.equal(lp_kept, lp_again)
     assert all(torch.equal(a, b) for a, b in zip(grads_kept, grads_again))
     monkeypatch.undo()
-    assert loop._recompute_head(torch.device("cuda")) and not loop._recompute_head(torch.device("cpu"))
+    assert logprobs._recompute_head(torch.device("cuda")) and not logprobs._recompute_head(torch.device("cpu"))

@@ -12,7 +12,7 @@ from retain_utils.core.generation import encode_prompts
 from retain_utils.analysis.retention import (Retention, answer_logliks, baseline_answers, reference_logliks,
                                              retention, retention_difference)
 from retain_utils.core.tasks import get_task
-from retain_utils.core.training.loop import collate, completion_logprobs
+from retain_utils.core.logprobs import collate, completion_logprobs
 
 
 def _bench(model, tok, n=6):

@@ -9,7 +9,8 @@ from conftest import diverse_tiny_model
 from retain_utils.core import results
 from retain_utils.core.tasks.base import Example, Task
 from retain_utils.core.training import METHODS, TrainConfig, TrainingDiverged, grpo, resolve, sft, train
-from retain_utils.core.training.loop import collate, completion_logprobs, kl_penalty, lr_multiplier, micro_batches
+from retain_utils.core.logprobs import collate, completion_logprobs, kl_penalty, micro_batches
+from retain_utils.core.training.loop import lr_multiplier
 
 
 class VowelTask(Task):
@@ -85,15 +86,15 @@ def test_rows_of_one_prompt_share_a_pass_over_it(lora, layout, monkeypatch):
     row each on a copy of the prompt's KV cache: the same log-probs and gradients as one pass per row, up to
     rounding; prompts of different lengths (left padding), completions of different lengths (right padding),
     packed rows of different widths and a prompt with a single row included."""
-    from retain_utils.core.training import loop
+    from retain_utils.core import logprobs
 
     model, tok = diverse_tiny_model(seed=0)
     assert model.config._attn_implementation == "sdpa"
     if layout == "rows":
-        monkeypatch.setattr(loop, "_can_pack", lambda backbone, device: False)
+        monkeypatch.setattr(logprobs, "_can_pack", lambda backbone, device: False)
     packed = []
-    monkeypatch.setattr(loop, "_packed_completions",
-                        lambda *a, _f=loop._packed_completions: packed.append(a[-1]) or _f(*a))
+    monkeypatch.setattr(logprobs, "_packed_completions",
+                        lambda *a, _f=logprobs._packed_completions: packed.append(a[-1]) or _f(*a))
     if lora:
         from peft import LoraConfig, get_peft_model
 
@@ -587,7 +588,7 @@ def test_precision_auto_follows_the_device(monkeypatch):
 
 
 def test_lora_reference_is_the_initial_model_and_only_adapters_train():
-    from retain_utils.core.training.loop import collate, completion_logprobs
+    from retain_utils.core.logprobs import collate, completion_logprobs
 
     model, tok = diverse_tiny_model(seed=0)
     initial, _ = diverse_tiny_model(seed=0)

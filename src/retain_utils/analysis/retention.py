@@ -22,7 +22,7 @@ from ..core.evaluation import TaskScore
 from .forgetting import correct_vector, paired_bootstrap, seeds_and_questions_bootstrap
 from ..core.generation import encode_prompts
 from ..core.tasks import Example, Task, get_task
-from ..core.training.loop import collate, completion_logprobs, micro_batches
+from ..core.logprobs import collate, completion_logprobs, micro_batches
 
 BATCH_SIZE = 16  # sequences per forward pass; the initial and the trained model must use the same one
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .generation import generate
+from .logprobs import KL_CHUNK, completion_hidden, token_kl
 from .intervals import wilson_interval
 from .repetition import is_looping
 from .tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
@@ -266,58 +266,6 @@ def paired_intervals(initial: dict, final: dict, target: str, *, level: float = 
 # ---------------------------------------------------------------------------------------------- KL
 
 
-KL_CHUNK = 256  # completion tokens whose full-vocabulary logits exist at once (x 2 models, fp32)
-
-
-def _completion_hidden(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device) -> torch.Tensor:
-    """The final hidden state at every position that predicts a completion token, all completions
-    concatenated in order: (total completion tokens, hidden). The LM head is applied later, a chunk at a time."""
-    width = max(len(p) + len(c) for p, c in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    scored = torch.zeros((len(sequences), width), dtype=torch.bool)
-    for i, (p, c) in enumerate(sequences):
-        seq = p + c
-        ids[i, width - len(seq):] = torch.tensor(seq)
-        mask[i, width - len(seq):] = 1
-        scored[i, width - len(c) - 1: width - 1] = True  # position t predicts token t + 1
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # unwrap peft
-    hidden = base.base_model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             position_ids=position_ids.to(device), use_cache=False).last_hidden_state
-    return hidden[scored.to(device)]
-
-
-def _head_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the vocabulary of ``hidden`` rows (float32)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return F.log_softmax(base.get_output_embeddings()(hidden).float(), dim=-1)
-
-
-def _completion_logprobs(model, sequences: list[tuple[list[int], list[int]]], pad_id: int, device,
-                         chunk: int = KL_CHUNK) -> list[torch.Tensor]:
-    """Per completion, log-softmax over the vocabulary at each completion position (float32). The LM head
-    runs ``chunk`` tokens at a time; the result is (tokens x vocabulary) - ``kl_to_initial`` never keeps it."""
-    hidden = _completion_hidden(model, sequences, pad_id, device)
-    flat = torch.cat([_head_logprobs(model, hidden[i:i + chunk]) for i in range(0, hidden.shape[0], chunk)])
-    return list(flat.split([len(c) for _, c in sequences]))
-
-
-def _token_kl(ref_model, model, ref_ctx, sequences, ref_hidden: torch.Tensor, pad_id: int, device,
-              chunk: int = KL_CHUNK) -> torch.Tensor:
-    """KL[ref || model] of the next-token distributions at every completion position: (total tokens,), given
-    the reference's final hidden states on these sequences (``KLSamples``). Full-vocabulary logits exist for
-    ``chunk`` tokens at a time only, whatever the batch."""
-    hidden = _completion_hidden(model, sequences, pad_id, device)
-    out = []
-    for i in range(0, hidden.shape[0], chunk):
-        with ref_ctx():
-            a = _head_logprobs(ref_model, ref_hidden[i:i + chunk])
-        b = _head_logprobs(model, hidden[i:i + chunk])
-        out.append((a.exp() * (a - b)).sum(-1))
-    return torch.cat(out)
-
-
 @dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class KLSamples:
     """The responses ``kl_to_initial`` samples from pi_0 and pi_0's final hidden states on them, batch by batch.
@@ -378,7 +326,7 @@ def kl_samples(ref_model, tokenizer, examples: list[Example] | list[list[dict]],
             for i in range(0, len(completions), batch_size):
                 batch = [(c.prompt_ids, c.completion_ids) for c in completions[i:i + batch_size] if c.completion_ids]
                 if batch:
-                    batches.append((batch, _completion_hidden(ref_model, batch, pad_id, device)))
+                    batches.append((batch, completion_hidden(ref_model, batch, pad_id, device)))
     finally:
         ref_model.train(was_training)
     return KLSamples(tuple(messages), seed, max_new_tokens, num_samples, batch_size, tuple(batches))
@@ -430,7 +378,7 @@ def kl_to_initial(
     total, tokens = 0.0, 0
     try:
         for batch, ref_hidden in samples.batches:
-            kl = _token_kl(ref_model, model, ref_ctx, batch, ref_hidden, pad_id, device, chunk)
+            kl = token_kl(ref_model, model, ref_ctx, batch, ref_hidden, pad_id, device, chunk)
             total += float(kl.sum())
             tokens += kl.shape[0]
     finally:

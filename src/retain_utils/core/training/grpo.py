@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..repetition import is_looping
-from .loop import Batch, Run, collate, completion_logprobs, epoch_order, kl_penalty, micro_batches, sample_reward
+from ..logprobs import Batch, collate, completion_logprobs, kl_penalty, micro_batches
+from .loop import Run, epoch_order, sample_reward
 
 STD_EPS = 1e-4  # as TRL
 LOGPROB_TEMPERATURE = 1.0  # the authors' policy and reference log-probs

@@ -21,7 +21,7 @@ LORA_DEFAULT_RANK = 16           # the rank "auto" picks when full fine-tuning d
 LORA_MIN_PARAMS = 0.3e9          # smaller models always fine-tune fully (they fit, and LoRA would change results)
 OVERHEAD_BYTES = int(0.75 * GIB)  # CUDA context, cuBLAS workspaces, allocator slack
 FRAGMENTATION = 1.10             # the caching allocator rarely packs tensors perfectly
-LOGIT_CHUNK = 256                # training.loop.completion_logprobs scores this many tokens at a time
+LOGIT_CHUNK = 256                # core.logprobs.completion_logprobs scores this many tokens at a time
 PROMPT_TOKENS = 256              # a chat-templated prompt of the paper's tasks, with room to spare
 
 

@@ -4,7 +4,8 @@ optional KL penalty to the initial model on the same tokens."""
 from __future__ import annotations
 
 from ..generation import encode_prompts
-from .loop import Batch, Run, collate, completion_logprobs, epoch_order, kl_penalty, micro_batches
+from ..logprobs import Batch, collate, completion_logprobs, kl_penalty, micro_batches
+from .loop import Run, epoch_order
 
 
 def expert_sequences(run: Run) -> list[tuple[list[int], list[int]]]:
