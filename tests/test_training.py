@@ -125,11 +125,11 @@ def test_rows_of_one_prompt_share_a_pass_over_it(lora, layout, monkeypatch):
 def test_completions_stay_one_row_each_where_packing_saves_nothing(tiny, monkeypatch):
     """Packing is chosen only where it computes fewer positions: one prompt with three long completions beside
     one with a short one would pack into 2 rows of 30 columns, more than 4 rows of 10."""
-    from retain_utils.core.training import loop
+    from retain_utils.core import logprobs
 
     model, tok = tiny
     packed = []
-    monkeypatch.setattr(loop, "_packed_completions", lambda *a: packed.append(a) or 1 / 0)
+    monkeypatch.setattr(logprobs, "_packed_completions", lambda *a: packed.append(a) or 1 / 0)
     g = torch.Generator().manual_seed(1)
     draw = lambda n: torch.randint(3, model.config.vocab_size, (n,), generator=g).tolist()
     a, b = draw(6), draw(6)
