@@ -49,7 +49,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "max_tokens": None},
         # colab: a free Colab T4 with Qwen2.5-0.5B-Instruct and the hub datasets (colab.COLAB_MODEL,
         # colab.COLAB_TASK_OPTIONS; LoRA where full fine-tuning does not fit), projected <= 1 hour (colab.projected_minutes).
-        # Its learning rates and temperature are SHARED's (calibrated on SmolLM2), not yet for LoRA on Qwen.
+        # Its learning rates and temperature are SHARED's (the paper's and the authors'), not calibrated for LoRA on Qwen.
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
         # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU. 12 steps x 8 prompts = two
