@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HISTORY = re.compile(r"\bsessions? \d+|\bsittings? \d+|\b(?:this|next|previous|last|earlier|later) sitting\b"
                      r"|\bissues? #?\d+|_s\d\d\b", re.IGNORECASE)
 # references to an upstream project's issue tracker are not this project's history
-UPSTREAM = ("hendrycks/test issue 29",)
+UPSTREAM = ("hendrycks/test iss" "ue 29",)  # split, so that no tool reads it as this project's history
 TOP = ("README.md", "Makefile", "pyproject.toml", "_config.yml", "_toc.yml")
 FOLDERS = ("book", "benchmarks", "src", "tests", "notebooks", "scripts")
 TEXT = {".md", ".py", ".txt", ".ipynb", ".yml", ".toml", ".cfg", ".json"}
@@ -41,7 +41,7 @@ def test_the_pattern_finds_history_and_spares_the_rest():
                    "bench_grpo_fp32_s" "16.json", "issue #" "7"):
         assert history_phrases(phrase), phrase
     for phrase in ("one free Colab session", "seed 0 (s0)", "SFT-s0-a60fe56bb9", "an issue with padding",
-                   "package 0.6.0", "see hendrycks/test issue 29"):
+                   "package 0.6.0", "see hendrycks/test iss" "ue 29"):
         assert not history_phrases(phrase), phrase
 
 

@@ -228,7 +228,7 @@ class Setup:
     @property
     def task_names(self) -> tuple[str, ...]:
         """Every evaluated task: the paper's three, then the extra forgetting probes."""
-        return TASK_NAMES + tuple(self.cfg.probe_tasks or ())
+        return task_names(self.cfg)
 
     @property
     def kl_prompts(self) -> int:
@@ -261,6 +261,11 @@ def checked(notebook: str, profile: str, /, **params: Any) -> SimpleNamespace:
         if name in VALIDATORS:
             VALIDATORS[name](name, getattr(cfg, name))
     return SimpleNamespace(**vars(cfg), **{k: v for k, v in params.items() if k not in controlled})
+
+
+def task_names(cfg) -> tuple[str, ...]:
+    """Every task an LLM notebook evaluates: the paper's three, then its extra forgetting probes."""
+    return TASK_NAMES + tuple(cfg.probe_tasks or ())
 
 
 def _task_options(profile: str, max_tokens: int | None, names: tuple[str, ...] = TASK_NAMES) -> dict[str, dict] | None:
@@ -333,7 +338,7 @@ def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dic
     cfg = profiles.apply(notebook, profile, **{k: values[k] for k in controlled if k in values})
     target = values.get("target")
     if target in TASK_NAMES:
-        names = TASK_NAMES + tuple(getattr(cfg, "probe_tasks", None) or ())
+        names = task_names(cfg)
         _check_bank_sizes(cfg, target, _task_options(profile, cfg.max_tokens, names), names)
     if isinstance(values.get("model"), str):
         _check_context(_model_of(profile, values["model"]), cfg.max_tokens)
@@ -365,7 +370,7 @@ def setup(notebook: str, profile: str, results_path=None, /, *, model: str, targ
     del values["model"], values["target"]
     cfg = profiles.LLMSettings.of(values)
     budget = cfg.max_tokens or get_task(target).max_new_tokens
-    names = TASK_NAMES + tuple(cfg.probe_tasks or ())
+    names = task_names(cfg)
     task_options = _task_options(profile, cfg.max_tokens, names)
     _check_bank_sizes(cfg, target, task_options, names)
     _check_context(model, cfg.max_tokens)

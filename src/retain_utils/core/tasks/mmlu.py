@@ -56,7 +56,8 @@ def load_mmlu(source: str | Path | None = None, *, subjects: tuple[str, ...] | N
     """Questions from a file in MMLU's schema (default: the shipped bank) or from the hub (``"hub"``).
 
     ``answer`` may be an index 0-3 or a letter A-D. A malformed row names the file and line. Questions whose
-    choices repeat (a few in MMLU's test split, see hendrycks/test issue 29) are skipped with a warning.
+    choices repeat (a few in MMLU's test split, reported upstream in the hendrycks/test repository) are skipped
+    with a warning.
     """
     if str(source) == "hub":
         from datasets import load_dataset
