@@ -396,7 +396,8 @@ def scores_frame(scores: dict[str, TaskScore]) -> pd.DataFrame:
     rows = []
     for label, s in scores.items():
         row = asdict(s)
-        del row["correct"], row["answer_ids"]
+        for per_example in (*_VECTORS, "answer_ids", "texts"):  # a row is the task's totals, not its answers
+            del row[per_example]
         row["task"] = label
         for k in ("accuracy", "ci_low", "ci_high"):
             row[k] = 100.0 * row[k]
