@@ -298,6 +298,8 @@ API = [
     (toy_simulate(new_mean=11.0, start="uni"), r"new_mean .*\[-10, 10\]"),
     (generate_beyond_the_context, r"max_new_tokens=1000000000000 plus a prompt of \d+ tokens .* context of 2048"),
     (setup(model=models.EMBEDDED_MODEL, max_tokens=100000), "max_tokens=100000 .* context of 8192"),
+    # the ends of training are scored again at 4x the budget: 2048 x 4 fills the context
+    (setup(model=models.EMBEDDED_MODEL, max_tokens=2048), r"max_tokens=2048 .* context of 8192 .* max_tokens < 2048"),
     (setup(n_eval=400), "n_eval=400"),
     (lambda: settings.check_value("01_toy_kl", "smoke", "threshold", 1.5), "threshold"),
     (lambda: settings.check_value("01_toy_kl", "smoke", "distances", [0.5]), "distances"),

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from retain_utils.core.intervals import wilson_interval
 from retain_utils.core.evaluation import (TaskScore, baseline_table, drop, evaluate, gain, kl_samples, kl_to_initial,
-                                          paired_intervals, results_table, score_texts)
+                                          paired_intervals, rescore_cut_off, results_table, score_texts)
 from retain_utils.core.models import tiny_model
 from retain_utils.core.tasks import Example, get_task
 
@@ -136,6 +136,32 @@ def test_tasks_answered_in_shared_batches_as_one_by_one(tiny):
         assert max(map(len, joint[name].answer_ids)) <= budgets[name]
     shares = [s.seconds / s.n_tokens for s in joint.values()]
     assert shares == pytest.approx([shares[0]] * 3)
+
+
+def test_cut_off_answers_rescored_at_a_longer_budget_as_a_whole_evaluation_would(tiny):
+    """``rescore_cut_off`` answers again only what the budget cut off without looping, and gets what an
+    evaluation at the longer budget gets for those answers; finished and looping answers keep their text."""
+    model, tok = tiny
+    examples = {name: get_task(name).make_examples(6, seed=2, split="eval") for name in ("ifeval", "mmlu")}
+    short = evaluate(model, tok, examples, max_new_tokens=3)
+    longer = evaluate(model, tok, examples, max_new_tokens=9)
+    again = rescore_cut_off(model, tok, examples, short, factor=3, max_new_tokens=3)
+    redone = 0
+    for name, s in short.items():
+        for i, text in enumerate(again[name].texts):
+            if s.truncated[i] and not s.looping[i]:
+                redone += 1
+                assert text == longer[name].texts[i] and again[name].truncated[i] == longer[name].truncated[i]
+            else:
+                assert text == s.texts[i] and again[name].truncated[i] == s.truncated[i]
+        assert again[name].correct == tuple(int(get_task(name).score(e, t)[0]) for e, t in
+                                            zip(examples[name], again[name].texts))
+        assert again[name].n_tokens > s.n_tokens or not any(s.truncated)
+    assert redone > 0  # a random tiny model's answers run past 3 tokens
+    with pytest.raises(ValueError, match="factor must be >= 2"):
+        rescore_cut_off(model, tok, examples, short, factor=1)
+    with pytest.raises(ValueError, match="needs the evaluation's texts"):
+        rescore_cut_off(model, tok, {"mmlu": examples["mmlu"][:2]}, {"mmlu": short["mmlu"]})
 
 
 def test_kl_is_zero_for_the_same_model_and_exact_for_one_token(tiny, fresh_tiny):

@@ -6,6 +6,7 @@ import pytest
 
 import dataclasses
 
+from retain_utils.analysis import tables
 from retain_utils.chapters import experiment, plots
 from retain_utils.core import models
 from retain_utils.core.records import RunRecord
@@ -42,13 +43,39 @@ def test_run_variant_records_gain_drop_and_saves_each_run(tmp_path, monkeypatch)
         assert [e["step"] for e in record.evals] == [0, 1]  # every evaluation's per-question results
         assert {t: len(c) for t, c in record.evals[0]["correct"].items()} == {"mmlu": 2, "countdown": 2}
         assert record.evals[0]["correct"]["mmlu"] == list(bench.baseline["mmlu"].correct)
+        longer = record.longer_budget  # the ends scored again at 4x the budget for answers cut off, not looping
+        assert longer["factor"] == 4 and set(longer["truncated_final"]) == {"mmlu", "countdown"}
+        for end in ("initial", "final"):
+            assert all(0 <= longer[f"rescored_{end}"][t] <= record.n_eval[t] for t in record.n_eval)
+        assert longer["gain"] == pytest.approx(longer["accuracy_final"]["mmlu"] - longer["accuracy_initial"]["mmlu"])
     assert list(bench.kl_samples) == [(0, 2)], "pi_0's KL responses are sampled once per seed, for every run"
+    assert len(bench.longer_baseline) == 1, "the initial model's longer answers are generated once, for every run"
     runs = json.loads(path.read_text())["runs"]
     assert [(r["variant"], r["method"]) for r in runs] == [("SFT", "sft"), ("GRPO", "grpo")]
     assert set(runs[0]["accuracy_final"]) == {"mmlu", "countdown"}
     assert RunRecord.from_dict(runs[1]) == record, "a record reads back from the results file as it was"
     table = experiment.summary(runs)
     assert list(table.index) == ["SFT", "GRPO"] and (table["seeds"] == 1).all()
+    longer = experiment.longer_budget_frame(runs)
+    assert list(longer["variant"]) == ["SFT", "GRPO"] and (longer["n"] == 4).all()
+    shown = tables.longer_budget(longer)
+    assert "Drop at 4× budget (pp)" in shown.columns and list(shown["Seeds"]) == [1, 1]
+
+
+def test_the_longer_budget_sentence_names_the_drop_that_moved_most():
+    import pandas as pd
+
+    from retain_utils.chapters import findings
+
+    def frame(drops):
+        return pd.DataFrame([{"target": "ifeval", "variant": v, "seed": 0, "factor": 4, "gain": 5.0,
+                              "gain_longer": 6.0, "drop": d, "drop_longer": dl} for v, (d, dl) in drops.items()])
+
+    moved = findings.longer_budget_sentence(frame({"SFT": (10.0, 4.0), "GRPO": (2.0, 2.5)}))
+    assert "SFT's" in moved and "+10.0 → +4.0 pp" in moved and "not lost skill" in moved
+    still = findings.longer_budget_sentence(frame({"SFT": (10.0, 9.0), "GRPO": (2.0, 2.5)}))
+    assert "No drop moved by 2 pp or more" in still
+    assert "older versions" in findings.longer_budget_sentence(frame({}).iloc[:0])
 
 
 def test_trainer_samples_greedily_like_the_baseline_model():

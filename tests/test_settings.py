@@ -49,6 +49,16 @@ def test_setup_builds_each_notebooks_variants_with_the_shared_defaults():
     assert s.variants[2].config.regenerate_every == 1 and s.variants[3].config.lr == 5e-6
 
 
+def test_the_setup_cell_shows_one_row_per_setting():
+    s = setup("02_rl_vs_sft", temperature=0.6)
+    table = s.table()
+    assert list(table.columns) == ["Value"] and table.index.name == "Setting"
+    assert list(table.index[:4]) == ["notebook", "profile", "model", "target"]
+    assert set(s.cfg.to_dict()) <= set(table.index) and table.index[-1] == "variants"
+    assert table.loc["temperature", "Value"] == "0.6" and table.loc["lr_rl", "Value"] == "5e-06"
+    assert table.loc["variants", "Value"] == "SFT, Self-SFT, GRPO" and table.loc["target", "Value"] == "mmlu"
+
+
 def test_ablation_variants_chain_rollouts_by_a_field():
     s = setup("03_ablations")
     by = {v.label: v for v in s.variants}

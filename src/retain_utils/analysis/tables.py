@@ -198,6 +198,32 @@ def truncation(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename_axis(["Target", "Method"])
 
 
+def longer_budget(frame: pd.DataFrame) -> pd.DataFrame:
+    """``experiment.longer_budget_frame``: per target and method, gain and drop (pp, mean over seeds) at the
+    evaluation budget and at the longer one, and the answers answered again / still cut off (all tasks, % start →
+    end)."""
+    if frame.empty:
+        return pd.DataFrame(columns=["Target", "Method", "Seeds"]).set_index(["Target", "Method"])
+    factor = int(frame["factor"].iloc[0])
+    runs = frame.groupby(["target", "variant"], sort=False)
+    means = runs[["gain", "gain_longer", "drop", "drop_longer"]].mean()
+    totals = runs[["rescored_initial", "rescored_final", "truncated_initial", "truncated_final", "n"]].sum()
+
+    def share(start, end):
+        return [f"{100 * s / n:.0f} → {100 * e / n:.0f}" for s, e, n in zip(totals[start], totals[end], totals["n"])]
+
+    out = pd.DataFrame({
+        "Seeds": runs["seed"].nunique(),
+        "Gain (pp)": means["gain"].map(lambda v: _number(v, sign=True)),
+        f"Gain at {factor}× budget (pp)": means["gain_longer"].map(lambda v: _number(v, sign=True)),
+        "Drop (pp)": means["drop"].map(lambda v: _number(v, sign=True)),
+        f"Drop at {factor}× budget (pp)": means["drop_longer"].map(lambda v: _number(v, sign=True)),
+        "Answered again (% of answers, start → end)": share("rescored_initial", "rescored_final"),
+        f"Still cut off at {factor}× (%, start → end)": share("truncated_initial", "truncated_final"),
+    }, index=means.index)
+    return out.rename_axis(["Target", "Method"])
+
+
 def paper_drops() -> pd.DataFrame:
     """The paper's Table 1 drops (pp) per model and method, targets as columns: what ours sit beside."""
     from .forgetting import PAPER_DROPS

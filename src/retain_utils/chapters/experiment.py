@@ -47,6 +47,8 @@ class Bench:
     answers: dict[str, retention.Answers] = dataclasses.field(default_factory=dict)  # its correct answers, per other task
     reference_ll: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)     # their initial log-likelihoods
     kl_samples: dict[tuple[int, int], evaluation.KLSamples] = dataclasses.field(default_factory=dict)  # per (seed, prompts)
+    # the initial model's answers at the longer budget (``longer_budget``), shared by the runs that evaluate alike
+    longer_baseline: dict[int, dict[str, evaluation.TaskScore]] = dataclasses.field(default_factory=dict)
 
 
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
@@ -202,6 +204,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
                                                       seed=config.seed)
     kl = evaluation.kl_to_initial(trained, bench.reference, bench.tokenizer, kl_examples, tasks=bench.tasks,
                                   seed=config.seed, samples=bench.kl_samples[key])
+    longer = longer_budget(bench, trained, result.evals[0]["scores"], result.evals[-1]["scores"], result.config)
     # retention on the initial model's correct answers; none when it answered no other task's question right
     kept = (retention.retention(trained, bench.tokenizer, bench.answers, bench.reference_ll).to_dict()
             if any(a.index for a in bench.answers.values()) else None)
@@ -221,7 +224,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         correct_rollouts=result.correct if result.config.keep_correct else None,
         retention=kept, evals=[_correctness(e, keep_texts=i in (0, len(result.evals) - 1))
                                for i, e in enumerate(result.evals)],
-        flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]))
+        flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]), longer_budget=longer)
     _append_run(results_path, record)
     if run_dir is not None:  # the checkpoint only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
         results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
@@ -229,6 +232,37 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     del model, result
     release_freed_memory()  # this run's model, optimizer and evaluations: the next run allocates its own
     return record
+
+
+def longer_budget(bench: Bench, trained, first: dict, last: dict, config: TrainConfig) -> dict:
+    """A run's first and last evaluation scored again at ``evaluation.LONGER_BUDGET`` x each task's budget, for
+    the answers cut off without looping (``evaluation.rescore_cut_off``): its gain and drop where no answer lost
+    its score for merely running past the budget, beside the counts of answers still cut off."""
+    first, last = ({t: evaluation.TaskScore.from_dict(s) if isinstance(s, dict) else s for t, s in scores.items()}
+                   for scores in (first, last))
+    kw = dict(max_new_tokens=config.eval_max_new_tokens, batch_size=config.eval_batch_size, tasks=bench.tasks)
+    key = hash((config.eval_max_new_tokens, config.eval_batch_size, *(s.texts for s in first.values())))
+    if key not in bench.longer_baseline:  # the initial model's answers: the same for every run that evaluates alike
+        bench.longer_baseline[key] = evaluation.rescore_cut_off(bench.reference, bench.tokenizer, bench.eval, first, **kw)
+    initial = bench.longer_baseline[key]
+    was_training = trained.training
+    trained.eval()
+    try:
+        final = evaluation.rescore_cut_off(trained, bench.tokenizer, bench.eval, last, **kw)
+    finally:
+        trained.train(was_training)
+    return {"factor": evaluation.LONGER_BUDGET,
+            "gain": evaluation.gain(initial, final, bench.target), "drop": evaluation.drop(initial, final, bench.target),
+            "accuracy_initial": _percent(initial), "accuracy_final": _percent(final),
+            "truncated_initial": {t: s.n_truncated for t, s in initial.items()},
+            "truncated_final": {t: s.n_truncated for t, s in final.items()},
+            "rescored_initial": {t: _cut_off_not_looping(s) for t, s in first.items()},
+            "rescored_final": {t: _cut_off_not_looping(s) for t, s in last.items()}}
+
+
+def _cut_off_not_looping(score: evaluation.TaskScore) -> int:
+    """The answers ``rescore_cut_off`` answers again."""
+    return sum(bool(c and not lp) for c, lp in zip(score.truncated, score.looping))
 
 
 def _append_run(results_path, record: RunRecord) -> None:
@@ -332,6 +366,24 @@ def truncation(records: list, tasks: dict[str, Task] | None = None) -> "Any":
             rows.append({"target": r.target, "variant": r.variant, "seed": r.seed, "task": task, "n": first[task]["n"],
                          "start": first[task]["n_truncated"], "end": last[task]["n_truncated"], "budget": budget})
     return pd.DataFrame(rows, columns=["target", "variant", "seed", "task", "n", "start", "end", "budget"])
+
+
+def longer_budget_frame(records: list) -> "Any":
+    """Per run: gain and drop at the evaluation budget and with the answers it cut off (not looping) answered again
+    at ``evaluation.LONGER_BUDGET`` x that budget (``RunRecord.longer_budget``), with the answers answered again and
+    those still cut off, over every task, at the start and the end. Runs of older results files have none."""
+    import pandas as pd
+
+    rows = [{"target": r.target, "variant": r.variant, "seed": r.seed, "factor": r.longer_budget["factor"],
+             "gain": r.gain, "gain_longer": r.longer_budget["gain"], "drop": r.drop,
+             "drop_longer": r.longer_budget["drop"],
+             **{f"{what}_{end}": sum(r.longer_budget[f"{what}_{end}"].values())
+                for what in ("rescored", "truncated") for end in ("initial", "final")},
+             "n": sum(r.n_eval.values())}
+            for r in as_records(records) if r.longer_budget]
+    return pd.DataFrame(rows, columns=["target", "variant", "seed", "factor", "gain", "gain_longer", "drop",
+                                       "drop_longer", "rescored_initial", "rescored_final", "truncated_initial",
+                                       "truncated_final", "n"])
 
 
 def effects(records: list, comparisons: list[tuple[str, str, str]]) -> "Any":

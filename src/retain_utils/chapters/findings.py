@@ -549,9 +549,26 @@ def truncation_sentence(frame, rise: float = 10.0) -> str:
     if top < rise:
         return text + f" No run's share rose by {rise:g} pp or more: cut-off answers explain little of the drops."
     return (text + " An answer cut off before it states its result is scored wrong, so such a drop can come from "
-            "longer answers (or answers that repeat themselves and never end) as well as from lost skill; only an "
-            "evaluation with a larger budget (`eval_max_new_tokens`) tells the first apart. The retention measure "
+            "longer answers (or answers that repeat themselves and never end) as well as from lost skill; the "
+            "ends scored again at a longer budget (below) tell the first apart. The retention measure "
             "(a forward pass, with no budget) does not see length, one reason the two measures can disagree.")
+
+
+def longer_budget_sentence(frame, moved: float = 2.0) -> str:
+    """How much the drops move when the answers cut off are answered again at the longer budget
+    (``experiment.longer_budget_frame`` rows): the run whose drop moved most, and whether any moved ``moved`` pp."""
+    if not len(frame):
+        return "No run of these results scored its ends again at a longer budget (results files of older versions)."
+    factor = int(frame["factor"].iloc[0])
+    change = frame["drop_longer"] - frame["drop"]
+    row = frame.loc[change.abs().idxmax()]
+    text = (f"At {factor}× the budget, the drop that moved most is {row['variant']}'s (target {row['target']}, "
+            f"seed {row['seed']}): {row['drop']:+.1f} → {row['drop_longer']:+.1f} pp; its gain "
+            f"{row['gain']:+.1f} → {row['gain_longer']:+.1f} pp.")
+    if abs(float(change.loc[change.abs().idxmax()])) < moved:
+        return text + f" No drop moved by {moved:g} pp or more: the budget does not make these drops."
+    return text + (" Part of that drop at the budget was answers running past it, not lost skill; the drop at the "
+                   "longer budget is the one to read.")
 
 
 def ablation_pairs(records: list, cfg: profiles.LLMSettings) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from ..core.training import memory
 from . import colab, profiles, variants
 from ..core import results
+from ..core.evaluation import LONGER_BUDGET
 from ..core.models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
 from ..core.tasks import EXTRA_TASK_NAMES, TASK_NAMES, get_task
 from ..core.training import config as train_config
@@ -240,6 +241,16 @@ class Setup:
     def budget_text(self) -> str:
         return f"{self.cfg.steps} steps x {self.cfg.batch_size} prompts"
 
+    def table(self):
+        """The settings this notebook runs with, one row each, as the setup cell shows them."""
+        import pandas as pd
+
+        rows = {"notebook": self.notebook, "profile": self.profile, "model": self.model, "target": self.target,
+                **self.cfg.to_dict(), "variants": ", ".join(v.label for v in self.variants)}
+        shown = {k: ("profile default" if v is None else ", ".join(map(str, v)) if isinstance(v, (list, tuple))
+                     else f"{v:g}" if isinstance(v, float) else str(v)) for k, v in rows.items()}
+        return pd.DataFrame({"Value": list(shown.values())}, index=pd.Index(list(shown), name="Setting"))
+
     def describe(self) -> str:
         return (f"{self.notebook} ({self.profile}): {self.model} on {self.target}, {len(self.variants)} variants x "
                 f"{len(self.cfg.seeds)} seed(s): " + ", ".join(v.label for v in self.variants))
@@ -306,10 +317,13 @@ def context_length(model: str) -> int | None:
 
 
 def _check_context(model: str, max_tokens: int | None) -> None:
+    """The longest answer a run asks for (the ends are scored again at ``LONGER_BUDGET`` x ``max_tokens``) must
+    leave room for a prompt in the model's context."""
     limit = context_length(model) if max_tokens else None
-    if limit is not None and max_tokens >= limit:
+    if limit is not None and max_tokens * LONGER_BUDGET >= limit:
         raise ValueError(f"max_tokens={max_tokens} leaves no room for a prompt in {model}'s context of {limit} "
-                         f"tokens (its config's max_position_embeddings): give max_tokens < {limit}")
+                         f"tokens (its config's max_position_embeddings) once the ends of training are scored again "
+                         f"at {LONGER_BUDGET}x the budget: give max_tokens < {limit // LONGER_BUDGET}")
 
 
 def check_run(notebook: str, profile: str, params: dict[str, Any], defaults: dict[str, str | None]) -> None:

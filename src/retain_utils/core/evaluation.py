@@ -20,6 +20,7 @@ from .logprobs import KL_CHUNK, completion_hidden, token_kl
 from .intervals import wilson_interval
 from .repetition import is_looping
 from .tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
+from .validate import check_int
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,13 @@ def _tasks_for(examples_by_task: dict[str, list[Example]], tasks: dict[str, Task
     return tasks
 
 
+def _budget(task: Task, label: str, max_new_tokens: int | dict[str, int] | None) -> int:
+    """A task's answer budget in an evaluation: ``max_new_tokens`` as ``evaluate`` takes it, else the task's own."""
+    if isinstance(max_new_tokens, dict):
+        return max_new_tokens.get(label, task.max_new_tokens)
+    return max_new_tokens or task.max_new_tokens
+
+
 def evaluate(
     model,
     tokenizer,
@@ -156,8 +164,7 @@ def evaluate(
     messages, budgets, spans = [], [], {}
     for label, examples in examples_by_task.items():
         task = tasks[label]
-        budget = max_new_tokens.get(label, task.max_new_tokens) if isinstance(max_new_tokens, dict) \
-            else (max_new_tokens or task.max_new_tokens)
+        budget = _budget(task, label, max_new_tokens)
         spans[label] = slice(len(messages), len(messages) + len(examples))
         messages += [task.messages(e) for e in examples]
         budgets += [budget] * len(examples)
@@ -175,6 +182,47 @@ def evaluate(
                                  seconds=seconds * n_tokens / total,
                                  answer_ids=[c.completion_ids for c in answers] if keep_answers else None,
                                  looping=[is_looping(c.completion_ids) for c in answers])
+    return out
+
+
+# The end of training is scored again with this many times each task's budget, for the answers it cut off: a drop
+# must not be an answer that merely grew past a budget (the authors evaluate with 4,096 new tokens).
+LONGER_BUDGET = 4
+
+
+def rescore_cut_off(model, tokenizer, examples_by_task: dict[str, list[Example]], scores: dict[str, TaskScore], *,
+                    factor: int = LONGER_BUDGET, max_new_tokens: int | dict[str, int] | None = None,
+                    batch_size: int = EVAL_BATCH_SIZE, tasks: dict[str, Task] | None = None) -> dict[str, TaskScore]:
+    """The scores an evaluation at ``factor`` x each task's budget gives, for the cost of the cut-off answers only.
+
+    ``scores`` (with their texts) came from ``evaluate(model, ..., max_new_tokens=max_new_tokens)`` on the same
+    examples. Answers it cut off without looping are answered again, greedily, with the longer budget; the others
+    keep their text: a finished answer is the same at any budget, and a greedy loop repeats to any budget, so a
+    looping answer stays cut off. (In fp32 a greedy answer does not depend on its batch: this equals a whole
+    evaluation at the longer budget.)"""
+    check_int("factor", factor, 2)
+    tasks = _tasks_for(examples_by_task, tasks)
+    redo, longer_budgets = {}, {}
+    for label, s in scores.items():
+        if len(s.texts) != len(examples_by_task[label]):
+            raise ValueError(f"{label}: {len(s.texts)} answer texts for {len(examples_by_task[label])} examples; "
+                             "rescore_cut_off needs the evaluation's texts")
+        redo[label] = [i for i, (cut, loop) in enumerate(zip(s.truncated, s.looping)) if cut and not loop]
+        longer_budgets[label] = factor * _budget(tasks[label], label, max_new_tokens)
+    again = {label: [examples_by_task[label][i] for i in idx] for label, idx in redo.items() if idx}
+    longer = evaluate(model, tokenizer, again, max_new_tokens=longer_budgets, batch_size=batch_size,
+                      tasks=tasks) if again else {}
+    out = {}
+    for label, s in scores.items():
+        texts, cut, loop = list(s.texts), list(s.truncated), list(s.looping)
+        n_tokens, seconds = s.n_tokens, s.seconds
+        if label in longer:
+            new = longer[label]
+            for j, i in enumerate(redo[label]):
+                texts[i], cut[i], loop[i] = new.texts[j], new.truncated[j], new.looping[j]
+            n_tokens, seconds = n_tokens + new.n_tokens, seconds + new.seconds
+        out[label] = score_texts(tasks[label], examples_by_task[label], texts, truncated=cut, looping=loop,
+                                 n_tokens=n_tokens, seconds=seconds)
     return out
 
 

@@ -17,7 +17,6 @@ the same batches still give the same answers.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
+
+from .validate import check_int, check_real
 
 
 @dataclass
@@ -236,13 +237,6 @@ def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_
     return done
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def generate(
     model,
     tokenizer,
@@ -265,13 +259,12 @@ def generate(
     """
     budgets = max_new_tokens if isinstance(max_new_tokens, (list, tuple)) else None
     for b in budgets if budgets is not None else [max_new_tokens]:
-        _check_int("max_new_tokens", b, 1)
-    _check_int("num_samples", num_samples, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("seed", seed, 0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)):
-        raise TypeError(f"temperature must be a number, got {temperature!r} ({type(temperature).__name__})")
-    if not math.isfinite(temperature) or temperature < 0:
+        check_int("max_new_tokens", b, 1)
+    check_int("num_samples", num_samples, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0)
+    check_real("temperature", temperature)
+    if temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     kind = type(messages_list).__name__
     messages_list = None if isinstance(messages_list, (str, dict)) else list(messages_list)  # a generator once

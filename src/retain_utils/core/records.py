@@ -46,6 +46,11 @@ class RunRecord:
     # (the same shape), and at the first and last evaluation "answers": {task: packed texts}}
     evals: list[dict] = field(default_factory=list, repr=False)
     flags: list[str] = field(default_factory=list)  # diagnostics.flags: collapse, loops, cut-off answers
+    # the first and last evaluation scored again at evaluation.LONGER_BUDGET x each task's budget for the answers
+    # cut off without looping (experiment.longer_budget): {"factor", "gain", "drop", "accuracy_initial",
+    # "accuracy_final", "truncated_initial", "truncated_final", "rescored_initial", "rescored_final"}; None in
+    # older files
+    longer_budget: dict | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""

@@ -13,6 +13,15 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> None:
+    """``value`` is an int (a NumPy integer too, not a bool) within [low, high]; the error names ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else (f"<= {high}" if low is None else f"in {low}..{high}")
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+
+
 def check_int_at_least(name: str, value, minimum: int, note: str = "", *, say_positive: bool = True) -> None:
     """Refuse anything but an int >= ``minimum`` (``say_positive``: worded "a positive int" when it is 1)."""
     if not (is_int(value) and value >= minimum):

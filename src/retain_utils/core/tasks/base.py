@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..validate import check_int
+
 SPLITS = ("train", "eval")
 EVAL_FRACTION = 0.25  # share of a task's item space that is held out for evaluation
 
@@ -36,17 +38,7 @@ def check_split(split: str) -> None:
 
 
 def check_n(n: int) -> None:
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n (number of examples) must be a non-negative int, got {n!r}")
-
-
-def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> None:
-    """``value`` is an int (not a bool) within [low, high]; the error names the option ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else (f"<= {high}" if low is None else f"in {low}..{high}")
-        raise ValueError(f"{name} must be {bounds}, got {value}")
+    check_int("n (number of examples)", n, 0)
 
 
 def check_common(task: "Task") -> None:
