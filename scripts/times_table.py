@@ -1,81 +1,56 @@
 """The book's table of times: each notebook's wall time and its kernel's peak memory, per build, as markdown.
 
-``python scripts/times_table.py _build/executed/quick [OTHER_BUILD ...]`` reads every ``*.results.json`` of
-each folder (or the results files named) and prints one row per notebook, and one row per build for the whole
-book (times added, the largest peak), with the package version, the CPU flags and the dtype each ran with: one
-build per CPU kind measured. The numbers come from the results files (``timings.notebook_seconds``,
-``machine.peak_rss_bytes``, written by the runner), never from memory.
+``python scripts/times_table.py _build/executed/quick --record --readme`` reads every ``*.results.json`` of the
+build (the runner wrote ``timings.notebook_seconds`` and ``machine.peak_rss_bytes`` into each), merges them into
+the committed ``results/book_times.json`` (one row per CPU kind, dtype, package version, profile and notebook)
+and rewrites the README's table from that file. Without ``--record`` it only prints the build's table; without
+paths, the recorded one. The chapters' "Time to run" lines read the same file (``chapters.book_times``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 from pathlib import Path
 
-SUFFIX = ".results.json"
-HEADER = ("| CPU flags | dtype | retain_utils | profile | notebook | time (min) | peak memory (GiB) |\n"
-          "|---|---|---|---|---|---:|---:|")
+from retain_utils.chapters import book_times
+
+README = book_times.REPOSITORY / "README.md"
+START, END = "<!-- times-table:start -->", "<!-- times-table:end -->"
 
 
-def results_files(paths: list[Path]) -> list[Path]:
-    """Every results file named or inside a named folder; a path that is neither is an error naming it."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.glob(f"*{SUFFIX}"))
-            if not found:
-                raise ValueError(f"{path}: no {SUFFIX} files in this folder")
-            files += found
-        elif path.is_file() and path.name.endswith(SUFFIX):
-            files.append(path)
-        else:
-            raise ValueError(f"{path}: neither a folder nor a {SUFFIX} file")
-    return files
+def readme_block(rows: list[book_times.NotebookTime]) -> str:
+    """The README's block between its markers: what the table is, then the table."""
+    return (f"{START}\nEach notebook's wall time and its kernel's peak memory, executed by `make book` alone on the "
+            "machine, written by the runner into the notebook's results file and collected in "
+            "`results/book_times.json` (`scripts/times_table.py`); one build per CPU kind measured.\n\n"
+            f"{book_times.table(rows)}\n{END}")
 
 
-def row(path: Path) -> dict:
-    """One notebook's facts from its results file; a file without the runner's records names what it lacks."""
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from None
-    machine, timings = record.get("machine") or {}, record.get("timings") or {}
-    missing = [name for name, value in (("timings.notebook_seconds", timings.get("notebook_seconds")),
-                                        ("machine.peak_rss_bytes", machine.get("peak_rss_bytes"))) if value is None]
-    if missing:
-        raise ValueError(f"{path}: no {' or '.join(missing)} (written when the runner executes the notebook)")
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    return {"flags": " ".join(machine.get("cpu_flags") or []) or "(none)", "dtype": machine.get("dtype", "?"),
-            "version": (record.get("versions") or {}).get("retain_utils", "?"),
-            "profile": config.get("profile") or path.parent.name,
-            "notebook": path.name[: -len(SUFFIX)], "seconds": float(timings["notebook_seconds"]),
-            "peak": int(machine["peak_rss_bytes"])}
-
-
-def table(rows: list[dict]) -> str:
-    """Markdown: the rows grouped by build (CPU flags, dtype, version, profile), each build closed by its book
-    total (sum of times, largest peak)."""
-    builds: dict[tuple, list[dict]] = {}
-    for r in rows:
-        builds.setdefault((r["flags"], r["dtype"], r["version"], r["profile"]), []).append(r)
-    lines = [HEADER]
-    for key, members in builds.items():
-        cells = " | ".join(key)
-        for r in sorted(members, key=lambda r: r["notebook"]):
-            lines.append(f"| {cells} | {r['notebook']} | {r['seconds'] / 60:.1f} | {r['peak'] / 2**30:.1f} |")
-        total, peak = sum(r["seconds"] for r in members), max(r["peak"] for r in members)
-        lines.append(f"| {cells} | **book** | **{total / 60:.1f}** | **{peak / 2**30:.1f}** |")
-    return "\n".join(lines)
+def rewrite_readme(rows: list[book_times.NotebookTime], readme: Path = README) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no {START} ... {END} markers to write the table between")
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: readme_block(rows), text,
+                             flags=re.S))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", type=Path, nargs="+", help="executed-notebook folders or results files")
+    parser.add_argument("paths", type=Path, nargs="*", help="executed-notebook folders or results files")
+    parser.add_argument("--record", action="store_true", help=f"merge them into {book_times.TIMES_FILE.name}")
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's table from the record")
+    parser.add_argument("--times-file", type=Path, default=book_times.TIMES_FILE, help=argparse.SUPPRESS)
+    parser.add_argument("--readme-file", type=Path, default=README, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        print(table([row(f) for f in results_files(args.paths)]))
+        rows = [book_times.measured(f) for f in book_times.results_files(args.paths)] if args.paths else []
+        if args.record:
+            book_times.record(rows, args.times_file)
+        if args.readme:
+            rewrite_readme(book_times.read(args.times_file), args.readme_file)
+        print(book_times.table(rows if args.paths else book_times.read(args.times_file)))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

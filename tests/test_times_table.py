@@ -2,10 +2,12 @@
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from retain_utils.chapters import book_times
 from retain_utils.core import results
 
 spec = importlib.util.spec_from_file_location("times_table", Path(__file__).parents[1] / "scripts" / "times_table.py")
@@ -33,13 +35,44 @@ def test_one_row_per_notebook_and_a_book_total_per_build(tmp_path, capsys):
     executed(epyc, "02_rl_vs_sft", 1200, 4.0)
     assert times_table.main([str(amx), str(epyc / "02_rl_vs_sft.results.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    version = results.library_versions()["retain_utils"]
+    version, cores = results.library_versions()["retain_utils"], os.cpu_count()
     assert lines[2:] == [
-        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | 01_toy_kl | 1.5 | 0.5 |",
-        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | 02_rl_vs_sft | 10.0 | 4.3 |",
-        f"| avx2 avx512f amx_bf16 | float32 | {version} | quick | **book** | **11.5** | **4.3** |",
-        f"| avx2 avx512f | float32 | {version} | quick | 02_rl_vs_sft | 20.0 | 4.0 |",
-        f"| avx2 avx512f | float32 | {version} | quick | **book** | **20.0** | **4.0** |"]
+        f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | 01_toy_kl | 1.5 | 0.5 |",
+        f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | 02_rl_vs_sft | 10.0 | 4.3 |",
+        f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | **book** | **11.5** | **4.3** |",
+        f"| avx2 avx512f | {cores} | float32 | {version} | quick | 02_rl_vs_sft | 20.0 | 4.0 |",
+        f"| avx2 avx512f | {cores} | float32 | {version} | quick | **book** | **20.0** | **4.0** |"]
+
+
+def test_a_build_is_recorded_and_the_readme_and_chapters_read_the_record(tmp_path, capsys):
+    build = tmp_path / "quick"
+    build.mkdir()
+    executed(build, "02_rl_vs_sft", 600, 4.3)
+    times, readme = tmp_path / "book_times.json", tmp_path / "README.md"
+    readme.write_text("intro\n<!-- times-table:start -->\nold\n<!-- times-table:end -->\nrest\n")
+    args = ["--times-file", str(times), "--readme-file", str(readme)]
+    assert times_table.main([str(build), "--record", "--readme", *args]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- times-table:start -->\nEach notebook's wall time") and "old" not in text
+    assert "| 02_rl_vs_sft | 10.0 | 4.3 |" in text and text.endswith("<!-- times-table:end -->\nrest\n")
+    executed(build, "02_rl_vs_sft", 540, 4.1)  # measured again on the same kind: the row is replaced
+    executed(build, "01_toy_kl", 30, 0.4)
+    assert times_table.main([str(build), "--record", *args]) == 0
+    rows = book_times.read(times)
+    assert [(r.notebook, r.seconds) for r in rows] == [("01_toy_kl", 30.0), ("02_rl_vs_sft", 540.0)]
+    line = book_times.time_sentence("02_rl_vs_sft", path=times)
+    assert line.startswith("**Time to run:** with the `quick` profile, 9.0 min and 4.1 GiB at peak")
+    assert "30 s and 0.4 GiB" in book_times.time_sentence("01_toy_kl", path=times)
+    assert "not yet measured" in book_times.time_sentence("03_ablations", path=times)
+    assert book_times.read(tmp_path / "absent.json") == []
+    assert "repository's `results/book_times.json`" in book_times.time_sentence("01_toy_kl", path=tmp_path / "x.json")
+    times.write_text('{"notebooks": [{"notebook": 1}]}')
+    with pytest.raises(ValueError, match="book_times.json: not a record of notebook times"):
+        book_times.read(times)
+    (tmp_path / "plain.md").write_text("no markers")
+    assert times_table.main(["--readme", "--times-file", str(tmp_path / "absent.json"),
+                             "--readme-file", str(tmp_path / "plain.md")]) == 2
+    assert "no <!-- times-table:start --> ... <!-- times-table:end --> markers" in capsys.readouterr().err
 
 
 def test_a_results_file_without_the_runners_records_is_named(tmp_path, capsys):
@@ -49,7 +82,7 @@ def test_a_results_file_without_the_runners_records_is_named(tmp_path, capsys):
     assert "03_ablations.results.json: no timings.notebook_seconds or machine.peak_rss_bytes" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty: no .results.json files in this folder"):
-        times_table.results_files([tmp_path / "empty"])
+        book_times.results_files([tmp_path / "empty"])
 
 
 def test_save_footprint_merges_into_the_notebooks_own_sections(tmp_path):
