@@ -105,3 +105,28 @@ def test_bad_arguments(tiny, kw, name):
     model, tok = tiny
     with pytest.raises(ValueError, match=name):
         generate(model, tok, PROMPTS, **kw)
+
+
+def test_a_looping_answer_stops_where_the_loop_shows_and_the_others_are_unchanged(tiny):
+    """``stop_loops``: an answer that loops stops within LOOP_CHECK_EVERY tokens of where ``is_looping`` first sees
+    it, unfinished, as a prefix of what it would have written; an answer that never loops is untouched."""
+    from retain_utils.core.generation import LOOP_CHECK_EVERY
+    from retain_utils.core.repetition import is_looping
+
+    from retain_utils.core.models import tiny_model
+
+    prompts = PROMPTS + [[{"role": "user", "content": f"prompt number {i}"}] for i in range(4)]
+    pairs = []
+    for model, tok in (tiny, tiny_model(seed=0)):  # the diverse tiny model seldom loops, the plain one always
+        full = generate(model, tok, prompts, max_new_tokens=160, batch_size=8)
+        pairs += zip(full, generate(model, tok, prompts, max_new_tokens=160, batch_size=8, stop_loops=True))
+    n_stopped = 0
+    for a, b in pairs:
+        shows = next((k for k in range(1, len(a.completion_ids) + 1) if is_looping(a.completion_ids[:k])), None)
+        if shows is None or (a.finished and shows > len(a.completion_ids) - LOOP_CHECK_EVERY):
+            assert b.completion_ids == a.completion_ids and b.finished == a.finished
+            continue
+        n_stopped += 1
+        assert a.completion_ids[: len(b.completion_ids)] == b.completion_ids and not b.finished
+        assert shows <= len(b.completion_ids) < shows + LOOP_CHECK_EVERY and is_looping(b.completion_ids)
+    assert 0 < n_stopped < len(pairs)

@@ -156,6 +156,8 @@ def evaluate(
     ``tasks`` maps a label to the Task that scores it (default: ``get_task(example.task)``).
     ``keep_answers``: keep each answer's token ids (``TaskScore.answer_ids``), e.g. the baseline's, which
     ``retention.retention`` scores under a trained model.
+    An answer that loops (``repetition.is_looping``) stops where the loop shows, cut off: a greedy loop repeats to
+    any budget, so its budget would buy nothing.
     Every task's questions are answered in the same batches, each within its task's budget: a decode step
     reads all the weights however few rows it has, so a few dozen questions per task cost one task's decoding,
     not three. A task's ``seconds`` is its share of that time, by generated tokens.
@@ -170,7 +172,7 @@ def evaluate(
         budgets += [budget] * len(examples)
     start = time.perf_counter()
     completions = generate(model, tokenizer, messages, max_new_tokens=budgets, temperature=0.0,
-                           batch_size=batch_size, progress=progress) if messages else []
+                           batch_size=batch_size, progress=progress, stop_loops=True) if messages else []
     seconds = time.perf_counter() - start
     total = max(sum(len(c.completion_ids) for c in completions), 1)
     out = {}

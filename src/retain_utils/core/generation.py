@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from .repetition import is_looping
 from .validate import check_int, check_real
 
 
@@ -132,6 +133,9 @@ def cache_kwarg(model) -> str:
 # copies the whole cache, while a finished row left in costs one row of a step.
 SYNC_EVERY = 8
 COMPACT_FRACTION = 8
+# With stop_loops, rows are looked at for a loop every this many tokens: a loop of period <= repetition.LOOP_N shows
+# after LOOP_N * LOOP_REPEATS + LOOP_N tokens, so a looping answer stops within this many tokens of that.
+LOOP_CHECK_EVERY = 16
 
 
 def _sync_every(device: torch.device) -> int:
@@ -182,9 +186,10 @@ def _prefill(model, prompts: list[list[int]], pad_id: int, max_new_tokens: int, 
 
 
 @torch.inference_mode()
-def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_id):
+def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_id, stop_loops=False):
     """Decode ``rows`` = [(prompt_index, sample_index)] together, each for at most its prompt's budget
-    (``budgets[prompt_index]`` new tokens); returns {row: (ids, finished)}."""
+    (``budgets[prompt_index]`` new tokens); returns {row: (ids, finished)}. With ``stop_loops`` a row whose
+    tokens loop (``repetition.is_looping``, looked for every ``LOOP_CHECK_EVERY`` tokens) stops there, unfinished."""
     device = next(model.parameters()).device
     max_new_tokens = max(budgets[p] for p, _ in rows)
     budget = torch.tensor([budgets[p] for p, _ in rows], device=device)
@@ -202,6 +207,7 @@ def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_
     batch_rows = torch.arange(len(rows), device=device)  # row (index into rows) of each batch position
     alive = torch.ones(len(rows), dtype=torch.bool, device=device)  # no EOS yet
     sync_every = _sync_every(device)
+    stopped: dict[int, int] = {}  # row (index into rows) -> tokens kept, for rows stopped because they loop
     for step in range(max_new_tokens):
         if sample:  # Gumbel-max with each row's own generator = sampling from softmax(logits / T)
             u = noise[: len(generators)]
@@ -215,6 +221,12 @@ def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_
         if step == max_new_tokens - 1:
             break
         if (step + 1) % sync_every == 0:  # drop finished rows from the batch and the cache
+            if stop_loops and (step + 1) % LOOP_CHECK_EVERY == 0:
+                for i in alive.nonzero().squeeze(1).tolist():
+                    row = int(batch_rows[i])
+                    if is_looping(tokens[row, : step + 1].tolist()):
+                        alive[i] = False
+                        stopped[row] = step + 1
             keep = alive.nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
@@ -230,8 +242,8 @@ def _decode_batch(model, prompts, rows, *, budgets, temperature, seed, eos, pad_
                     use_cache=True, **{cache_kwarg(model): cache})
         logits = out.logits[:, -1].float()
     done: dict[tuple[int, int], tuple[list[int], bool]] = {}
-    for row, ids in zip(rows, tokens.tolist()):  # a row without EOS decoded its whole budget
-        ids = ids[: budgets[row[0]]]
+    for k, (row, ids) in enumerate(zip(rows, tokens.tolist())):  # a row without EOS decoded its whole budget
+        ids = ids[: stopped.get(k, budgets[row[0]])]
         end = next((i for i, t in enumerate(ids) if t in eos), None)
         done[row] = (ids, False) if end is None else (ids[: end + 1], True)
     return done
@@ -248,8 +260,12 @@ def generate(
     batch_size: int = 16,
     seed: int = 0,
     progress: bool = False,
+    stop_loops: bool = False,
 ) -> list[Completion]:
     """Answer every conversation ``num_samples`` times; greedy when ``temperature == 0``.
+
+    ``stop_loops``: an answer that loops (``repetition.is_looping``) stops where that is seen, unfinished, instead
+    of repeating itself to its budget (evaluation: a greedy loop repeats, and its budget costs time).
 
     Returns prompt 0's samples, then prompt 1's, ...; in fp32 a sampled answer depends only on (seed, prompt
     index, sample index), not on ``batch_size`` (in bf16 a few change with the batch: see the module's
@@ -293,8 +309,8 @@ def generate(
     results: dict[tuple[int, int], tuple[list[int], bool]] = {}
     try:
         for batch in tqdm(batches, desc="generate", disable=not progress):
-            results.update(_decode_batch(model, prompts, batch, budgets=budgets,
-                                         temperature=temperature, seed=seed, eos=eos, pad_id=pad_id))
+            results.update(_decode_batch(model, prompts, batch, budgets=budgets, temperature=temperature,
+                                         seed=seed, eos=eos, pad_id=pad_id, stop_loops=stop_loops))
     finally:
         model.train(was_training)
     completions = []
