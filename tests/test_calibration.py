@@ -1,5 +1,6 @@
 """Choosing the calibrated learning rate: the rule on hand-made run records."""
 
+import dataclasses
 import math
 
 import pytest
@@ -54,3 +55,31 @@ def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
     assert "1 setting(s) over 1 run(s)" in text and "provisional" in text
     frame = calibration.settings_frame(settings)
     assert frame.loc[0, "Gain 95 % interval over seeds (pp)"] == "one seed" and frame.loc[0, "Learning rate"] == "2e-05"
+
+
+def test_the_campaigns_cost_is_projected_from_measured_runs_and_point_overheads(tmp_path):
+    import json
+
+    def run(method, seconds):
+        return dataclasses.replace(_record(1e-5, 100, 5.0, method=method), seconds=seconds)
+
+    assert calibration.projected_campaign([run("sft", 600)], [300.0], 2) is None, "needs a GRPO run too"
+    assert "none yet" in calibration.cost_sentence(None)
+    p = calibration.projected_campaign([run("sft", 600), run("sft", 1200), run("grpo", 3600)], [300.0, 500.0], 2)
+    assert p.run_seconds == {"sft": 900.0, "grpo": 3600.0, "self_sft": 2250.0, "iterative_sft": 2250.0}
+    assert p.measured == ("grpo", "sft") and p.point_seconds == 400.0 and p.steps == 60
+    assert (p.points, p.runs) == (30, 5 * (3 * 3 + 5 + 2 * 4))  # 6 targets' points x 5 seeds; runs per plan
+    hand = (30 * 400 + 5 * (3 * (900 + 2250 + 3600) + (4 * 3600 + 900) + 2 * (900 + 2250 + 2250 + 3600))) / 3600
+    assert p.hours == pytest.approx(hand) and p.cpu_hours == pytest.approx(2 * hand)
+    text = calibration.cost_sentence(p)
+    assert "grpo 60 min" in text and "self_sft 38 min (costed)" in text and "over its budget of 50" in text
+    # a point's overhead: its notebook's time besides its runs'
+    point = tmp_path / "ifeval" / "abc"
+    point.mkdir(parents=True)
+    (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign", "params": {}}))
+    (point / "done.json").write_text(json.dumps({"seconds": 1000}))
+    (point / "02_rl_vs_sft.results.json").write_text(json.dumps(
+        {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2},
+         "runs": [{"seconds": 600.0}, {"seconds": 250.0}]}))
+    assert calibration.point_overheads(tmp_path) == ([150.0], 2)
+    assert calibration.point_overheads(tmp_path / "none") == ([], 0)

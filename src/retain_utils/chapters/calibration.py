@@ -151,3 +151,98 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
         parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds: "
                      "their choice is provisional.")
     return " ".join(parts)
+
+
+# The campaign this protocol is sized for (one point per target and seed) and the CPU time it may take: per notebook,
+# its targets and each point's runs by method. 03's variants are RL runs but one (SFT on GRPO's rollouts).
+CAMPAIGN_SEEDS = 5
+CAMPAIGN_PLAN: dict[str, tuple[int, dict[str, int]]] = {
+    "02_rl_vs_sft": (3, {"sft": 1, "self_sft": 1, "grpo": 1}),
+    "03_ablations": (1, {"grpo": 4, "sft": 1}),  # GRPO, its beta = 0, REINFORCE, stale rollouts; SFT on rollouts
+    "04_iterative_sft": (2, {"sft": 1, "self_sft": 1, "iterative_sft": 1, "grpo": 1}),
+}
+CPU_HOURS_BUDGET = 50.0
+# Self-SFT and Iterative-SFT sample like RL and train like SFT: until a run of theirs is measured, each is costed as
+# the mean of an SFT and a GRPO run
+COSTED_AS_MEAN = ("self_sft", "iterative_sft")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The campaign's projected cost from measured calibration runs (seconds as they ran)."""
+
+    run_seconds: dict[str, float]  # method -> seconds of one run, evaluations included
+    measured: tuple[str, ...]      # the methods whose time is measured (the others are costed)
+    point_seconds: float           # a point's time besides its runs: model, baseline evaluation, KL samples
+    steps: int                     # the calibration runs' steps
+    points: int
+    runs: int
+    hours: float                   # wall hours, one point after another
+    cores: int
+
+    @property
+    def cpu_hours(self) -> float:
+        return self.hours * self.cores
+
+
+def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], int]:
+    """Per finished calibration point, its notebook's seconds besides its runs' (model, baseline, KL samples), and
+    the most cores any ran on; points of older results files without a notebook time are left out."""
+    from ..core import layout
+
+    folder = Path(folder)
+    overheads, cores = [], 0
+    for sweep in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        for point in layout.point_folders(sweep):
+            try:
+                meta = layout.read_params(point)
+                if layout.finished_record(point, meta["notebook"]) is None:
+                    continue
+                record = layout.read_record(layout.results_file(point, meta["notebook"]))
+            except ValueError:
+                continue
+            seconds = (record.get("timings") or {}).get("notebook_seconds")
+            if seconds is None:
+                continue
+            overheads.append(float(seconds) - sum(float(r.get("seconds") or 0) for r in record.get("runs") or []))
+            cores = max(cores, int((record.get("machine") or {}).get("cpu_count") or 0))
+    return overheads, cores
+
+
+def projected_campaign(records, overheads: Sequence[float], cores: int) -> Projection | None:
+    """The campaign of ``CAMPAIGN_PLAN`` x ``CAMPAIGN_SEEDS`` seeds at the calibration runs' measured times; None
+    until an SFT and a GRPO run (and a point's overhead) are measured."""
+    runs = as_records(records)
+    measured = {m: [r.seconds for r in runs if r.method == m] for m in {r.method for r in runs}}
+    if not (measured.get("sft") and measured.get("grpo") and overheads):
+        return None
+    per_run = {m: sum(v) / len(v) for m, v in measured.items()}
+    for m in COSTED_AS_MEAN:
+        per_run.setdefault(m, (per_run["sft"] + per_run["grpo"]) / 2)
+    point = sum(overheads) / len(overheads)
+    n_points = sum(targets for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
+    n_runs, seconds = 0, n_points * point
+    for targets, per_point in CAMPAIGN_PLAN.values():
+        for method, count in per_point.items():
+            n_runs += targets * CAMPAIGN_SEEDS * count
+            seconds += targets * CAMPAIGN_SEEDS * count * per_run[method if method in per_run else "grpo"]
+    steps = round(sum(int(r.config.get("steps", 0)) for r in runs) / len(runs))
+    return Projection(per_run, tuple(sorted(measured)), point, steps, n_points, n_runs, seconds / 3600,
+                      max(cores, 1))
+
+
+def cost_sentence(projection: Projection | None) -> str:
+    """What the campaign at the calibration's budget would cost, against its CPU-hour budget."""
+    if projection is None:
+        return ("The campaign's cost is projected once an SFT and a GRPO calibration run have finished: none yet.")
+    p = projection
+    parts = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" + ("" if m in p.measured else " (costed)")
+                      for m in sorted(p.run_seconds))
+    verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
+    return (f"At the calibration's budget ({p.steps} steps), one run took {parts} (evaluations included; costed: "
+            f"the mean of an SFT and a GRPO run), and a point's model, baseline evaluation and KL samples "
+            f"{p.point_seconds / 60:.0f} min. The campaign it is for ({p.points} points, {p.runs} runs over "
+            f"{CAMPAIGN_SEEDS} seeds) projects to {p.hours:.0f} h of wall time, {p.cpu_hours:.0f} CPU-hours on "
+            f"{p.cores} cores: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. These times are as the "
+            "calibration runs ran, some side by side on the same cores.")
+
