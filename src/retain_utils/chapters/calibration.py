@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core import layout
 from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
 from ..core.records import as_records
@@ -188,8 +189,6 @@ class Projection:
 def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], int]:
     """Per finished calibration point, its notebook's seconds besides its runs' (model, baseline, KL samples), and
     the most cores any ran on; points of older results files without a notebook time are left out."""
-    from ..core import layout
-
     folder = Path(folder)
     overheads, cores = [], 0
     for sweep in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
@@ -239,10 +238,10 @@ def cost_sentence(projection: Projection | None) -> str:
     parts = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" + ("" if m in p.measured else " (costed)")
                       for m in sorted(p.run_seconds))
     verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
-    return (f"At the calibration's budget ({p.steps} steps), one run took {parts} (evaluations included; costed: "
-            f"the mean of an SFT and a GRPO run), and a point's model, baseline evaluation and KL samples "
+    costed = "" if set(p.run_seconds) <= set(p.measured) else "; costed: the mean of an SFT and a GRPO run"
+    return (f"At the calibration's budget ({p.steps} steps), one run took {parts} (evaluations included{costed}), "
+            f"and a point's model, baseline evaluation and KL samples "
             f"{p.point_seconds / 60:.0f} min. The campaign it is for ({p.points} points, {p.runs} runs over "
             f"{CAMPAIGN_SEEDS} seeds) projects to {p.hours:.0f} h of wall time, {p.cpu_hours:.0f} CPU-hours on "
             f"{p.cores} cores: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. These times are as the "
             "calibration runs ran, some side by side on the same cores.")
-
