@@ -35,6 +35,14 @@ def test_choice_skips_flagged_settings_and_says_why():
     assert choices["sft"].lr == 1e-4 and not choices["sft"].learned and "below the 10 pp bar" in choices["sft"].reason
 
 
+def test_a_setting_at_the_bar_on_one_seed_or_with_an_interval_reaching_zero_is_not_yet_learned():
+    (one,) = calibration.choose(calibration.summary([_record(1e-4, 100, 12.7, method="sft")]))
+    assert not one.learned and "at the 10 pp bar on one seed, not yet an interval over seeds" in one.reason
+    (wide,) = calibration.choose(calibration.summary([_record(1e-4, s, g, method="sft")
+                                                      for s, g in ((100, 30.0), (101, -5.0), (102, 12.0))]))
+    assert not wide.learned and "its interval over seeds reaches zero" in wide.reason
+
+
 def test_no_qualifying_setting_is_said(tmp_path):
     settings = calibration.summary([_record(4e-5, 100, 30.0, flags=["looping:mmlu"])])
     (choice,) = calibration.choose(settings)

@@ -93,9 +93,18 @@ def choose(settings: Sequence[Setting]) -> list[Choice]:
         reason = (f"largest mean held-out gain among unflagged settings: {best.gain_mean:+.1f} pp{interval} at lr "
                   f"{best.lr:g}, {best.steps} steps; tried {tried}"
                   + (f"; flagged (excluded): {', '.join(f'{lr:g}' for lr in flagged)}" if flagged else "")
-                  + ("" if best.learned else f"; below the {LEARNED_PP:g} pp bar for a learned target"))
+                  + ("" if best.learned else _not_learned(best)))
         out.append(Choice(target, method, best.lr, best.steps, best.learned, reason))
     return out
+
+
+def _not_learned(s: Setting) -> str:
+    """Why a setting does not (yet) count as having learned its target."""
+    if s.gain_mean < LEARNED_PP:
+        return f"; below the {LEARNED_PP:g} pp bar for a learned target"
+    if math.isnan(s.gain_low):
+        return f"; at the {LEARNED_PP:g} pp bar on one seed, not yet an interval over seeds"
+    return "; its interval over seeds reaches zero"
 
 
 def write_choice(path: str | Path, settings: Sequence[Setting], choices: Sequence[Choice]) -> None:
