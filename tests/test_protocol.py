@@ -151,6 +151,9 @@ def test_task_score_keeps_formats_and_texts():
     assert (score.n_truncated, score.truncated, score.n_looping, score.looping) == (1, (0, 1, 0), 1, (0, 1, 0))
     assert score.texts == ("a", "b " * 40, "c") and score.n_lenient == 3
     assert evaluation.TaskScore.from_dict(score.to_dict()) == score
+    assert isinstance(score.to_dict()["texts"], str), "a log line holds the answers packed"
+    unpacked = {**score.to_dict(), "texts": list(score.texts)}  # as older logs hold them
+    assert evaluation.TaskScore.from_dict(unpacked) == score
 
 
 def test_step_metrics_are_read_from_the_run_log(tmp_path):

@@ -51,9 +51,9 @@ class TaskScore:
     texts: tuple[str, ...] = ()  # the answers themselves, so a reader can open the worst cases
 
     def to_dict(self) -> dict:
-        """As stored in logs and results files (JSON: tuples as lists), so a resumed run's scores, read
-        back from its logs, equal a fresh run's."""
-        return {**asdict(self), **{k: list(getattr(self, k)) for k in _VECTORS}, "texts": list(self.texts),
+        """As stored in logs and results files (JSON: tuples as lists, the texts packed: ``pack_texts``), so a
+        resumed run's scores, read back from its logs, equal a fresh run's."""
+        return {**asdict(self), **{k: list(getattr(self, k)) for k in _VECTORS}, "texts": pack_texts(self.texts),
                 "answer_ids": [list(a) for a in self.answer_ids]}
 
     @classmethod
@@ -62,7 +62,8 @@ class TaskScore:
         d = dict(d)
         for k in _VECTORS:
             d[k] = tuple(int(c) for c in d.get(k, ()))
-        d["texts"] = tuple(str(t) for t in d.get("texts", ()))
+        texts = d.get("texts", ())
+        d["texts"] = tuple(unpack_texts(texts) if isinstance(texts, str) else (str(t) for t in texts))
         d["answer_ids"] = tuple(tuple(int(t) for t in a) for a in d.get("answer_ids", ()))
         return cls(**d)
 
