@@ -247,7 +247,7 @@ class Setup:
 
         rows = {"notebook": self.notebook, "profile": self.profile, "model": self.model, "target": self.target,
                 **self.cfg.to_dict(), "variants": ", ".join(v.label for v in self.variants)}
-        shown = {k: ("profile default" if v is None else ", ".join(map(str, v)) if isinstance(v, (list, tuple))
+        shown = {k: ("none" if v is None else ", ".join(map(str, v)) if isinstance(v, (list, tuple))
                      else f"{v:g}" if isinstance(v, float) else str(v)) for k, v in rows.items()}
         return pd.DataFrame({"Value": list(shown.values())}, index=pd.Index(list(shown), name="Setting"))
 
