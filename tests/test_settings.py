@@ -57,7 +57,7 @@ def test_the_setup_cell_shows_one_row_per_setting():
     assert set(s.cfg.to_dict()) <= set(table.index) and table.index[-1] == "variants"
     assert table.loc["temperature", "Value"] == "0.6" and table.loc["lr_rl", "Value"] == "5e-06"
     assert table.loc["variants", "Value"] == "SFT, Self-SFT, GRPO" and table.loc["target", "Value"] == "mmlu"
-    assert table.loc["max_tokens", "Value"] == "none"  # each task's own budget, as the parameters cell says
+    assert table.loc["n_eval_target", "Value"] == "none"  # n_eval, as the parameters cell says
 
 
 def test_ablation_variants_chain_rollouts_by_a_field():
