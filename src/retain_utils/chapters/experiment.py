@@ -256,13 +256,8 @@ def longer_budget(bench: Bench, trained, first: dict, last: dict, config: TrainC
             "accuracy_initial": _percent(initial), "accuracy_final": _percent(final),
             "truncated_initial": {t: s.n_truncated for t, s in initial.items()},
             "truncated_final": {t: s.n_truncated for t, s in final.items()},
-            "rescored_initial": {t: _cut_off_not_looping(s) for t, s in first.items()},
-            "rescored_final": {t: _cut_off_not_looping(s) for t, s in last.items()}}
-
-
-def _cut_off_not_looping(score: evaluation.TaskScore) -> int:
-    """The answers ``rescore_cut_off`` answers again."""
-    return sum(bool(c and not lp) for c, lp in zip(score.truncated, score.looping))
+            "rescored_initial": {t: len(evaluation.cut_off_not_looping(s)) for t, s in first.items()},
+            "rescored_final": {t: len(evaluation.cut_off_not_looping(s)) for t, s in last.items()}}
 
 
 def _append_run(results_path, record: RunRecord) -> None:

@@ -193,6 +193,11 @@ def evaluate(
 LONGER_BUDGET = 4
 
 
+def cut_off_not_looping(score: TaskScore) -> list[int]:
+    """The answers ``rescore_cut_off`` answers again: cut off by the budget, and not looping."""
+    return [i for i, (cut, loop) in enumerate(zip(score.truncated, score.looping)) if cut and not loop]
+
+
 def rescore_cut_off(model, tokenizer, examples_by_task: dict[str, list[Example]], scores: dict[str, TaskScore], *,
                     factor: int = LONGER_BUDGET, max_new_tokens: int | dict[str, int] | None = None,
                     batch_size: int = EVAL_BATCH_SIZE, tasks: dict[str, Task] | None = None) -> dict[str, TaskScore]:
@@ -210,7 +215,7 @@ def rescore_cut_off(model, tokenizer, examples_by_task: dict[str, list[Example]]
         if len(s.texts) != len(examples_by_task[label]):
             raise ValueError(f"{label}: {len(s.texts)} answer texts for {len(examples_by_task[label])} examples; "
                              "rescore_cut_off needs the evaluation's texts")
-        redo[label] = [i for i, (cut, loop) in enumerate(zip(s.truncated, s.looping)) if cut and not loop]
+        redo[label] = cut_off_not_looping(s)
         longer_budgets[label] = factor * _budget(tasks[label], label, max_new_tokens)
     again = {label: [examples_by_task[label][i] for i in idx] for label, idx in redo.items() if idx}
     longer = evaluate(model, tokenizer, again, max_new_tokens=longer_budgets, batch_size=batch_size,
