@@ -133,6 +133,12 @@ def test_run_variant_reuses_the_baseline_as_step_0(monkeypatch):
     config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4)
     record = experiment.run_variant(bench, config, kl_prompts=2, progress=False)
     assert record.accuracy_initial["mmlu"] == 50.0
+    # where the time went, phase by phase; a run asked not to rescore at the longer budget has no such record
+    assert set(record.phase_seconds) == {"train", "evaluate", "kl", "longer_budget", "retention"}
+    assert all(v >= 0 for v in record.phase_seconds.values()) and record.phase_seconds["train"] > 0
+    assert record.longer_budget is not None
+    skipped = experiment.run_variant(bench, config, kl_prompts=2, rescore_longer=False, progress=False)
+    assert skipped.longer_budget is None and skipped.drop == record.drop
     with pytest.raises(ValueError, match="initial_scores must score exactly eval_examples"):
         experiment.training.train(config, bench.reference, bench.tokenizer, bench.tasks, bench.train,
                                   {"mmlu": bench.eval["mmlu"]}, initial_scores=bench.baseline)

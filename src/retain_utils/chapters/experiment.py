@@ -154,7 +154,7 @@ RECORD_FILE = "record.json"  # a finished run's record in its run folder: a resu
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
                 out_dir: str | Path | None = None, kl_prompts: int = 32, train_examples: list[Example] | None = None,
-                progress: bool = True) -> RunRecord:
+                rescore_longer: bool = True, progress: bool = True) -> RunRecord:
     """Train a fresh copy of the initial model with ``config`` on the target task and score it.
 
     ``label`` names the variant in tables (default: the method's METHOD_LABELS name), so ablations of one method
@@ -165,6 +165,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     spent (training seconds without evaluations, generated tokens); with ``keep_correct`` also the
     accepted rollouts. With ``out_dir`` the run checkpoints into its own folder there while it trains (an
     interrupted run resumes from it); the finished run keeps only its logs (metrics and evals JSON lines).
+    ``rescore_longer`` scores the first and last evaluation again at the longer budget (``longer_budget``).
     """
     if config.task != bench.target:
         raise ValueError(f"config.task {config.task!r} differs from the bench's target {bench.target!r}")
@@ -197,6 +198,7 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     # Compare in the reference's precision (fp32 master weights vs bf16 would differ by rounding alone).
     dtype = next(bench.reference.parameters()).dtype
     trained = cast_parameters(result.model, dtype)
+    clock = time.perf_counter()
     # pi_0's responses depend on the seed alone: sampled once, shared by every run of that seed
     key = (config.seed, kl_prompts)
     if key not in bench.kl_samples:
@@ -204,10 +206,17 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
                                                       seed=config.seed)
     kl = evaluation.kl_to_initial(trained, bench.reference, bench.tokenizer, kl_examples, tasks=bench.tasks,
                                   seed=config.seed, samples=bench.kl_samples[key])
-    longer = longer_budget(bench, trained, result.evals[0]["scores"], result.evals[-1]["scores"], result.config)
+    phases = {"kl": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    longer = (longer_budget(bench, trained, result.evals[0]["scores"], result.evals[-1]["scores"], result.config)
+              if rescore_longer else None)
+    phases["longer_budget"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     # retention on the initial model's correct answers; none when it answered no other task's question right
     kept = (retention.retention(trained, bench.tokenizer, bench.answers, bench.reference_ll).to_dict()
             if any(a.index for a in bench.answers.values()) else None)
+    phases["retention"] = time.perf_counter() - clock
+    train_seconds = sum(s["seconds"] for s in result.steps)  # sampling included, evaluations not
     trajectory = [{**point, "accuracy": _percent(e["accuracy"])}
                   for point, e in zip(result.trajectory(), result.evals)]
     intervals = evaluation.paired_intervals(result.evals[0]["scores"], result.evals[-1]["scores"], bench.target)
@@ -217,14 +226,14 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         gain_interval=intervals and tuple(intervals["gain"]), drop_interval=intervals and tuple(intervals["drop"]),
         kl=kl, accuracy_initial=_percent(initial), accuracy_final=_percent(final),
         n_eval={name: len(ex) for name, ex in bench.eval.items()}, trajectory=trajectory, status=result.status,
-        seconds=result.seconds,
-        train_seconds=sum(s["seconds"] for s in result.steps),  # sampling included, evaluations not
+        seconds=result.seconds, train_seconds=train_seconds,
         generated_tokens=int(sum(s.get("generated_tokens", 0) for s in result.steps)),
         config=result.config.to_dict(),
         correct_rollouts=result.correct if result.config.keep_correct else None,
         retention=kept, evals=[_correctness(e, keep_texts=i in (0, len(result.evals) - 1))
                                for i, e in enumerate(result.evals)],
-        flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]), longer_budget=longer)
+        flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]), longer_budget=longer,
+        phase_seconds={"train": train_seconds, "evaluate": result.seconds - train_seconds, **phases})
     _append_run(results_path, record)
     if run_dir is not None:  # the checkpoint only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
         results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
@@ -285,7 +294,8 @@ def run_variants(bench: Bench, setup, results_path=None, *, progress: bool = Tru
                 examples = examples_from_rollouts(bench, accepted[variant.rollouts_of])
             record = run_variant(bench, dataclasses.replace(variant.config, seed=seed), label=variant.label,
                                  train_examples=examples, results_path=results_path, out_dir=setup.run_dir,
-                                 kl_prompts=setup.kl_prompts, progress=progress)
+                                 kl_prompts=setup.kl_prompts, rescore_longer=setup.cfg.rescore_longer,
+                                 progress=progress)
             if record.correct_rollouts is not None:
                 accepted[variant.label] = record.correct_rollouts
                 print(f"seed {seed}: {variant.label} kept {len(record.correct_rollouts)} accepted rollouts "

@@ -61,31 +61,37 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
     # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
+    # rescore_longer: each run's ends scored again at 4x the budget (02's table), off where nothing shows it.
     "03_ablations": {
         "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2, "batch_size": 2,
-                  "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2]},
+                  "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2],
+                  "rescore_longer": False},
         "quick": {"seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24, "group_size": 4, "batch_size": 4,
-                  "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [6]},
+                  "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [6],
+                  "rescore_longer": False},
         "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "group_size": 5, "batch_size": 8,
-                 "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60]},
+                 "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60],
+                 "rescore_longer": True},
         "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "group_size": 4, "batch_size": 8,
-                  "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40]},
+                  "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40],
+                  "rescore_longer": True},
         # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS)
         "campaign": {"seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5, "batch_size": 8,
-                     "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [12]},
+                     "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [12],
+                     "rescore_longer": True},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
-                  "batch_size": 2, "eval_every": 2, "max_tokens": 16},
+                  "batch_size": 2, "eval_every": 2, "max_tokens": 16, "rescore_longer": False},
         "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
-                  "batch_size": 4, "eval_every": 4, "max_tokens": None},
+                  "batch_size": 4, "eval_every": 4, "max_tokens": None, "rescore_longer": False},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
-                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None},
+                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
-                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None},
+                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "rescore_longer": True},
         "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5,
-                     "batch_size": 8, "eval_every": 6, "max_tokens": None},
+                     "batch_size": 8, "eval_every": 6, "max_tokens": None, "rescore_longer": True},
     },
     "05_results": {  # each point of its own sweep runs 02_rl_vs_sft at the same profile (seeds, methods: 02's profile)
         "smoke": {"grid": {"target": ["mmlu"]}},
@@ -102,7 +108,7 @@ for _notebook in ("01_toy_kl", "05_results"):
 # The LLM notebooks' values that every profile shares, from the trainers' own defaults (one source): the paper's
 # learning rates and the authors' sampling temperature. A profile's own value of the same name wins.
 LLM_SHARED = {"lr_sft": DEFAULT_LR["sft"], "lr_rl": DEFAULT_LR["rl"], "temperature": TrainConfig.temperature,
-              "probe_tasks": list(EXTRA_TASK_NAMES)}
+              "probe_tasks": list(EXTRA_TASK_NAMES), "rescore_longer": True}
 SHARED: dict[str, dict[str, Any]] = {
     "02_rl_vs_sft": LLM_SHARED,
     "03_ablations": LLM_SHARED,
@@ -135,6 +141,7 @@ class LLMSettings:
     self_sft_steps: list[int] | None = None  # 03
     intervals: list[int] | None = None  # 04: steps between regenerations (0 = never)
     probe_tasks: list[str] | None = None  # extra forgetting probes evaluated beside the paper's three tasks
+    rescore_longer: bool = True       # score each run's ends again at evaluation.LONGER_BUDGET x the budget
     declared: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the notebook's names, in order
 
     @classmethod

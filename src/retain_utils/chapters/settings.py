@@ -95,6 +95,11 @@ def _one_of(valid) -> Callable:
     return check
 
 
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def _text(name, value):
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -136,6 +141,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "self_sft_lrs": _list_of(_positive_number, "positive finite numbers"),
     "self_sft_steps": _list_of(_int_at_least(1), "ints >= 1"),
     "probe_tasks": _names_from(EXTRA_TASK_NAMES),
+    "rescore_longer": _flag,
     "intervals": _list_of(_int_at_least(0), "ints >= 0 (steps between regenerations; 0 = never)"),
     # 01_toy_kl
     "n_seeds": _int_at_least(2),  # a spread over seeds needs two

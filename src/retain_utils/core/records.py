@@ -51,6 +51,9 @@ class RunRecord:
     # "accuracy_final", "truncated_initial", "truncated_final", "rescored_initial", "rescored_final"}; None in
     # older files
     longer_budget: dict | None = field(default=None, repr=False)
+    # where the run's time went (s): "train" (sampling included), "evaluate" (every evaluation during training),
+    # then after training "kl", "longer_budget", "retention"; empty in older files
+    phase_seconds: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""
