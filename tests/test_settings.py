@@ -202,6 +202,14 @@ def test_readable_tables_have_units_and_no_exponents():
     assert tables.mean_sd(1.234, float("nan")) == "+1.2" and tables.mean_sd(-1.0, 0.25) == "-1.0 ± 0.2"
 
 
+def test_every_ablation_is_in_the_profiles_list_of_all():
+    from retain_utils.chapters import profiles, variants
+
+    assert profiles.ALL_ABLATIONS == list(variants.ABLATIONS)
+    assert profiles.values("03_ablations", "quick")["ablations"] == ["kl", "on_policy"]  # the campaign's two
+    assert profiles.values("03_ablations", "smoke")["ablations"] == profiles.ALL_ABLATIONS  # CI runs every variant
+
+
 def test_the_api_reference_documents_every_field_of_the_run_record():
     from pathlib import Path
 

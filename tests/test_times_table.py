@@ -1,5 +1,6 @@
 """scripts/times_table.py: the book's table of times and peak memory, read from results files."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -64,6 +65,11 @@ def test_a_build_is_recorded_and_the_readme_and_chapters_read_the_record(tmp_pat
     assert line.startswith("**Time to run:** with the `quick` profile, 9.0 min and 4.1 GiB at peak")
     assert "30 s and 0.4 GiB" in book_times.time_sentence("01_toy_kl", path=times)
     assert "not yet measured" in book_times.time_sentence("03_ablations", path=times)
+    newer = dataclasses.replace(rows[1], version="9.9.9", seconds=480.0)  # a newer package on the same CPU kind
+    other = dataclasses.replace(rows[0], flags="avx2")                    # an older build on another kind
+    book_times.record([other], times)
+    assert [(r.flags, r.version) for r in book_times.record([newer], times)] == [
+        ("avx2", rows[0].version), (rows[1].flags, "9.9.9")], "one current build per CPU kind"
     assert book_times.read(tmp_path / "absent.json") == []
     assert "repository's `results/book_times.json`" in book_times.time_sentence("01_toy_kl", path=tmp_path / "x.json")
     times.write_text('{"notebooks": [{"notebook": 1}]}')

@@ -39,6 +39,11 @@ class NotebookTime:
     def build(self) -> tuple:
         return (self.flags, self.cores, self.dtype, self.version, self.profile)
 
+    @property
+    def kind(self) -> tuple:
+        """The CPU kind and settings a build ran with, whatever the package version."""
+        return (self.flags, self.cores, self.dtype, self.profile)
+
 
 def results_files(paths: list[Path]) -> list[Path]:
     """Every results file named or inside a named folder; a path that is neither is an error naming it."""
@@ -90,8 +95,11 @@ def read(path: Path = TIMES_FILE) -> list[NotebookTime]:
 
 
 def record(rows: list[NotebookTime], path: Path = TIMES_FILE) -> list[NotebookTime]:
-    """Merge ``rows`` into the record at ``path``: a row replaces the one of the same build and notebook."""
-    kept = {(r.build, r.notebook): r for r in read(path)}
+    """Merge ``rows`` into the record at ``path``: a row replaces the one of the same build and notebook, and a
+    build of another package version on the same CPU kind replaces that kind's rows (one current build per kind;
+    the times of earlier versions are in CHANGELOG.md)."""
+    versions = {r.kind: r.version for r in rows}
+    kept = {(r.build, r.notebook): r for r in read(path) if versions.get(r.kind, r.version) == r.version}
     kept.update({(r.build, r.notebook): r for r in rows})
     merged = sorted(kept.values(), key=lambda r: (r.version, r.flags, r.dtype, r.profile, r.notebook))
     write_json_atomic(path, {"notebooks": [asdict(r) for r in merged]})

@@ -17,6 +17,8 @@ from ..core.training.config import DEFAULT_LR, TrainConfig
 # colab: a free Colab T4, Qwen2.5-0.5B (chapters/colab.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
+ALL_ABLATIONS = ["kl", "advantage", "on_policy", "self_sft"]  # 03's comparisons (variants.ABLATIONS keys)
+
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -59,32 +61,34 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      "n_eval": 150, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,
                      "max_tokens": None},
     },
-    # Ablations: one target, every variant at the same budget. quick: one seed, one Self-SFT setting and an
-    # evaluation only at the end, so that nine variants fit 15 min; full: three seeds, the sweep, trajectories.
+    # Ablations: one target, every variant at the same budget. quick: one seed, the KL and on-policy comparisons
+    # (six variants, the campaign's) and an evaluation only at the end; smoke, full and colab run all four
+    # comparisons; full: three seeds, the Self-SFT sweep, trajectories.
     # rescore_longer: each run's ends scored again at 4x the budget (02's table), off where nothing shows it.
     "03_ablations": {
-        "smoke": {"seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2, "batch_size": 2,
-                  "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2],
+        "smoke": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2,
+                  "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2],
                   "rescore_longer": False},
-        "quick": {"seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24, "group_size": 4, "batch_size": 4,
-                  "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [6],
-                  "rescore_longer": False},
-        "full": {"seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100, "group_size": 5, "batch_size": 8,
-                 "eval_every": 10, "max_tokens": None, "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60],
-                 "rescore_longer": True},
-        "colab": {"seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100, "group_size": 4, "batch_size": 8,
-                  "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [40],
-                  "rescore_longer": True},
+        "quick": {"ablations": ["kl", "on_policy"], "seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24,
+                  "group_size": 4, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
+                  "self_sft_steps": [6], "rescore_longer": False},
+        "full": {"ablations": ALL_ABLATIONS, "seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100,
+                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None,
+                 "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60], "rescore_longer": True},
+        "colab": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100,
+                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4],
+                  "self_sft_steps": [40], "rescore_longer": True},
         # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS)
-        "campaign": {"seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5, "batch_size": 8,
-                     "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4], "self_sft_steps": [12],
-                     "rescore_longer": True},
+        "campaign": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150,
+                     "group_size": 5, "batch_size": 8, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
+                     "self_sft_steps": [12], "rescore_longer": True},
     },
-    # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO.
+    # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: the campaign's
+    # intervals (every 4 steps, never); full: every 1, 2 and 4 steps and never.
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
                   "batch_size": 2, "eval_every": 2, "max_tokens": 16, "rescore_longer": False},
-        "quick": {"intervals": [1, 2, 4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
+        "quick": {"intervals": [4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
                   "batch_size": 4, "eval_every": 4, "max_tokens": None, "rescore_longer": False},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True},
