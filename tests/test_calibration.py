@@ -31,7 +31,7 @@ def test_choice_skips_flagged_settings_and_says_why():
                + [_record(1e-4, s, 0.0, method="sft") for s in (100, 101)])
     choices = {c.method: c for c in calibration.choose(calibration.summary(records))}
     assert choices["grpo"].lr == 2e-5 and choices["grpo"].learned
-    assert "flagged (excluded): 4e-05" in choices["grpo"].reason and "tried 5e-06, 2e-05, 4e-05" in choices["grpo"].reason
+    assert "collapsed (excluded): 4e-05" in choices["grpo"].reason and "tried 5e-06, 2e-05, 4e-05" in choices["grpo"].reason
     assert choices["sft"].lr == 1e-4 and not choices["sft"].learned and "below the 10 pp bar" in choices["sft"].reason
 
 
@@ -43,8 +43,18 @@ def test_a_setting_at_the_bar_on_one_seed_or_with_an_interval_reaching_zero_is_n
     assert not wide.learned and "its interval over seeds reaches zero" in wide.reason
 
 
+def test_another_tasks_flags_are_forgetting_shown_not_a_reason_to_exclude():
+    records = ([_record(2e-5, s, 15.0, flags=["looping:mmlu"] if s == 101 else []) for s in (100, 101, 102)]
+               + [_record(1e-5, s, 11.0) for s in (100, 101, 102)])
+    (choice,) = calibration.choose(calibration.summary(records))
+    assert choice.lr == 2e-5 and "flagged on other tasks (forgetting, shown): looping:mmlu" in choice.reason
+    (target,) = calibration.choose(calibration.summary([_record(2e-5, 100, 15.0, flags=["cut_off:ifeval"]),
+                                                        _record(1e-5, 100, 11.0)]))
+    assert target.lr == 1e-5 and "collapsed (excluded): 2e-05" in target.reason  # the target's own answers
+
+
 def test_no_qualifying_setting_is_said(tmp_path):
-    settings = calibration.summary([_record(4e-5, 100, 30.0, flags=["looping:mmlu"])])
+    settings = calibration.summary([_record(4e-5, 100, 30.0, flags=["shrunk", "looping:mmlu"])])
     (choice,) = calibration.choose(settings)
     assert choice.lr is None and "none qualifies" in choice.reason
     path = tmp_path / "choice.json"

@@ -4,9 +4,11 @@ actually learned, chosen on calibration seeds that the campaign never uses.
 A calibration is a sweep of chapter 2's notebook (``sweep 02_rl_vs_sft --grid ...``, one method, one learning rate
 and one seed per point). ``summary`` reads its run records into one row per (target, method, learning rate):
 the mean held-out gain over seeds with a seed-level t-interval, the mean drop and the diagnostics flags.
-``choose`` applies the rule fixed before any calibrated run: the largest mean gain among settings whose runs
-earned no flag (no collapse, no loops, no answers cut off: ``diagnostics``); ``write_choice`` records the choice
-and its reason beside the sweep, where the campaign and the book read it.
+``choose`` applies the rule: the largest mean gain among settings whose runs did not collapse on their target
+(no ``diagnostics`` flag of the run itself or of the target's answers: no signal, shrunk answers, the target's
+answers looping or cut off). Flags on the other tasks are forgetting, the quantity the campaign measures: a rule
+that excluded them would pick for each method the setting that forgets least, so they are shown, not excluded.
+``write_choice`` records the choice and its reason beside the sweep, where the campaign and the book read it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class Setting:
     def learned(self) -> bool:
         return self.gain_mean >= LEARNED_PP and self.gain_low > 0
 
+    @property
+    def collapsed(self) -> tuple[str, ...]:
+        """The flags that rule the setting out: the run's own (``no_signal``, ``shrunk``) and its target's format
+        flags (``looping:<target>``, ``cut_off:<target>``); another task's flags are forgetting, not collapse."""
+        return tuple(f for f in self.flags if ":" not in f or f.split(":", 1)[1] == self.target)
+
 
 def summary(records) -> list[Setting]:
     """One Setting per (target, method, learning rate, steps) of a calibration's run records, in a stable order."""
@@ -74,25 +82,28 @@ class Choice:
 
 
 def choose(settings: Sequence[Setting]) -> list[Choice]:
-    """Per (target, method): the unflagged setting with the largest mean gain, and why."""
+    """Per (target, method): the setting with the largest mean gain among those that did not collapse on their
+    target (``Setting.collapsed``), and why."""
     by_pair: dict[tuple[str, str], list[Setting]] = {}
     for s in settings:
         by_pair.setdefault((s.target, s.method), []).append(s)
     out = []
     for (target, method), group in sorted(by_pair.items()):
         tried = ", ".join(f"{s.lr:g}" for s in sorted(group, key=lambda s: s.lr))
-        clean = [s for s in group if not s.flags]
+        clean = [s for s in group if not s.collapsed]
         if not clean:
             out.append(Choice(target, method, None, None, False,
-                              f"every learning rate tried ({tried}) earned a diagnostics flag: none qualifies"))
+                              f"every learning rate tried ({tried}) collapsed on its target: none qualifies"))
             continue
         best = max(clean, key=lambda s: (s.gain_mean, -s.lr))
-        flagged = sorted({s.lr for s in group if s.flags})
+        flagged = sorted({s.lr for s in group if s.collapsed})
         interval = ("" if math.isnan(best.gain_low) else
                     f" (95 % interval over {len(best.seeds)} seeds {best.gain_low:+.1f} to {best.gain_high:+.1f})")
-        reason = (f"largest mean held-out gain among unflagged settings: {best.gain_mean:+.1f} pp{interval} at lr "
-                  f"{best.lr:g}, {best.steps} steps; tried {tried}"
-                  + (f"; flagged (excluded): {', '.join(f'{lr:g}' for lr in flagged)}" if flagged else "")
+        forgetting = [f for f in best.flags if f not in best.collapsed]
+        reason = (f"largest mean held-out gain among settings that did not collapse on their target: "
+                  f"{best.gain_mean:+.1f} pp{interval} at lr {best.lr:g}, {best.steps} steps; tried {tried}"
+                  + (f"; collapsed (excluded): {', '.join(f'{lr:g}' for lr in flagged)}" if flagged else "")
+                  + (f"; flagged on other tasks (forgetting, shown): {', '.join(forgetting)}" if forgetting else "")
                   + ("" if best.learned else _not_learned(best)))
         out.append(Choice(target, method, best.lr, best.steps, best.learned, reason))
     return out
@@ -110,7 +121,8 @@ def _not_learned(s: Setting) -> str:
 def write_choice(path: str | Path, settings: Sequence[Setting], choices: Sequence[Choice]) -> None:
     """The calibration's outcome as JSON: every setting tried and the choice per (target, method)."""
     write_json_atomic(path, {"settings": [asdict(s) for s in settings], "choices": [asdict(c) for c in choices],
-                             "rule": "largest mean held-out gain among settings with no diagnostics flag",
+                             "rule": "largest mean held-out gain among settings that did not collapse on their "
+                                     "target (no flag of the run or of the target's answers)",
                              "seeds": list(CALIBRATION_SEEDS)})
 
 
