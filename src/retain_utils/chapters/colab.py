@@ -68,11 +68,11 @@ def task_budgets() -> dict[str, int]:
 
 def _runs(notebook: str, p, target: str) -> list[tuple[str, int, int]]:
     """(method, steps, regenerate_every) of every training run the notebook makes with profile values ``p``:
-    its variants (``variants.for_notebook``; 03 with every ablation), once per seed."""
+    its variants (``variants.for_notebook``; 03 with its profile's comparisons), once per seed."""
     if notebook not in variants.BUILDERS:
         raise ValueError(f"no time projection for {notebook!r}; notebooks: {', '.join(variants.BUILDERS)}")
-    # 03's comparisons are not profile-controlled: the projection counts every one
-    extra = {"ablations": list(variants.ABLATIONS), "beta": TrainConfig.beta} if notebook == "03_ablations" else {}
+    # 03's KL coefficient is a notebook literal, not profile-controlled
+    extra = {"beta": TrainConfig.beta} if notebook == "03_ablations" else {}
     p = profiles.LLMSettings.of({**vars(p), **extra})
     chosen = variants.for_notebook(notebook, p, target, p.max_tokens or task_budgets()[target])
     return [(v.config.method, v.config.steps, v.config.regenerate_every) for v in chosen] * len(p.seeds)

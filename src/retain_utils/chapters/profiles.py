@@ -17,7 +17,10 @@ from ..core.training.config import DEFAULT_LR, TrainConfig
 # colab: a free Colab T4, Qwen2.5-0.5B (chapters/colab.py); campaign: the seeded, committed campaign on a 2-core CPU (campaign.py)
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
-ALL_ABLATIONS = ["kl", "advantage", "on_policy", "self_sft"]  # 03's comparisons (variants.ABLATIONS keys)
+# 03's comparisons: key -> section heading (variants builds their runs); the profiles below pick among them
+ABLATIONS = {"kl": "KL penalty", "advantage": "Advantage estimation", "on_policy": "On-policy data",
+             "self_sft": "Self-SFT learning rate and steps"}
+ALL_ABLATIONS = list(ABLATIONS)
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.

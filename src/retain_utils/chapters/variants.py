@@ -12,10 +12,7 @@ from dataclasses import dataclass
 
 from ..core.records import METHOD_LABELS
 from ..core.training.config import TrainConfig
-from .profiles import LLMSettings
-
-ABLATIONS = {"kl": "KL penalty", "advantage": "Advantage estimation", "on_policy": "On-policy data",
-             "self_sft": "Self-SFT learning rate and steps"}  # 03's comparisons: key -> section heading
+from .profiles import ABLATIONS, LLMSettings  # ABLATIONS: 03's comparisons, key -> section heading
 
 
 @dataclass(frozen=True)
