@@ -21,11 +21,11 @@ START, END = "<!-- times-table:start -->", "<!-- times-table:end -->"
 
 
 def readme_block(rows: list[book_times.NotebookTime]) -> str:
-    """The README's block between its markers: what the table is, then the table."""
+    """The README's block between its markers: what the table is, the table, and whether the CPU kinds agree."""
     return (f"{START}\nEach notebook's wall time and its kernel's peak memory, executed by `make book` alone on the "
             "machine, written by the runner into the notebook's results file and collected in "
             "`results/book_times.json` (`scripts/times_table.py`); one build per CPU kind measured.\n\n"
-            f"{book_times.table(rows)}\n{END}")
+            f"{book_times.table(rows)}\n\n{book_times.agreement_sentence(rows)}\n{END}")
 
 
 def rewrite_readme(rows: list[book_times.NotebookTime], readme: Path = README) -> None:
@@ -50,7 +50,9 @@ def main(argv=None) -> int:
             book_times.record(rows, args.times_file)
         if args.readme:
             rewrite_readme(book_times.read(args.times_file), args.readme_file)
-        print(book_times.table(rows if args.paths else book_times.read(args.times_file)))
+        shown = rows if args.paths else book_times.read(args.times_file)
+        print(book_times.table(shown))
+        print(f"\n{book_times.agreement_sentence(book_times.read(args.times_file) if args.record else shown)}")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

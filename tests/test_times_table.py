@@ -37,7 +37,8 @@ def test_one_row_per_notebook_and_a_book_total_per_build(tmp_path, capsys):
     assert times_table.main([str(amx), str(epyc / "02_rl_vs_sft.results.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     version, cores = results.library_versions()["retain_utils"], os.cpu_count()
-    assert lines[2:] == [
+    assert lines[-1] == "No build with a digest of its answers is recorded yet."
+    assert lines[2:-2] == [
         f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | 01_toy_kl | 1.5 | 0.5 |",
         f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | 02_rl_vs_sft | 10.0 | 4.3 |",
         f"| avx2 avx512f amx_bf16 | {cores} | float32 | {version} | quick | **book** | **11.5** | **4.3** |",
@@ -99,3 +100,36 @@ def test_save_footprint_merges_into_the_notebooks_own_sections(tmp_path):
     assert record["timings"]["uni"] == 2.0 and 3.0 <= record["timings"]["notebook_seconds"] < 60
     assert record["machine"]["device"] == "cpu" and 0 < record["machine"]["peak_rss_bytes"] <= results.peak_rss_bytes()
     assert {"cpu_flags", "dtype"} <= set(record["machine"])
+
+
+def test_the_answers_digest_ignores_timings_and_sees_one_changed_answer(tmp_path):
+    def record(answer="a", seconds=1.0, kl=1.0):
+        evals = [{"step": 0, "correct": {"mmlu": [1, 0]}, "answers": {"mmlu": answer}}]
+        return {"baseline": [{"task": "mmlu", "n": 2, "n_correct": 1, "seconds": seconds, "tokens_per_s": 9 / seconds}],
+                "runs": [{"variant": "SFT", "seed": 0, "target": "mmlu", "evals": evals, "kl": kl,
+                          "seconds": seconds, "phase_seconds": {"train": seconds}}],
+                "timings": {"notebook_seconds": seconds}, "machine": {"cpu_flags": ["avx2"]}}
+
+    digest = book_times.answers_digest(record())
+    assert len(digest) == 16
+    assert book_times.answers_digest(record(seconds=7.0, kl=1.0 + 1e-12)) == digest, "times and float means: left out"
+    assert book_times.answers_digest(record(answer="b")) != digest
+    assert book_times.answers_digest({"runs": [], "timings": {}}) is None, "the toy: no answers"
+
+
+def test_the_kinds_answers_are_compared_at_one_version(tmp_path):
+    row = book_times.NotebookTime("avx2", 2, "float32", "1.0", "quick", "02_rl_vs_sft", 60.0, 2**30, answers="x")
+    amx = dataclasses.replace(row, flags="avx2 avx512f amx_bf16")
+    assert "02_rl_vs_sft at 1.0: recorded on one CPU kind only (avx2 (float32))" in book_times.agreement_sentence([row])
+    assert "the same answers on every kind recorded" in book_times.agreement_sentence([row, amx])
+    differ = book_times.agreement_sentence([row, dataclasses.replace(amx, answers="y")])
+    assert "**answers differ** between kinds (avx2 (float32) vs avx2 avx512f amx_bf16 (float32))" in differ
+    older = dataclasses.replace(amx, version="0.9", answers="y")
+    assert "differ" not in book_times.agreement_sentence([row, older]), "another version is never compared"
+    build = tmp_path / "quick"
+    build.mkdir()
+    path = executed(build, "02_rl_vs_sft", 600, 4.3)
+    data = json.loads(path.read_text())
+    data["runs"] = [{"variant": "SFT", "seed": 0, "evals": [{"step": 0, "correct": {"mmlu": [1]}}]}]
+    path.write_text(json.dumps(data))
+    assert book_times.measured(path).answers == book_times.answers_digest(data) is not None

@@ -4,11 +4,14 @@ The runner writes each notebook's wall time (``timings.notebook_seconds``) and i
 (``machine.peak_rss_bytes``) into its results file, beside the CPU flags and dtype. ``measured`` reads those
 facts back; ``record`` keeps them, one row per (CPU kind, dtype, package version, profile, notebook), in the
 committed ``results/book_times.json``; the README's table of times (``table``) and each chapter's "Time to run"
-line (``time_sentence``) are written from that file.
+line (``time_sentence``) are written from that file. Each row also keeps a digest of the build's greedy answers
+(``answers_digest``), so that builds on different CPU kinds can be checked to give the same numbers
+(``agreement_sentence``): in fp32 they should, answer for answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ class NotebookTime:
     notebook: str
     seconds: float
     peak: int  # bytes
+    answers: str | None = None  # answers_digest of its results file (None: no evaluated answers, or not recorded)
 
     @property
     def build(self) -> tuple:
@@ -61,6 +65,25 @@ def results_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+# What a results file's numbers are made of, and no timing: the initial model's counts per task, and per run every
+# evaluation's per-question results and answer texts, and its ends scored at the longer budget.
+_BASELINE_COUNTS = ("task", "n", "n_correct", "n_lenient", "n_unparsed", "n_truncated", "n_looping")
+_RUN_KEYS = ("variant", "seed", "target", "evals", "longer_budget")
+
+
+def answers_digest(record: dict) -> str | None:
+    """A short digest of a results file's greedy answers and the counts scored from them; None for a notebook
+    without evaluated answers (the toy, the results chapter). Floats averaged over tokens (KL, retention) are left
+    out: across CPU kinds they differ in the last bits even in fp32, while an answer is the same or not."""
+    runs = [{k: run.get(k) for k in _RUN_KEYS} for run in record.get("runs") or [] if isinstance(run, dict)]
+    baseline = [{k: row.get(k) for k in _BASELINE_COUNTS} for row in record.get("baseline") or []
+                if isinstance(row, dict)]
+    if not any(run.get("evals") for run in runs) and not baseline:
+        return None
+    text = json.dumps({"baseline": baseline, "runs": runs}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def measured(path: Path) -> NotebookTime:
     """One notebook's facts from its results file; a file without the runner's records names what it lacks."""
     path = Path(path)
@@ -78,7 +101,8 @@ def measured(path: Path) -> NotebookTime:
                         cores=int(machine.get("cpu_count") or 0), dtype=str(machine.get("dtype", "?")),
                         version=str((record.get("versions") or {}).get("retain_utils", "?")),
                         profile=str(config.get("profile") or path.parent.name), notebook=path.name[: -len(SUFFIX)],
-                        seconds=float(timings["notebook_seconds"]), peak=int(machine["peak_rss_bytes"]))
+                        seconds=float(timings["notebook_seconds"]), peak=int(machine["peak_rss_bytes"]),
+                        answers=answers_digest(record))
 
 
 def read(path: Path = TIMES_FILE) -> list[NotebookTime]:
@@ -120,6 +144,28 @@ def table(rows: list[NotebookTime]) -> str:
         total, peak = sum(r.seconds for r in members), max(r.peak for r in members)
         lines.append(f"| {cells} | **book** | **{total / 60:.1f}** | **{peak / 2**30:.1f}** |")
     return "\n".join(lines)
+
+
+def agreement_sentence(rows: list[NotebookTime]) -> str:
+    """Do the builds recorded on different CPU kinds give the same answers? Per notebook and package version, the
+    digests of the kinds that recorded one, compared (another version may change numbers: never compared)."""
+    parts = []
+    for notebook, version in sorted({(r.notebook, r.version) for r in rows if r.answers}):
+        same = [r for r in rows if r.notebook == notebook and r.version == version and r.answers]
+        names = [f"{r.flags} ({r.dtype})" for r in same]
+        if len(same) < 2:
+            parts.append(f"{notebook} at {version}: recorded on one CPU kind only ({names[0]})")
+        elif len({r.answers for r in same}) == 1:
+            parts.append(f"{notebook} at {version}: the same answers on every kind recorded ({'; '.join(names)})")
+        else:
+            groups: dict[str, list[str]] = {}
+            for r, name in zip(same, names):
+                groups.setdefault(r.answers, []).append(name)
+            parts.append(f"{notebook} at {version}: **answers differ** between kinds ("
+                         + " vs ".join("; ".join(g) for g in groups.values()) + ")")
+    if not parts:
+        return "No build with a digest of its answers is recorded yet."
+    return "Greedy answers across CPU kinds (`book_times.answers_digest`): " + ". ".join(parts) + "."
 
 
 def _duration(seconds: float) -> str:
