@@ -256,12 +256,14 @@ def cost_sentence(projection: Projection | None) -> str:
     if projection is None:
         return ("The campaign's cost is projected once an SFT and a GRPO calibration run have finished: none yet.")
     p = projection
-    parts = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" + ("" if m in p.measured else " (costed)")
-                      for m in sorted(p.run_seconds))
+    measured = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" for m in sorted(p.measured))
+    costed = [m for m in sorted(p.run_seconds) if m not in p.measured]
+    costed_part = ("" if not costed else
+                   f"; not yet measured, costed as the mean of an SFT and a GRPO run: "
+                   + ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min (costed)" for m in costed))
     verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
-    costed = "" if set(p.run_seconds) <= set(p.measured) else "; costed: the mean of an SFT and a GRPO run"
-    return (f"At the calibration's budget ({p.steps} steps), one run took {parts} (evaluations included{costed}), "
-            f"and a point's model, baseline evaluation and KL samples "
+    return (f"At the calibration's budget ({p.steps} steps), one run took, evaluations included, {measured}"
+            f"{costed_part}; a point's model, baseline evaluation and KL samples took "
             f"{p.point_seconds / 60:.0f} min. The campaign it is for ({p.points} points, {p.runs} runs over "
             f"{CAMPAIGN_SEEDS} seeds) projects to {p.hours:.0f} h of wall time, {p.cpu_hours:.0f} CPU-hours on "
             f"{p.cores} cores: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. These times are as the "
