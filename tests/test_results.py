@@ -144,9 +144,11 @@ def test_paper_table_refuses_what_it_cannot_tabulate():
 def test_rl_vs_sft_verdict_says_where_the_paper_holds(sweep_dir):
     _, numeric = results.paper_table(results.collect(sweep_dir))
     text = results.rl_vs_sft_verdict(numeric)
-    assert "On **countdown**, GRPO (gain +9.0, drop +0.0 pp) forgets less than SFT (gain +12.0, drop +6.0 pp)" in text
+    assert ("On **countdown**, GRPO (gain +9.0, drop +0.0 pp) drops less than SFT (gain +12.0, drop +6.0 pp), but GRPO "
+            "gained less than 10 pp on the target: the paper's claim (less forgetting at a useful gain) is not tested "
+            "here.") in text
     assert "On **ifeval**" in text and "spreads over seeds" in text
-    runs = pd.DataFrame([run_record("SFT", "mmlu", 0, 5.0, 1.0), run_record("GRPO", "mmlu", 0, 2.0, 3.0),
+    runs = pd.DataFrame([run_record("SFT", "mmlu", 0, 15.0, 1.0), run_record("GRPO", "mmlu", 0, 12.0, 3.0),
                          run_record("SFT", "countdown", 0, 5.0, 1.0)])
     text = results.rl_vs_sft_verdict(results.paper_table(runs)[1])
     assert "does **not** forget less than SFT" in text and "unlike the paper" in text and "single seed" in text

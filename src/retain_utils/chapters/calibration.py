@@ -23,10 +23,10 @@ from ..core import layout
 from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
 from ..core.records import as_records
+from ..core.results import LEARNED_PP  # a target is learned at this mean gain (pp), its interval above zero
 from ..core.results import write_json_atomic
 
 CALIBRATION_SEEDS = (100, 101, 102)  # never a campaign seed
-LEARNED_PP = 10.0  # a target counts as learned at a mean held-out gain of this many pp, interval above zero
 CHOICE_FILE = "choice.json"
 
 
