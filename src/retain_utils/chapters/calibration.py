@@ -23,8 +23,7 @@ from ..core import layout
 from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
 from ..core.records import as_records
-from ..core.results import LEARNED_PP  # a target is learned at this mean gain (pp), its interval above zero
-from ..core.results import write_json_atomic
+from ..core.results import LEARNED_PP, write_json_atomic  # LEARNED_PP: a target's learned gain (pp), interval > 0
 
 CALIBRATION_SEEDS = (100, 101, 102)  # never a campaign seed
 CHOICE_FILE = "choice.json"
