@@ -374,17 +374,16 @@ def rl_vs_sft_verdict(numeric, rl: str = "GRPO", sft: str = "SFT") -> str:
         a, b = rows.loc[rl], rows.loc[sft]
         seeds.append(int(min(a["n"], b["n"])))
         less = a["drop_mean"] < b["drop_mean"]
-        pair = (f"{rl} (gain {a['gain_mean']:+.1f}, drop {a['drop_mean']:+.1f} pp) "
-                f"{{verb}} than {sft} (gain {b['gain_mean']:+.1f}, drop {b['drop_mean']:+.1f} pp)")
         unlearned = [name for name, row in ((rl, a), (sft, b)) if row["gain_mean"] < LEARNED_PP]
         if unlearned:
-            lines.append(f"On **{target}**, " + pair.format(verb="drops less" if less else "drops no less")
-                         + f", but {' and '.join(unlearned)} gained less than {LEARNED_PP:g} pp on the target: the "
-                         "paper's claim (less forgetting at a useful gain) is not tested here.")
+            verb = "drops less" if less else "drops no less"
+            verdict = (f", but {' and '.join(unlearned)} gained less than {LEARNED_PP:g} pp on the target: the "
+                       "paper's claim (less forgetting at a useful gain) is not tested here.")
         else:
-            lines.append(f"On **{target}**, "
-                         + pair.format(verb="forgets less" if less else "does **not** forget less")
-                         + f": {'as in' if less else 'unlike'} the paper.")
+            verb = "forgets less" if less else "does **not** forget less"
+            verdict = f": {'as in' if less else 'unlike'} the paper."
+        lines.append(f"On **{target}**, {rl} (gain {a['gain_mean']:+.1f}, drop {a['drop_mean']:+.1f} pp) {verb} than "
+                     f"{sft} (gain {b['gain_mean']:+.1f}, drop {b['drop_mean']:+.1f} pp){verdict}")
     if not lines:
         return ""
     if min(seeds) < 2:
