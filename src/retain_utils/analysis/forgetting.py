@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..core.intervals import check_seed_values, seed_t_interval, t_quantile
+from ..core.tasks import forgetting_tasks
 
 
 # ---------------------------------------------------------------------------------------------- reading runs
@@ -68,8 +69,9 @@ def _check_trajectory(evals: Sequence, target: str) -> list[Mapping]:
     tasks = list(out[0])
     if target not in tasks:
         raise ValueError(f"target {target!r} is not evaluated; tasks: {', '.join(tasks)}")
-    if len(tasks) < 2:
-        raise ValueError(f"drop needs a task besides the target {target!r}; got only {tasks}")
+    if not forgetting_tasks(tasks, target):
+        raise ValueError(f"drop needs a task besides the target {target!r} and the probes that ask its own "
+                         f"questions; got {tasks}")
     for k, scores in enumerate(out):
         if sorted(scores) != sorted(tasks):
             raise ValueError(f"evaluation {k} scores tasks {sorted(scores)}, the first one {sorted(tasks)}")
@@ -113,7 +115,7 @@ def _gains(evals: list[Mapping], target: str) -> np.ndarray:
 
 
 def _drops(evals: list[Mapping], k: int, target: str) -> dict[str, np.ndarray]:
-    return {t: correct_vector(evals[0], t) - correct_vector(evals[k], t) for t in evals[0] if t != target}
+    return {t: correct_vector(evals[0], t) - correct_vector(evals[k], t) for t in forgetting_tasks(evals[0], target)}
 
 
 def _step(entry: Any, k: int) -> float:

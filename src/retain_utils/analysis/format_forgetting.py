@@ -1,9 +1,10 @@
 """Forgetting split into knowledge and format: how much of a drop is answers that no longer hold the right
 answer anywhere (knowledge), and how much is answers that still hold it but not in the asked-for form (format).
 
-Per run and per non-target task, between the first and the last evaluation: the strict drop (the paper's
-scoring), the lenient drop (``Task.lenient``: the right answer anywhere in the reply), their difference (the
-format part), and the final shares of answers unparsed, cut off by the budget and looping. The inputs are run
+Per run and per task its drop averages (``tasks.forgetting_tasks``), between the first and the last evaluation:
+the strict drop (the paper's scoring), the lenient drop (``Task.lenient``: the right answer anywhere in the
+reply), their difference (the format part), and the final shares of answers unparsed, cut off by the budget and
+looping. The inputs are run
 records (``records.RunRecord``) whose evaluations kept per-answer lenient, looping and cut-off results.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..core.records import as_records
+from ..core.tasks import forgetting_tasks
 
 
 def _share(values: Sequence) -> float:
@@ -37,7 +39,8 @@ def split_table(records) -> "object":
     """One row per (run, non-target task): strict, knowledge and format drops and the final format shares."""
     import pandas as pd
 
-    rows = [_split_row(r, t) for r in as_records(records) if r.evals for t in r.evals[0]["correct"] if t != r.target]
+    rows = [_split_row(r, t) for r in as_records(records) if r.evals
+            for t in forgetting_tasks(r.evals[0]["correct"], r.target)]
     return pd.DataFrame(rows)
 
 
@@ -73,7 +76,7 @@ def lost_answers_frame(records, n: int = 3):
     for r in as_records(records):
         if not r.evals or "answers" not in r.evals[-1]:
             continue
-        table = [_split_row(r, t) for t in r.evals[0]["correct"] if t != r.target]
+        table = [_split_row(r, t) for t in forgetting_tasks(r.evals[0]["correct"], r.target)]
         if not table:
             continue
         worst = max(table, key=lambda row: row["strict drop (pp)"])

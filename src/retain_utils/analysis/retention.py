@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..core.evaluation import TaskScore
 from .forgetting import correct_vector, paired_bootstrap, seeds_and_questions_bootstrap
 from ..core.generation import encode_prompts
-from ..core.tasks import Example, Task, get_task
+from ..core.tasks import Example, Task, forgetting_tasks, get_task
 from ..core.logprobs import collate, completion_logprobs, micro_batches
 
 BATCH_SIZE = 16  # sequences per forward pass; the initial and the trained model must use the same one
@@ -70,15 +70,16 @@ class Answers:
 
 def baseline_answers(tokenizer, examples_by_task: dict[str, list[Example]], baseline: dict, *, target: str,
                      tasks: dict[str, Task] | None = None) -> dict[str, Answers]:
-    """Per non-target task, the held-out questions the initial model answered correctly, with its answers.
+    """Per task a drop averages (``tasks.forgetting_tasks``), the held-out questions the initial model answered correctly, with its answers.
 
     ``baseline``: task -> TaskScore (or its dict) from ``evaluate(..., keep_answers=True)`` on exactly
     ``examples_by_task``."""
     if target not in examples_by_task:
         raise ValueError(f"target {target!r} is not among the tasks: {', '.join(examples_by_task)}")
-    others = [t for t in examples_by_task if t != target]
+    others = forgetting_tasks(examples_by_task, target)
     if not others:
-        raise ValueError(f"retention needs a task besides the target {target!r}")
+        raise ValueError(f"retention needs a task besides the target {target!r} and the probes that ask its own "
+                         "questions")
     out = {}
     for name in others:
         examples = examples_by_task[name]

@@ -51,6 +51,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         "Training (min per run)": table["train_min"].map(lambda v: _number(v, 2)),
         "Generated tokens (k per run)": table["gen_ktokens"].map(_number),
     }, index=table.index.rename("Variant"))
+    if "transfer_mean" in table.columns:  # the target's own questions in another form (tasks.RELATED), not in Drop
+        out.insert(2, "Transfer to related probe (pp, mean)",
+                   table["transfer_mean"].map(lambda v: _number(v, sign=True)))
     if "on_frontier" in table.columns:
         out["On the frontier"] = table["on_frontier"].map({True: "yes", False: "no"})
     if "flags" in table.columns:  # diagnostics.flags: collapse, loops, answers cut off

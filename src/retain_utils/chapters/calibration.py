@@ -3,7 +3,8 @@ actually learned, chosen on calibration seeds that the campaign never uses.
 
 A calibration is a sweep of chapter 2's notebook (``sweep 02_rl_vs_sft --grid ...``, one method, one learning rate
 and one seed per point). ``summary`` reads its run records into one row per (target, method, learning rate):
-the mean held-out gain over seeds with a seed-level t-interval, the mean drop and the diagnostics flags.
+the mean held-out gain over seeds with a seed-level t-interval, the mean drop, the mean transfer (the gain on
+probes that ask the target's own questions, which the drop leaves out) and the diagnostics flags.
 ``choose`` applies the rule: the largest mean gain among settings whose runs did not collapse on their target
 (no ``diagnostics`` flag of the run itself or of the target's answers: no signal, shrunk answers, the target's
 answers looping or cut off). Flags on the other tasks are forgetting, the quantity the campaign measures: a rule
@@ -43,6 +44,7 @@ class Setting:
     gain_high: float
     drop_mean: float
     flags: tuple[str, ...]  # every flag any of its runs earned
+    transfer_mean: float = math.nan  # gain on the probes that ask the target's own questions (nan: none scored)
 
     @property
     def learned(self) -> bool:
@@ -64,9 +66,11 @@ def summary(records) -> list[Setting]:
     for (target, method, lr, steps), runs in sorted(groups.items()):
         gains = [r.gain for r in runs]
         low, high = seed_t_interval(gains) if len(runs) > 1 else (math.nan, math.nan)
+        transfers = [r.transfer for r in runs if r.transfer is not None]
         out.append(Setting(target, method, lr, steps, tuple(sorted(r.seed for r in runs)),
                            sum(gains) / len(gains), low, high, sum(r.drop for r in runs) / len(runs),
-                           tuple(sorted({f for r in runs for f in r.flags}))))
+                           tuple(sorted({f for r in runs for f in r.flags})),
+                           sum(transfers) / len(transfers) if transfers else math.nan))
     return out
 
 
@@ -154,8 +158,12 @@ def settings_frame(settings: Sequence[Setting]):
              "Seeds": len(s.seeds), "Gain, mean (pp)": round(s.gain_mean, 1),
              "Gain 95 % interval over seeds (pp)": "one seed" if math.isnan(s.gain_low)
              else f"{s.gain_low:+.1f} to {s.gain_high:+.1f}",
-             "Drop, mean (pp)": round(s.drop_mean, 1), "Flags": ", ".join(s.flags)} for s in settings]
-    return pd.DataFrame(rows)
+             "Drop, mean (pp)": round(s.drop_mean, 1), "Transfer, mean (pp)": round(s.transfer_mean, 1),
+             "Flags": ", ".join(s.flags)} for s in settings]
+    frame = pd.DataFrame(rows)
+    # transfer: the gain on probes that ask the target's own questions in another form, left out of the drop
+    return frame if frame.empty or frame["Transfer, mean (pp)"].notna().any() else frame.drop(
+        columns="Transfer, mean (pp)")
 
 
 def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> str:

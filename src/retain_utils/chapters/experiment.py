@@ -233,7 +233,8 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
         retention=kept, evals=[_correctness(e, keep_texts=i in (0, len(result.evals) - 1))
                                for i, e in enumerate(result.evals)],
         flags=diagnostics.flags(result.steps, result.evals[-1]["scores"]), longer_budget=longer,
-        phase_seconds={"train": train_seconds, "evaluate": result.seconds - train_seconds, **phases})
+        phase_seconds={"train": train_seconds, "evaluate": result.seconds - train_seconds, **phases},
+        transfer=evaluation.transfer(initial, final, bench.target))
     _append_run(results_path, record)
     if run_dir is not None:  # the checkpoint only serves a resume; full fine-tuning's (weights + AdamW) is ~12 bytes/param
         results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
@@ -262,6 +263,7 @@ def longer_budget(bench: Bench, trained, first: dict, last: dict, config: TrainC
         trained.train(was_training)
     return {"factor": evaluation.LONGER_BUDGET,
             "gain": evaluation.gain(initial, final, bench.target), "drop": evaluation.drop(initial, final, bench.target),
+            "transfer": evaluation.transfer(initial, final, bench.target),
             "accuracy_initial": _percent(initial), "accuracy_final": _percent(final),
             "truncated_initial": {t: s.n_truncated for t, s in initial.items()},
             "truncated_final": {t: s.n_truncated for t, s in final.items()},
@@ -328,20 +330,25 @@ def not_learned(label: str, gain: float, n_eval: int, budget: str) -> str:
 
 
 def summary(records: list) -> "Any":
-    """Per variant: gain and drop as mean ± std over seeds, mean KL, the seed count, and the compute of one run
-    (mean training minutes, sampling included, and thousands of generated tokens). Two decimals, KL four."""
+    """Per variant: gain and drop as mean ± std over seeds, mean transfer (where a probe asks the target's own
+    questions), mean KL, the seed count, and the compute of one run (mean training minutes, sampling included,
+    and thousands of generated tokens). Two decimals, KL four."""
     import pandas as pd
 
+    records = as_records(records)
     frame = pd.DataFrame([{"variant": r.variant, "seed": r.seed, "gain": r.gain, "drop": r.drop, "kl": r.kl,
+                           "transfer": np.nan if r.transfer is None else r.transfer,
                            "train_seconds": r.train_seconds, "generated_tokens": r.generated_tokens}
-                          for r in as_records(records)])
+                          for r in records])
     grouped = frame.groupby("variant", sort=False)
     table = grouped.agg(gain_mean=("gain", "mean"), gain_std=("gain", "std"), drop_mean=("drop", "mean"),
                         drop_std=("drop", "std"), kl_mean=("kl", "mean"), seeds=("seed", "nunique"),
                         train_min=("train_seconds", lambda s: float(np.mean(s)) / 60),
                         gen_ktokens=("generated_tokens", lambda s: float(np.mean(s)) / 1000))
+    if frame["transfer"].notna().any():  # the target's own questions asked in another form, out of the drop
+        table.insert(4, "transfer_mean", grouped["transfer"].mean())
     table = table.round(2).assign(kl_mean=table["kl_mean"].round(4))  # a short run's KL is ~1e-3 nats
-    return table.assign(flags=[_flags_cell([r for r in as_records(records) if r.variant == v]) for v in table.index])
+    return table.assign(flags=[_flags_cell([r for r in records if r.variant == v]) for v in table.index])
 
 
 def _flags_cell(runs: list) -> str:

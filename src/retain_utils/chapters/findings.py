@@ -14,7 +14,7 @@ from ..analysis import forgetting, retention
 from ..core import results
 from ..core.intervals import t_quantile
 from ..core.records import as_records
-from ..core.tasks import TASK_NAMES
+from ..core.tasks import TASK_NAMES, forgetting_tasks
 from .variants import self_sft_label
 
 # ----- 02: RL vs SFT ------------------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def _power(pairs, target: str, baseline: str, level: float) -> str:
     papered = sorted(forgetting.PAPER_DROPS["Llama-3.1-8B"])
     if not sft or baseline not in papered or target not in forgetting.PAPER_DROPS["Llama-3.1-8B"]["SFT"]:
         return f"No SFT - {baseline} comparison on a target of the paper's Table 1: no power statement."
-    others = [t for t in sft[0][0].n_eval if t != target]
+    others = forgetting_tasks(sft[0][0].n_eval, target)
     psi = [forgetting.discordance(a.evals[-1]["correct"], b.evals[-1]["correct"], others) for a, b in sft]
     mean_psi = {t: float(np.mean([p[t] for p in psi])) for t in others}
     if not any(mean_psi.values()):

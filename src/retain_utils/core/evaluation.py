@@ -19,7 +19,7 @@ from .generation import generate
 from .logprobs import KL_CHUNK, completion_hidden, token_kl
 from .intervals import wilson_interval
 from .repetition import is_looping
-from .tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
+from .tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, forgetting_tasks, get_task, transfer_tasks
 from .validate import check_int
 
 
@@ -271,15 +271,31 @@ def gain(initial: dict, final: dict, target: str) -> float:
     return 100.0 * (_accuracy(final, target) - _accuracy(initial, target))
 
 
-def drop(initial: dict, final: dict, target: str) -> float:
-    """Mean over the non-target tasks of initial - final accuracy, in percentage points (the paper's Drop).
-
-    Positive = forgetting, negative = the other tasks improved. Needs at least one non-target task.
-    """
-    others = [t for t in initial if t != target]
+def _others(initial: dict, target: str) -> list[str]:
+    others = forgetting_tasks(initial, target)
     if not others:
-        raise ValueError(f"drop needs a task besides the target {target!r}; got only {list(initial)}")
+        raise ValueError(f"drop needs a task besides the target {target!r} and the probes that ask its own "
+                         f"questions ({', '.join(transfer_tasks(initial, target)) or 'none'}); got {list(initial)}")
+    return others
+
+
+def drop(initial: dict, final: dict, target: str) -> float:
+    """Mean over the other tasks of initial - final accuracy, in percentage points (the paper's Drop).
+
+    Positive = forgetting, negative = the other tasks improved. The other tasks are ``tasks.forgetting_tasks``:
+    not the target, nor a probe that asks the target's own questions (those are ``transfer``).
+    """
+    others = _others(initial, target)
     return 100.0 * sum(_accuracy(initial, t) - _accuracy(final, t) for t in others) / len(others)
+
+
+def transfer(initial: dict, final: dict, target: str) -> float | None:
+    """Mean final - initial accuracy (pp) on the probes that ask the target's own questions in another form
+    (``tasks.transfer_tasks``); None when none of them is scored."""
+    related = transfer_tasks(initial, target)
+    if not related:
+        return None
+    return 100.0 * sum(_accuracy(final, t) - _accuracy(initial, t) for t in related) / len(related)
 
 
 def _correct(scores, task: str) -> np.ndarray | None:
@@ -312,7 +328,7 @@ def paired_intervals(initial: dict, final: dict, target: str, *, level: float = 
             raise ValueError(f"{task}: {len(a)} initial and {len(b)} final answers; the questions must be the same")
         idx = rng.integers(0, len(a), size=(n_boot, len(a)))
         diffs[task] = (b[idx] - a[idx]).mean(axis=1)
-    others = [t for t in initial if t != target]
+    others = _others(initial, target)
     samples = {"gain": 100 * diffs[target], "drop": -100 * np.mean([diffs[t] for t in others], axis=0)}
     tail = 100 * (1 - level) / 2
     return {name: (float(np.percentile(v, tail)) + 0.0, float(np.percentile(v, 100 - tail)) + 0.0)  # no -0.0

@@ -8,6 +8,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .evaluation import paired_intervals
+from .tasks import forgetting_tasks, transfer_tasks
+
 # The variant label a method's plain run gets in every notebook, so that tables and verdicts find "GRPO" and
 # "SFT" whichever chapter ran them.
 METHOD_LABELS = {"sft": "SFT", "self_sft": "Self-SFT", "iterative_sft": "Iterative-SFT", "grpo": "GRPO",
@@ -25,7 +28,7 @@ class RunRecord:
     target: str                     # the task trained on
     seed: int                       # the training seed
     gain: float                     # target accuracy after minus before (pp)
-    drop: float                     # mean over the other tasks of accuracy before minus after (pp)
+    drop: float                     # mean over tasks.forgetting_tasks of accuracy before minus after (pp)
     gain_interval: tuple[float, float] | None
     drop_interval: tuple[float, float] | None
     kl: float                       # KL[pi_0 || pi_theta] per response on held-out prompts (nats)
@@ -47,13 +50,16 @@ class RunRecord:
     evals: list[dict] = field(default_factory=list, repr=False)
     flags: list[str] = field(default_factory=list)  # diagnostics.flags: collapse, loops, cut-off answers
     # the first and last evaluation scored again at evaluation.LONGER_BUDGET x each task's budget for the answers
-    # cut off without looping (experiment.longer_budget): {"factor", "gain", "drop", "accuracy_initial",
+    # cut off without looping (experiment.longer_budget): {"factor", "gain", "drop", "transfer", "accuracy_initial",
     # "accuracy_final", "truncated_initial", "truncated_final", "rescored_initial", "rescored_final"}; None in
     # older files
     longer_budget: dict | None = field(default=None, repr=False)
     # where the run's time went (s): "train" (sampling included), "evaluate" (every evaluation during training),
     # then after training "kl", "longer_budget", "retention"; empty in older files
     phase_seconds: dict[str, float] = field(default_factory=dict, repr=False)
+    # mean accuracy after minus before (pp) on the probes that ask the target's own questions in another form
+    # (tasks.transfer_tasks; left out of the drop); None where none is scored
+    transfer: float | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""
@@ -82,7 +88,38 @@ class RunRecord:
         record.setdefault("generated_tokens", 0)
         record.setdefault("gain_interval", None)
         record.setdefault("drop_interval", None)
+        if "transfer" not in record:
+            _leave_out_related(record)
         return cls(**record)
+
+
+def _drop(initial: dict, final: dict, target: str) -> float:
+    others = forgetting_tasks(initial, target)
+    return sum(initial[t] - final[t] for t in others) / len(others) if others else math.nan
+
+
+def _leave_out_related(record: dict) -> None:
+    """A record written before drops left out the probes that ask the target's own questions
+    (``tasks.RELATED``): its drops recomputed from its per-task accuracies, those probes' gain as ``transfer``."""
+    target, initial, final = record["target"], record["accuracy_initial"], record["accuracy_final"]
+    related = transfer_tasks(initial, target)
+    if not related:
+        return
+    record["transfer"] = sum(final[t] - initial[t] for t in related) / len(related)
+    record["drop"] = _drop(initial, final, target)
+    record["trajectory"] = [{**p, "drop": _drop(record["trajectory"][0]["accuracy"], p["accuracy"], target)}
+                            if "accuracy" in p else p for p in record["trajectory"]]
+    if record.get("longer_budget"):
+        longer = record["longer_budget"]
+        before, after = longer["accuracy_initial"], longer["accuracy_final"]
+        record["longer_budget"] = {**longer, "drop": _drop(before, after, target),
+                                   "transfer": sum(after[t] - before[t] for t in related) / len(related)}
+    evals = record.get("evals") or []
+    if record["drop_interval"] is not None:  # the same paired bootstrap as a new record's, on the kept answers
+        scores = [{t: {"accuracy": sum(c) / len(c), "correct": c} for t, c in e["correct"].items()}
+                  for e in (evals[0], evals[-1])] if evals else None
+        intervals = scores and paired_intervals(scores[0], scores[1], target)
+        record["drop_interval"] = tuple(intervals["drop"]) if intervals else None
 
 
 def as_records(runs: list) -> list[RunRecord]:

@@ -17,6 +17,7 @@ from typing import Any
 from .. import results
 from . import memory
 from ..evaluation import TaskScore
+from ..tasks import forgetting_tasks
 from . import grpo, self_sft, sft
 from .config import KL_ESTIMATORS, METHOD_NAMES, TrainConfig, for_device, resolve
 from .loop import CHECKPOINT, EVALS_LOG, Run, TrainingDiverged, fit, prepare_policy
@@ -52,7 +53,7 @@ def trajectory(evals: list[dict], target: str) -> list[dict]:
     if not evals:
         return []
     first = evals[0]["accuracy"]
-    others = len(first) > 1
+    others = bool(forgetting_tasks(first, target))
     return [{"step": e["step"], "gain": gain(first, e["accuracy"], target),
              "drop": drop(first, e["accuracy"], target) if others else float("nan")} for e in evals]
 
