@@ -72,6 +72,8 @@ RUN = [
     (["03_ablations", "-p", "probe_tasks", '["arithmetic", "arithmetic"]'], "probe_tasks"),
     (["04_iterative_sft", "-p", "probe_tasks", "arithmetic"], "probe_tasks"),  # a string where a list is expected
     (["03_ablations", "-p", "rescore_longer", "yes"], "rescore_longer"),  # a string where True / False is expected
+    (["04_iterative_sft", "-p", "reuse_runs_from", "README.md"], "reuse_runs_from"),  # a file, not a folder
+    (["03_ablations", "-p", "reuse_runs_from", "3"], "reuse_runs_from"),  # a number where a folder is expected
     (["02_rl_vs_sft", "-p", "group_size", "2.5"], "group_size"),
     (["02_rl_vs_sft", "-p", "n_eval", "0"], "n_eval"),
     (["02_rl_vs_sft", "-p", "n_eval_target", "-3"], "n_eval_target"),
@@ -269,6 +271,7 @@ API = [
     (setup(target="chess"), "target"),
     (setup(probe_tasks=["chess"]), "probe_tasks"),
     (setup("04_iterative_sft", rescore_longer=1), "rescore_longer"),
+    (setup("04_iterative_sft", reuse_runs_from=""), "reuse_runs_from"),
     (setup(model=""), "model"),
     (setup(profile_typo=1), "profile_typo"),
     (setup("03_ablations", ablations=["kl", "nope"], beta=0.05), "ablations"),

@@ -300,3 +300,34 @@ def test_the_bench_keeps_the_baseline_answers_and_each_run_measures_retention(mo
     kept = retention.Retention.from_dict(record.retention)
     assert kept.tasks["countdown"].index == (0, 1, 2) and kept.mean != 0 and kept.low <= kept.mean <= kept.high
     assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_a_run_finished_by_another_notebook_is_read_not_trained_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, dtype=None: models.tiny_model(seed=0))
+    bench = experiment.make_bench("tiny", "mmlu", 4, 2, task_names=("mmlu", "countdown"), progress=False)
+    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4,
+                         eval_max_new_tokens=4)
+    campaign = tmp_path / "campaign"
+    first = experiment.run_variant(bench, config, out_dir=campaign / "02_rl_vs_sft" / "key2" / "runs",
+                                   kl_prompts=2, rescore_longer=False, progress=False)
+    (found,) = (campaign / "02_rl_vs_sft" / "key2" / "runs").glob("SFT-s0-*/record.json")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an identical finished run must be read, not trained again")
+
+    monkeypatch.setattr(experiment.training, "train", no_training)
+    out = campaign / "04_iterative_sft" / "key4" / "runs"
+    path = tmp_path / "04.json"
+    again = experiment.run_variant(bench, config, label="SFT, as in chapter 2", out_dir=out, kl_prompts=2,
+                                   rescore_longer=False, reuse_from=campaign, results_path=path, progress=False)
+    assert again.variant == "SFT, as in chapter 2" and again.reused_from == found.parent.relative_to(campaign).as_posix()
+    assert dataclasses.replace(again, variant="SFT", reused_from=None) == first
+    assert len(list(out.glob("*/record.json"))) == 1, "the point keeps its own copy of the record"
+    assert RunRecord.from_dict(json.loads(path.read_text())["runs"][0]) == again
+    # anything that changes the record changes the fingerprint: another seed, KL prompt count or config trains
+    for changed, kw in ((dataclasses.replace(config, seed=1), {}), (config, {"kl_prompts": 3}),
+                        (dataclasses.replace(config, lr=3e-4), {})):
+        with pytest.raises(AssertionError, match="must be read, not trained again"):
+            experiment.run_variant(bench, changed, out_dir=out, reuse_from=campaign, rescore_longer=False,
+                                   progress=False, **{"kl_prompts": 2, **kw})
+    assert experiment.find_finished(tmp_path / "nowhere", 0, "abc") is None

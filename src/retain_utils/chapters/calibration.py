@@ -183,12 +183,14 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
 
 
 # The campaign this protocol is sized for (one point per target and seed) and the CPU time it may take: per notebook,
-# its targets and each point's runs by method. 03's variants are RL runs but one (SFT on GRPO's rollouts).
+# its targets and each point's runs by method. 03's variants are RL runs but one (SFT on GRPO's rollouts). Runs
+# identical to one of 02's points (same target, seed and settings) are read from it, not trained again
+# (``profiles.CAMPAIGN_RUNS``): 04's SFT, Self-SFT and GRPO cost nothing; 03's GRPO keeps its rollouts, so it runs.
 CAMPAIGN_SEEDS = 5
 CAMPAIGN_PLAN: dict[str, tuple[int, dict[str, int]]] = {
     "02_rl_vs_sft": (3, {"sft": 1, "self_sft": 1, "grpo": 1}),
     "03_ablations": (1, {"grpo": 4, "sft": 1}),  # GRPO, its beta = 0, REINFORCE, stale rollouts; SFT on rollouts
-    "04_iterative_sft": (2, {"sft": 1, "self_sft": 1, "iterative_sft": 1, "grpo": 1}),
+    "04_iterative_sft": (2, {"iterative_sft": 1}),
 }
 CPU_HOURS_BUDGET = 50.0
 # Self-SFT and Iterative-SFT sample like RL and train like SFT: until a run of theirs is measured, each is costed as
@@ -231,7 +233,8 @@ def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], 
             seconds = (record.get("timings") or {}).get("notebook_seconds")
             if seconds is None:
                 continue
-            overheads.append(float(seconds) - sum(float(r.get("seconds") or 0) for r in record.get("runs") or []))
+            trained = [r for r in record.get("runs") or [] if not r.get("reused_from")]  # reused runs took no time here
+            overheads.append(float(seconds) - sum(float(r.get("seconds") or 0) for r in trained))
             cores = max(cores, int((record.get("machine") or {}).get("cpu_count") or 0))
     return overheads, cores
 

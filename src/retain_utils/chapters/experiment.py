@@ -117,17 +117,30 @@ def baseline_frame(bench: Bench):
     return evaluation.scores_frame(bench.baseline)
 
 
-def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example] | None) -> str:
+def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example] | None, kl_prompts: int,
+                 rescore_longer: bool) -> str:
     """A short hash of everything a run's checkpoint and record depend on besides its label, the package's
-    code included: after any code edit a run trains afresh."""
+    code included: after any code edit a run trains afresh. Two runs with the same fingerprint give the same
+    record, whichever notebook runs them (``find_finished``)."""
     examples = train_examples or bench.train
     key = {"code": provenance.source_hash(), "model": bench.model_name, "target": bench.target, "data_seed": bench.data_seed,
            "tasks": {name: repr(task) for name, task in bench.tasks.items()},
            "train": [(e.prompt, e.expert) if e.expert_ids is None else (e.prompt, e.expert, e.expert_ids)
                      for e in examples],
            "eval": {name: len(ex) for name, ex in bench.eval.items()},
-           "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")}}
+           "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")},
+           "kl_prompts": kl_prompts, "rescore_longer": rescore_longer}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def find_finished(folder: str | Path, seed: int, fingerprint: str) -> Path | None:
+    """The record file of a finished run with this seed and fingerprint in any point's run folders under
+    ``folder`` (``<point>/runs/<label>-s<seed>-<fingerprint>/``), whatever its label; None when there is none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted(folder.glob(f"**/runs/*-s{seed}-{fingerprint}/{RECORD_FILE}"))
+    return found[0] if found else None
 
 
 def _percent(scores: dict) -> dict[str, float]:
@@ -154,7 +167,7 @@ RECORD_FILE = "record.json"  # a finished run's record in its run folder: a resu
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,
                 out_dir: str | Path | None = None, kl_prompts: int = 32, train_examples: list[Example] | None = None,
-                rescore_longer: bool = True, progress: bool = True) -> RunRecord:
+                rescore_longer: bool = True, reuse_from: str | Path | None = None, progress: bool = True) -> RunRecord:
     """Train a fresh copy of the initial model with ``config`` on the target task and score it.
 
     ``label`` names the variant in tables (default: the method's METHOD_LABELS name), so ablations of one method
@@ -166,19 +179,32 @@ def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, 
     accepted rollouts. With ``out_dir`` the run checkpoints into its own folder there while it trains (an
     interrupted run resumes from it); the finished run keeps only its logs (metrics and evals JSON lines).
     ``rescore_longer`` scores the first and last evaluation again at the longer budget (``longer_budget``).
+    With ``reuse_from`` (e.g. the campaign's folder) a run finished there with the same fingerprint - same code,
+    model, data, tasks and config - is read instead of trained again (its record gets this variant's label),
+    so chapters 3 and 4 share chapter 2's runs; each record is computed once.
     """
     if config.task != bench.target:
         raise ValueError(f"config.task {config.task!r} differs from the bench's target {bench.target!r}")
     label = label or METHOD_LABELS[config.method]
+    fingerprint = _fingerprint(bench, config, train_examples, kl_prompts, rescore_longer)
     run_dir = None
     if out_dir is not None:  # one folder per (variant, config, data): a rerun resumes only the very same run
         safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", label)
-        run_dir = Path(out_dir) / f"{safe}-s{config.seed}-{_fingerprint(bench, config, train_examples)}"
+        run_dir = Path(out_dir) / f"{safe}-s{config.seed}-{fingerprint}"
     config = dataclasses.replace(config, out_dir=str(run_dir) if run_dir else None,
                                  run_name=f"{label}-{config.task}-s{config.seed}")
     if run_dir is not None and (run_dir / RECORD_FILE).exists():  # finished before an interruption: not retrained
         record = RunRecord.from_dict(json.loads((run_dir / RECORD_FILE).read_text()))
         print(f"{label}, seed {config.seed}: finished earlier, record read from {run_dir / RECORD_FILE}")
+        _append_run(results_path, record)
+        return record
+    shared = find_finished(reuse_from, config.seed, fingerprint) if reuse_from is not None else None
+    if shared is not None:  # the same run, finished by another notebook: read, relabelled, kept in this point too
+        record = dataclasses.replace(RunRecord.from_dict(json.loads(shared.read_text())), variant=label,
+                                     reused_from=shared.parent.relative_to(Path(reuse_from)).as_posix())
+        print(f"{label}, seed {config.seed}: the same run finished in {shared.parent}, record read from it")
+        if run_dir is not None:
+            results.write_json_atomic(run_dir / RECORD_FILE, record.to_dict())
         _append_run(results_path, record)
         return record
     model = copy.deepcopy(bench.reference)
@@ -297,7 +323,7 @@ def run_variants(bench: Bench, setup, results_path=None, *, progress: bool = Tru
             record = run_variant(bench, dataclasses.replace(variant.config, seed=seed), label=variant.label,
                                  train_examples=examples, results_path=results_path, out_dir=setup.run_dir,
                                  kl_prompts=setup.kl_prompts, rescore_longer=setup.cfg.rescore_longer,
-                                 progress=progress)
+                                 reuse_from=setup.reuse_dir, progress=progress)
             if record.correct_rollouts is not None:
                 accepted[variant.label] = record.correct_rollouts
                 print(f"seed {seed}: {variant.label} kept {len(record.correct_rollouts)} accepted rollouts "

@@ -24,6 +24,8 @@ ALL_ABLATIONS = list(ABLATIONS)
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.
+CAMPAIGN_RUNS = "results/campaign"  # relative to the repository: where chapters 3 and 4 find chapter 2's campaign runs
+
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the learning-rate sweep, the paper's
     # distance experiment (new-mode means, its seeds and steps; the paper: 4.5, 5.5, 6.5 and 200 steps; 3.5,
@@ -81,10 +83,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4],
                   "self_sft_steps": [40], "rescore_longer": True},
-        # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS)
+        # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS). A
+        # variant identical to one of 02's campaign runs of the same target and seed (SFT) is read from it.
         "campaign": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150,
                      "group_size": 5, "batch_size": 8, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
-                     "self_sft_steps": [12], "rescore_longer": True},
+                     "self_sft_steps": [12], "rescore_longer": True, "reuse_runs_from": CAMPAIGN_RUNS},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: the campaign's
     # intervals (every 4 steps, never); full: every 1, 2 and 4 steps and never.
@@ -97,8 +100,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "rescore_longer": True},
+        # campaign: SFT, Self-SFT and GRPO are read from 02's campaign runs of the same target and seed
         "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5,
-                     "batch_size": 8, "eval_every": 6, "max_tokens": None, "rescore_longer": True},
+                     "batch_size": 8, "eval_every": 6, "max_tokens": None, "rescore_longer": True,
+                     "reuse_runs_from": CAMPAIGN_RUNS},
     },
     "05_results": {  # each point of its own sweep runs 02_rl_vs_sft at the same profile (seeds, methods: 02's profile)
         "smoke": {"grid": {"target": ["mmlu"]}},
@@ -115,7 +120,7 @@ for _notebook in ("01_toy_kl", "05_results"):
 # The LLM notebooks' values that every profile shares, from the trainers' own defaults (one source): the paper's
 # learning rates and the authors' sampling temperature. A profile's own value of the same name wins.
 LLM_SHARED = {"lr_sft": DEFAULT_LR["sft"], "lr_rl": DEFAULT_LR["rl"], "temperature": TrainConfig.temperature,
-              "probe_tasks": list(EXTRA_TASK_NAMES), "rescore_longer": True}
+              "probe_tasks": list(EXTRA_TASK_NAMES), "rescore_longer": True, "reuse_runs_from": None}
 SHARED: dict[str, dict[str, Any]] = {
     "02_rl_vs_sft": LLM_SHARED,
     "03_ablations": LLM_SHARED,
@@ -149,6 +154,9 @@ class LLMSettings:
     intervals: list[int] | None = None  # 04: steps between regenerations (0 = never)
     probe_tasks: list[str] | None = None  # extra forgetting probes evaluated beside the paper's three tasks
     rescore_longer: bool = True       # score each run's ends again at evaluation.LONGER_BUDGET x the budget
+    # a folder of earlier points (relative to the repository, e.g. the campaign's): a run identical to one
+    # finished there (same fingerprint: code, data, settings) is read from it instead of trained again
+    reuse_runs_from: str | None = None
     declared: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the notebook's names, in order
 
     @classmethod

@@ -21,6 +21,7 @@ from . import colab, profiles, variants
 from ..core import results
 from ..core.evaluation import LONGER_BUDGET
 from ..core.models import EMBEDDED_MODEL, MODEL_ALIASES, cache_dir
+from ..core.provenance import REPOSITORY
 from ..core.tasks import EXTRA_TASK_NAMES, TASK_NAMES, get_task
 from ..core.training import config as train_config
 from ..core.training.config import METHOD_NAMES
@@ -112,6 +113,24 @@ def _optional_folder(name, value):
         raise ValueError(f"{name} must be an existing folder (or None), got {value!r}")
 
 
+def _reuse_folder(name, value):
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a folder path (absolute or relative to the repository) or None, got {value!r}")
+    if reuse_folder(value).exists() and not reuse_folder(value).is_dir():
+        raise ValueError(f"{name} {value!r} is a file, not a folder of finished points")
+
+
+def reuse_folder(value: str | None) -> Path | None:
+    """``reuse_runs_from`` as a path: relative paths are relative to the repository, so that a campaign point's
+    parameters (and its key) are the same on every machine."""
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else REPOSITORY / path
+
+
 def _grid(name, value):
     if value is not None and (not isinstance(value, dict)
                               or not all(isinstance(v, list) and v for v in value.values())):
@@ -142,6 +161,7 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "self_sft_steps": _list_of(_int_at_least(1), "ints >= 1"),
     "probe_tasks": _names_from(EXTRA_TASK_NAMES),
     "rescore_longer": _flag,
+    "reuse_runs_from": _reuse_folder,
     "intervals": _list_of(_int_at_least(0), "ints >= 0 (steps between regenerations; 0 = never)"),
     # 01_toy_kl
     "n_seeds": _int_at_least(2),  # a spread over seeds needs two
@@ -236,6 +256,11 @@ class Setup:
     def task_names(self) -> tuple[str, ...]:
         """Every evaluated task: the paper's three, then the extra forgetting probes."""
         return task_names(self.cfg)
+
+    @property
+    def reuse_dir(self) -> Path | None:
+        """Where finished runs identical to this notebook's may be read from (``reuse_runs_from``), or None."""
+        return reuse_folder(getattr(self.cfg, "reuse_runs_from", None))
 
     @property
     def kl_prompts(self) -> int:

@@ -60,6 +60,9 @@ class RunRecord:
     # mean accuracy after minus before (pp) on the probes that ask the target's own questions in another form
     # (tasks.transfer_tasks; left out of the drop); None where none is scored
     transfer: float | None = None
+    # the run folder this record was read from, relative to the notebook's ``reuse_runs_from``, when another
+    # notebook's identical run was reused (experiment.find_finished); None for a run trained here
+    reused_from: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON types; no ``correct_rollouts`` key when there are none."""
