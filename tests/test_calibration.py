@@ -92,6 +92,16 @@ def test_the_campaigns_cost_is_projected_from_measured_runs_and_point_overheads(
     assert p.hours == pytest.approx(hand) and p.cpu_hours == pytest.approx(2 * hand)
     text = calibration.cost_sentence(p)
     assert "grpo 60 min" in text and "self_sft 38 min (costed)" in text and "over its budget of 50" in text
+    # a target measured on its own costs its own time; the others the method's mean over targets
+    mmlu = dataclasses.replace(run("grpo", 1200), target="mmlu")
+    q = calibration.projected_campaign([run("sft", 900), run("grpo", 3600), mmlu], [400.0], 2)
+    assert q.run_seconds["grpo"] == 2400.0 and q.target_seconds[("mmlu", "grpo")] == 1200.0
+    # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (mmlu): 4 GRPO at 1200; 04 (mmlu, ifeval):
+    # Iterative-SFT costed as SFT and GRPO's mean on its target where both are measured (ifeval), else overall
+    hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (4 * 1200 + 900)
+                            + (1650 + 2250))) / 3600
+    assert q.hours == pytest.approx(hand)
+    assert "(by target: grpo on ifeval 60 min, sft on ifeval 15 min, grpo on mmlu 20 min)" in calibration.cost_sentence(q)
     # a point's overhead: its notebook's time besides its runs'
     point = tmp_path / "ifeval" / "abc"
     point.mkdir(parents=True)

@@ -320,7 +320,8 @@ def test_a_run_finished_by_another_notebook_is_read_not_trained_again(tmp_path, 
     path = tmp_path / "04.json"
     again = experiment.run_variant(bench, config, label="SFT, as in chapter 2", out_dir=out, kl_prompts=2,
                                    rescore_longer=False, reuse_from=campaign, results_path=path, progress=False)
-    assert again.variant == "SFT, as in chapter 2" and again.reused_from == found.parent.relative_to(campaign).as_posix()
+    assert again.variant == "SFT, as in chapter 2"
+    assert again.reused_from == found.parent.relative_to(campaign).as_posix()
     assert dataclasses.replace(again, variant="SFT", reused_from=None) == first
     assert len(list(out.glob("*/record.json"))) == 1, "the point keeps its own copy of the record"
     assert RunRecord.from_dict(json.loads(path.read_text())["runs"][0]) == again

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core import layout
@@ -187,10 +187,11 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
 # identical to one of 02's points (same target, seed and settings) are read from it, not trained again
 # (``profiles.CAMPAIGN_RUNS``): 04's SFT, Self-SFT and GRPO cost nothing; 03's GRPO keeps its rollouts, so it runs.
 CAMPAIGN_SEEDS = 5
-CAMPAIGN_PLAN: dict[str, tuple[int, dict[str, int]]] = {
-    "02_rl_vs_sft": (3, {"sft": 1, "self_sft": 1, "grpo": 1}),
-    "03_ablations": (1, {"grpo": 4, "sft": 1}),  # GRPO, its beta = 0, REINFORCE, stale rollouts; SFT on rollouts
-    "04_iterative_sft": (2, {"iterative_sft": 1}),
+CAMPAIGN_PLAN: dict[str, tuple[tuple[str, ...], dict[str, int]]] = {
+    "02_rl_vs_sft": (("ifeval", "mmlu", "countdown"), {"sft": 1, "self_sft": 1, "grpo": 1}),
+    # 03: GRPO, its beta = 0, REINFORCE, stale rollouts; SFT on GRPO's rollouts
+    "03_ablations": (("mmlu",), {"grpo": 4, "sft": 1}),
+    "04_iterative_sft": (("mmlu", "ifeval"), {"iterative_sft": 1}),
 }
 CPU_HOURS_BUDGET = 50.0
 # Self-SFT and Iterative-SFT sample like RL and train like SFT: until a run of theirs is measured, each is costed as
@@ -202,7 +203,7 @@ COSTED_AS_MEAN = ("self_sft", "iterative_sft")
 class Projection:
     """The campaign's projected cost from measured calibration runs (seconds as they ran)."""
 
-    run_seconds: dict[str, float]  # method -> seconds of one run, evaluations included
+    run_seconds: dict[str, float]  # method -> seconds of one run, evaluations included, mean over its targets
     measured: tuple[str, ...]      # the methods whose time is measured (the others are costed)
     point_seconds: float           # a point's time besides its runs: model, baseline evaluation, KL samples
     steps: int                     # the calibration runs' steps
@@ -210,6 +211,8 @@ class Projection:
     runs: int
     hours: float                   # wall hours, one point after another
     cores: int
+    # (target, method) -> seconds of one run where measured on that target; elsewhere the method's mean is used
+    target_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def cpu_hours(self) -> float:
@@ -239,26 +242,44 @@ def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], 
     return overheads, cores
 
 
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
 def projected_campaign(records, overheads: Sequence[float], cores: int) -> Projection | None:
-    """The campaign of ``CAMPAIGN_PLAN`` x ``CAMPAIGN_SEEDS`` seeds at the calibration runs' measured times; None
-    until an SFT and a GRPO run (and a point's overhead) are measured."""
+    """The campaign of ``CAMPAIGN_PLAN`` x ``CAMPAIGN_SEEDS`` seeds at the calibration runs' measured times: a
+    run of a (target, method) measured in the calibration costs its mean time there, any other the method's mean
+    over the targets measured (Self-SFT and Iterative-SFT, until measured, the mean of SFT and GRPO). None until
+    an SFT and a GRPO run (and a point's overhead) are measured."""
     runs = as_records(records)
     measured = {m: [r.seconds for r in runs if r.method == m] for m in {r.method for r in runs}}
     if not (measured.get("sft") and measured.get("grpo") and overheads):
         return None
-    per_run = {m: sum(v) / len(v) for m, v in measured.items()}
+    per_run = {m: _mean(v) for m, v in measured.items()}
     for m in COSTED_AS_MEAN:
         per_run.setdefault(m, (per_run["sft"] + per_run["grpo"]) / 2)
-    point = sum(overheads) / len(overheads)
-    n_points = sum(targets for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
+    by_target = {key: _mean([r.seconds for r in runs if (r.target, r.method) == key])
+                 for key in {(r.target, r.method) for r in runs}}
+
+    def cost(target: str, method: str) -> float:
+        if (target, method) in by_target:
+            return by_target[target, method]
+        both = {(target, "sft"), (target, "grpo")} <= set(by_target)
+        if method in COSTED_AS_MEAN and method not in measured and both:
+            return (by_target[target, "sft"] + by_target[target, "grpo"]) / 2
+        return per_run[method if method in per_run else "grpo"]
+
+    point = _mean(overheads)
+    n_points = sum(len(targets) for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
     n_runs, seconds = 0, n_points * point
     for targets, per_point in CAMPAIGN_PLAN.values():
-        for method, count in per_point.items():
-            n_runs += targets * CAMPAIGN_SEEDS * count
-            seconds += targets * CAMPAIGN_SEEDS * count * per_run[method if method in per_run else "grpo"]
+        for target in targets:
+            for method, count in per_point.items():
+                n_runs += CAMPAIGN_SEEDS * count
+                seconds += CAMPAIGN_SEEDS * count * cost(target, method)
     steps = round(sum(int(r.config.get("steps", 0)) for r in runs) / len(runs))
     return Projection(per_run, tuple(sorted(measured)), point, steps, n_points, n_runs, seconds / 3600,
-                      max(cores, 1))
+                      max(cores, 1), by_target)
 
 
 def cost_sentence(projection: Projection | None) -> str:
@@ -267,6 +288,9 @@ def cost_sentence(projection: Projection | None) -> str:
         return ("The campaign's cost is projected once an SFT and a GRPO calibration run have finished: none yet.")
     p = projection
     measured = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" for m in sorted(p.measured))
+    if len({t for t, _ in p.target_seconds}) > 1:  # per target where it differs: an ifeval answer is longer
+        measured += " (by target: " + ", ".join(f"{m} on {t} {v / 60:.0f} min"
+                                               for (t, m), v in sorted(p.target_seconds.items())) + ")"
     costed = [m for m in sorted(p.run_seconds) if m not in p.measured]
     costed_part = ("" if not costed else
                    f"; not yet measured, costed as the mean of an SFT and a GRPO run: "

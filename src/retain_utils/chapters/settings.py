@@ -117,7 +117,8 @@ def _reuse_folder(name, value):
     if value is None:
         return
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a folder path (absolute or relative to the repository) or None, got {value!r}")
+        raise ValueError(f"{name} must be a folder path (absolute or relative to the repository) or None, "
+                         f"got {value!r}")
     if reuse_folder(value).exists() and not reuse_folder(value).is_dir():
         raise ValueError(f"{name} {value!r} is a file, not a folder of finished points")
 
