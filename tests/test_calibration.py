@@ -112,3 +112,29 @@ def test_the_campaigns_cost_is_projected_from_measured_runs_and_point_overheads(
          "runs": [{"seconds": 600.0}, {"seconds": 250.0}, {"seconds": 900.0, "reused_from": "x/runs/SFT-s0-f"}]}))
     assert calibration.point_overheads(tmp_path) == ([150.0], 2), "a run read from another point took no time here"
     assert calibration.point_overheads(tmp_path / "none") == ([], 0)
+
+
+def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_reads_it(tmp_path, capsys):
+    import json
+
+    from retain_utils.__main__ import main
+
+    assert main(["calibration", "-o", str(tmp_path / "none")]) == 2
+    assert f"error: no calibration folder {tmp_path / 'none'}" in capsys.readouterr().err
+    assert main(["calibration", "-o", str(tmp_path), "--write"]) == 2
+    assert "holds no finished calibration run: nothing to choose from" in capsys.readouterr().err
+    for seed, gain in ((100, 12.0), (101, 15.0)):  # one point folder per run, as a calibration sweep writes it
+        point = tmp_path / "ifeval" / f"p{seed}"
+        point.mkdir(parents=True)
+        (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                       "params": {"seeds": [seed]}, "key": f"p{seed}"}))
+        (point / "done.json").write_text(json.dumps({"seconds": 60.0}))
+        (point / "02_rl_vs_sft.results.json").write_text(json.dumps(
+            {"runs": [_record(2e-5, seed, gain).to_dict()]}))
+    assert main(["calibration", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2e-05" in out and "1 setting(s) over 2 run(s) are committed" in out and "choice:" not in out
+    assert not (tmp_path / calibration.CHOICE_FILE).exists()
+    assert main(["calibration", "-o", str(tmp_path), "--write"]) == 0
+    (choice,) = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
+    assert (choice.target, choice.method, choice.lr, choice.steps) == ("ifeval", "grpo", 2e-5, 60)

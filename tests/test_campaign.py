@@ -348,6 +348,9 @@ def test_repeats_compare_one_configuration_run_in_two_points(tmp_path):
     layout.results_file(campaign_dir / points[2], "04_iterative_sft").write_text(json.dumps(
         {"config": {"n_train": 16}, "runs": [moved, sft]}))  # other training data: not the same configuration
     assert [p.points for p in campaign.repeats(campaign_dir)] == [(points[0], points[1])]
+    layout.results_file(campaign_dir / points[1], "03_ablations").write_text(json.dumps(
+        {"runs": [{**grpo, "reused_from": f"{points[0]}/runs/GRPO-s0-abc"}]}))  # a copy, read from 02's point
+    assert campaign.repeats(campaign_dir) == [], "a run read from another point is no rerun of it"
 
 
 def test_budget_probe_refuses_bad_budgets_before_any_compute(capsys):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m retain_utils run|book|sweep|campaign ...`` (``--help`` on each)."""
+"""Command line: ``python -m retain_utils run|book|sweep|campaign|calibration ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .batch import campaign, runner, sweep
 from .core import results
+from .chapters import calibration
 from .chapters.profiles import PROFILE_NAMES
 
 
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("-o", "--output-dir", help=f"default: {campaign.CAMPAIGN_DIR}")
     camp.add_argument("--verify", metavar="POINT", help="rerun one committed point folder into a temporary folder and "
                                                          "compare its numbers with the committed ones")
+    cal = sub.add_parser("calibration", help="what the committed calibration chose per target and method, and why")
+    cal.add_argument("-o", "--output-dir", help=f"the calibration's folder (default: {calibration.CALIBRATION_DIR})")
+    cal.add_argument("--write", action="store_true",
+                     help=f"also write the choice to {calibration.CHOICE_FILE} there (settings, rule, choices)")
     return parser
 
 
@@ -121,6 +126,21 @@ def main(argv: list[str] | None = None) -> int:
             print(campaign.status(folder))
             if not args.status and summary.failed:
                 return 1
+        elif args.command == "calibration":
+            if args.output_dir is not None and not args.output_dir.strip():
+                raise ValueError("-o/--output-dir is empty: give the calibration folder (or leave -o out)")
+            folder = Path(args.output_dir) if args.output_dir is not None else calibration.CALIBRATION_DIR
+            if not folder.is_dir():
+                raise FileNotFoundError(f"no calibration folder {folder}")
+            settings = calibration.summary(calibration.load(folder))
+            choices = calibration.choose(settings)
+            print(calibration.settings_frame(settings).to_string(index=False) if settings else "(no runs)")
+            print(calibration.status_sentence(settings, choices))
+            if args.write:
+                if not settings:
+                    raise ValueError(f"{folder} holds no finished calibration run: nothing to choose from")
+                calibration.write_choice(folder / calibration.CHOICE_FILE, settings, choices)
+                print(f"choice: {folder / calibration.CHOICE_FILE}")
     except (ValueError, runner.NotebookError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -307,7 +307,8 @@ class Repeat:
 
 def repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[Repeat]:
     """Every pair of finished points that ran the same configuration (target, seed, training config with its
-    bookkeeping fields aside, and the notebook's model, data and evaluation sizes), compared number by number."""
+    bookkeeping fields aside, and the notebook's model, data and evaluation sizes), compared number by number.
+    A run one point read from another (``reused_from``) is a copy, not a rerun: left out."""
     campaign_dir = Path(campaign_dir)
     seen: dict[str, list[tuple[str, str, dict]]] = {}
     for folder, record in finished(campaign_dir).items():
@@ -315,6 +316,8 @@ def repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[Repeat]:
         saved = load(folder / f"{folder.parent.name}.results.json")
         settings = [saved.get("config", {}).get(name) for name in NOTEBOOK_SETTINGS]
         for run in saved.get("runs") or []:
+            if run.get("reused_from"):  # a copy of another point's run (experiment.find_finished), not a rerun
+                continue
             config = {k: v for k, v in (run.get("config") or {}).items() if k not in BOOKKEEPING}
             key = json.dumps([run.get("target"), run.get("seed"), run.get("n_eval"), settings, config], sort_keys=True)
             seen.setdefault(key, []).append((str(folder.relative_to(campaign_dir)), flags, run))

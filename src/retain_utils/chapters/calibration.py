@@ -9,7 +9,7 @@ probes that ask the target's own questions, which the drop leaves out) and the d
 (no ``diagnostics`` flag of the run itself or of the target's answers: no signal, shrunk answers, the target's
 answers looping or cut off). Flags on the other tasks are forgetting, the quantity the campaign measures: a rule
 that excluded them would pick for each method the setting that forgets least, so they are shown, not excluded.
-``write_choice`` records the choice and its reason beside the sweep, where the campaign and the book read it.
+``write_choice`` records the choice and its reason beside the sweeps (``python -m retain_utils calibration --write``).
 """
 
 from __future__ import annotations
