@@ -109,7 +109,8 @@ def test_load_bench_writes_the_baseline_and_the_machine_it_ran_on(tmp_path, monk
     setup = settings.setup("02_rl_vs_sft", "smoke", model="tiny", target="mmlu")
     experiment.load_bench(setup, tmp_path / "r.json", progress=False)
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert {row["task"] for row in saved["baseline"]} == {"ifeval", "mmlu", "countdown", "arithmetic", "knowledge_pair"}
+    assert {row["task"] for row in saved["baseline"]} == {"ifeval", "mmlu", "countdown", "arithmetic", "knowledge_pair",
+                                                          "antonym"}
     machine = saved["machine"]
     assert machine["device"] == "cpu" and machine["weights"] == "float32"  # tiny_model's default
     assert machine["dtype"] == str(models.default_dtype("cpu")).replace("torch.", "")

@@ -38,11 +38,14 @@ def test_setup_builds_each_notebooks_variants_with_the_shared_defaults():
     assert [v.label for v in s.variants] == ["SFT", "Self-SFT", "GRPO"]
     assert [v.config.lr for v in s.variants] == [1e-4, 1e-4, 5e-6]  # profiles.LLM_SHARED: the trainers' defaults
     assert {v.config.temperature for v in s.variants} == {0.8} and s.budget == 16 and s.kl_prompts == 12
-    probes = ("arithmetic", "knowledge_pair")
+    probes = ("arithmetic", "knowledge_pair", "antonym")
     assert s.task_names == ("ifeval", "mmlu", "countdown", *probes)
     assert s.task_options == {t: {"max_new_tokens": 16} for t in s.task_names}
     assert [v.config.temperature for v in setup("02_rl_vs_sft", temperature=0.6).variants] == [0.6] * 3
     assert setup("02_rl_vs_sft", probe_tasks=[]).task_names == ("ifeval", "mmlu", "countdown")
+    # KL: KL_PROMPTS held-out prompts in all, whatever the number of tasks (at most 3 per task's held-out count)
+    assert setup("02_rl_vs_sft", n_eval=100).kl_prompts == settings.KL_PROMPTS == 60
+    assert setup("02_rl_vs_sft", n_eval=100, probe_tasks=[]).kl_prompts == 60
     s = setup("04_iterative_sft")
     assert [v.label for v in s.variants] == ["SFT", "Self-SFT (never)", "Iterative-SFT, every 1 step", "GRPO"]
     assert [v.config.method for v in s.variants] == ["sft", "self_sft", "iterative_sft", "grpo"]
@@ -97,7 +100,7 @@ def test_profiles_share_the_llm_values_and_a_profile_may_override_them():
     assert "lr_sft" not in profiles.PROFILES["02_rl_vs_sft"]["quick"]
     assert profiles.values("03_ablations", "full")["lr_rl"] == 5e-6
     assert profiles.apply("04_iterative_sft", "quick", temperature=None).temperature == 0.8
-    assert profiles.values("02_rl_vs_sft", "smoke")["probe_tasks"] == ["arithmetic", "knowledge_pair"]
+    assert profiles.values("02_rl_vs_sft", "smoke")["probe_tasks"] == ["arithmetic", "knowledge_pair", "antonym"]
     assert profiles.values("nothing", "quick") == {}
 
 

@@ -85,7 +85,7 @@ def _scorers():
     out += [("parse_answer", parse_answer), ("parse_open", parse_open), ("last_boxed", last_boxed),
             ("last_equation", last_equation)]
     tasks = [get_task("ifeval"), MMLUTask(), MMLUTask(format="choice"), CountdownTask(), CountdownTask(n_numbers=4),
-             get_task("arithmetic", steps=2), get_task("knowledge_pair")]
+             get_task("arithmetic", steps=2), get_task("knowledge_pair"), get_task("antonym")]
     for task in tasks:
         for example in task.make_examples(3, seed=0, split="eval"):
             out.append((f"{task.name}.score", lambda t, task=task, e=example: task.score(e, t)))

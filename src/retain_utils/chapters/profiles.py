@@ -90,12 +90,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      "self_sft_steps": [12], "rescore_longer": True, "reuse_runs_from": CAMPAIGN_RUNS},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: the campaign's
-    # intervals (every 4 steps, never); full: every 1, 2 and 4 steps and never.
+    # intervals (every 4 steps, never), evaluated at the start and the end only (the quick book's time limit);
+    # full: every 1, 2 and 4 steps and never.
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
                   "batch_size": 2, "eval_every": 2, "max_tokens": 16, "rescore_longer": False},
         "quick": {"intervals": [4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
-                  "batch_size": 4, "eval_every": 4, "max_tokens": None, "rescore_longer": False},
+                  "batch_size": 4, "eval_every": 8, "max_tokens": None, "rescore_longer": False},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,

@@ -239,6 +239,8 @@ def check_value(notebook: str, profile: str, name: str, value: Any, default: str
 
 # ----- an LLM notebook's setup ----------------------------------------------------------------------------------
 
+KL_PROMPTS = 60  # held-out prompts per run for the KL to the initial model, over all tasks
+
 @dataclass
 class Setup:
     """What an LLM notebook runs: its checked settings, the variants and the task options."""
@@ -265,9 +267,10 @@ class Setup:
 
     @property
     def kl_prompts(self) -> int:
-        """Held-out prompts the KL to the initial model is measured on, one response each: 12 per task with the five
-        tasks (a run's KL is a mean over them; the drop-vs-KL correlation needs it to be more than sampling noise)."""
-        return min(12 * len(self.task_names), 3 * self.cfg.n_eval)
+        """Held-out prompts the KL to the initial model is measured on, one response each, spread evenly over the
+        tasks (``KL_PROMPTS`` in all: a run's KL is a mean over them; the drop-vs-KL correlation needs it to be
+        more than sampling noise); a probe added to the tasks leaves its cost unchanged."""
+        return min(KL_PROMPTS, 3 * self.cfg.n_eval)
 
     @property
     def budget_text(self) -> str:

@@ -1,5 +1,5 @@
-"""The three task families of the paper (instruction following, knowledge (MMLU), Countdown) and two more
-forgetting probes (arithmetic, two-way knowledge questions) that are used only where named.
+"""The three task families of the paper (instruction following, knowledge (MMLU), Countdown) and three more
+forgetting probes (arithmetic, two-way knowledge questions, antonyms) that are used only where named.
 
 ``get_task(name, **options)`` builds one; each has ``make_examples(n, seed, split)``, ``messages``,
 ``parse`` and ``reward`` (see ``tasks.base``).
@@ -7,6 +7,7 @@ forgetting probes (arithmetic, two-way knowledge questions) that are used only w
 
 from __future__ import annotations
 
+from .antonym import AntonymTask
 from .arithmetic import ArithmeticTask
 from .base import SPLITS, Example, Task
 from .countdown import CountdownTask
@@ -15,9 +16,9 @@ from .knowledge_pair import KnowledgePairTask
 from .mmlu import MMLUTask
 
 TASK_NAMES = ("ifeval", "mmlu", "countdown")  # the paper's three, in Table 1's order: the default everywhere
-EXTRA_TASK_NAMES = ("arithmetic", "knowledge_pair")  # more forgetting probes, used only where named
+EXTRA_TASK_NAMES = ("arithmetic", "knowledge_pair", "antonym")  # more forgetting probes, used only where named
 TASKS = {"ifeval": IFEvalTask, "mmlu": MMLUTask, "countdown": CountdownTask,
-         "arithmetic": ArithmeticTask, "knowledge_pair": KnowledgePairTask}
+         "arithmetic": ArithmeticTask, "knowledge_pair": KnowledgePairTask, "antonym": AntonymTask}
 ALL_TASK_NAMES = TASK_NAMES + EXTRA_TASK_NAMES
 
 # Probes that ask a task's own held-out questions in another form: knowledge_pair asks mmlu's held-out questions
@@ -52,4 +53,4 @@ def get_task(name: str, **options) -> Task:
 
 __all__ = ["SPLITS", "TASKS", "RELATED", "TASK_NAMES", "EXTRA_TASK_NAMES", "ALL_TASK_NAMES", "Example", "Task",
            "get_task", "forgetting_tasks", "transfer_tasks",
-           "IFEvalTask", "MMLUTask", "CountdownTask", "ArithmeticTask", "KnowledgePairTask"]
+           "IFEvalTask", "MMLUTask", "CountdownTask", "ArithmeticTask", "KnowledgePairTask", "AntonymTask"]
