@@ -73,16 +73,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "03_ablations": {
         "smoke": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2,
                   "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2],
-                  "rescore_longer": False},
+                  "rescore_longer": False, "reuse_runs_from": None},
         "quick": {"ablations": ["kl", "on_policy"], "seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24,
                   "group_size": 4, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
-                  "self_sft_steps": [6], "rescore_longer": False},
+                  "self_sft_steps": [6], "rescore_longer": False, "reuse_runs_from": None},
         "full": {"ablations": ALL_ABLATIONS, "seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100,
                  "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None,
-                 "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60], "rescore_longer": True},
+                 "self_sft_lrs": [3e-5, 1e-4, 3e-4], "self_sft_steps": [30, 60], "rescore_longer": True,
+                 "reuse_runs_from": None},
         "colab": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4],
-                  "self_sft_steps": [40], "rescore_longer": True},
+                  "self_sft_steps": [40], "rescore_longer": True, "reuse_runs_from": None},
         # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS). A
         # variant identical to one of 02's campaign runs of the same target and seed (SFT) is read from it.
         "campaign": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150,
@@ -94,13 +95,16 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # full: every 1, 2 and 4 steps and never.
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
-                  "batch_size": 2, "eval_every": 2, "max_tokens": 16, "rescore_longer": False},
+                  "batch_size": 2, "eval_every": 2, "max_tokens": 16, "rescore_longer": False, "reuse_runs_from": None},
         "quick": {"intervals": [4, 0], "seeds": [0], "steps": 8, "n_train": 32, "n_eval": 24, "group_size": 4,
-                  "batch_size": 4, "eval_every": 8, "max_tokens": None, "rescore_longer": False},
+                  "batch_size": 4, "eval_every": 8, "max_tokens": None, "rescore_longer": False,
+                  "reuse_runs_from": None},
         "full": {"intervals": [1, 2, 4, 0], "seeds": [0, 1, 2], "steps": 60, "n_train": 200, "n_eval": 100,
-                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True},
+                 "group_size": 5, "batch_size": 8, "eval_every": 10, "max_tokens": None, "rescore_longer": True,
+                 "reuse_runs_from": None},
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
-                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "rescore_longer": True},
+                  "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "rescore_longer": True,
+                  "reuse_runs_from": None},
         # campaign: SFT, Self-SFT and GRPO are read from 02's campaign runs of the same target and seed
         "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5,
                      "batch_size": 8, "eval_every": 6, "max_tokens": None, "rescore_longer": True,

@@ -241,6 +241,7 @@ def check_value(notebook: str, profile: str, name: str, value: Any, default: str
 
 KL_PROMPTS = 60  # held-out prompts per run for the KL to the initial model, over all tasks
 
+
 @dataclass
 class Setup:
     """What an LLM notebook runs: its checked settings, the variants and the task options."""
