@@ -138,3 +138,19 @@ def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_read
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 0
     (choice,) = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
     assert (choice.target, choice.method, choice.lr, choice.steps) == ("ifeval", "grpo", 2e-5, 60)
+
+
+def test_the_campaign_takes_each_targets_rates_and_budget_from_the_choice_or_says_why_not():
+    def choice(target, method, lr, steps=40):
+        return calibration.Choice(target, method, lr, None if lr is None else steps, True, "why")
+
+    params = calibration.campaign_params([choice("mmlu", "sft", 3e-4), choice("mmlu", "grpo", 2e-5),
+                                          choice("ifeval", "grpo", 1e-5), choice("ifeval", "sft", 1e-4)])
+    assert params == {"mmlu": {"steps": 40, "lr_sft": 3e-4, "lr_rl": 2e-5},
+                      "ifeval": {"steps": 40, "lr_rl": 1e-5, "lr_sft": 1e-4}}
+    with pytest.raises(ValueError, match="mmlu, grpo has no qualifying setting \\(why\\)"):
+        calibration.campaign_params([choice("mmlu", "sft", 3e-4), choice("mmlu", "grpo", None)])
+    with pytest.raises(ValueError, match="mmlu's methods chose different budgets \\(40 and 60 steps\\)"):
+        calibration.campaign_params([choice("mmlu", "sft", 3e-4), choice("mmlu", "grpo", 2e-5, steps=60)])
+    with pytest.raises(ValueError, match="calibration: countdown has no choice for lr_rl"):
+        calibration.campaign_params([choice("countdown", "sft", 1e-4)])

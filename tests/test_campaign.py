@@ -132,6 +132,25 @@ def test_plan_runs_seed_by_seed_chapter_2s_targets_first(tmp_path):
     assert notebooks.count("02_rl_vs_sft") == 9 and notebooks.count("03_ablations") == 3
 
 
+def test_a_written_calibration_choice_sets_each_targets_learning_rates_and_budget(tmp_path):
+    from retain_utils.chapters import calibration
+
+    choices = [calibration.Choice(t, m, lr, 40, True, "chosen") for t in ("mmlu", "ifeval", "countdown")
+               for m, lr in (("sft", 3e-4 if t == "mmlu" else 1e-4), ("grpo", 2e-5))]
+    choice = tmp_path / "choice.json"
+    calibration.write_choice(choice, [], choices)
+    planned = campaign.plan(tmp_path / "campaign", choice_file=choice)
+    assert len(planned) == 15  # one grid per target, the same points as without a choice
+    mmlu = [p.params for _, p in planned if p.params["target"] == "mmlu"]
+    assert all((p["lr_sft"], p["lr_rl"], p["steps"]) == (3e-4, 2e-5, 40) for p in mmlu)
+    assert {p.params["lr_sft"] for _, p in planned if p.params["target"] == "ifeval"} == {1e-4}
+    assert "lr_sft" not in campaign.plan(tmp_path / "campaign", choice_file=tmp_path / "none.json")[0][1].params
+    calibration.write_choice(choice, [], [c for c in choices if c.target != "countdown"])
+    with pytest.raises(ValueError, match=r"choice.json: no calibrated setting for target\(s\) countdown of "
+                                         r"02_rl_vs_sft; calibrated: ifeval, mmlu"):
+        campaign.plan(tmp_path / "campaign", choice_file=choice)
+
+
 def test_campaign_points_evaluate_with_each_tasks_own_budget():
     """The results chapter reads budgets from the tasks' defaults (``experiment.truncation`` without tasks)."""
     assert all(profiles.values(nb, campaign.PROFILE).get("max_tokens") is None for nb in campaign.GRIDS)

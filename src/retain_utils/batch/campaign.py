@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..chapters import profiles
+from ..chapters import calibration, profiles
 from ..core import provenance, results
 from . import runner, sweep
 from ..core.layout import finished_record, point_folders, read_params, results_file, unreadable
@@ -66,13 +66,36 @@ class Refusal:
         return "; ".join(lines) + ". Pass --allow-mixed to run anyway."
 
 
-def plan(campaign_dir: str | Path = CAMPAIGN_DIR,
-         notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> list[tuple[Path, sweep.Point]]:
+# once the calibration's choice is written (``python -m retain_utils calibration --write``), every target trains
+# at its calibrated learning rates and budget
+CHOICE = calibration.CALIBRATION_DIR / calibration.CHOICE_FILE
+
+
+def grids(choice_file: str | Path = CHOICE) -> dict[str, list[dict]]:
+    """Each notebook's grids of one seed: ``GRIDS`` as they stand while no calibration choice is written; with
+    one, a grid per target carrying its calibrated ``lr_sft``, ``lr_rl`` and ``steps``
+    (``calibration.campaign_params``)."""
+    if not Path(choice_file).is_file():
+        return {nb: [grid] for nb, grid in GRIDS.items()}
+    calibrated = calibration.campaign_params(calibration.read_choice(choice_file))
+    out = {}
+    for nb, grid in GRIDS.items():
+        missing = [t for t in grid["target"] if t not in calibrated]
+        if missing:
+            raise ValueError(f"{choice_file}: no calibrated setting for target(s) {', '.join(missing)} of {nb}; "
+                             f"calibrated: {', '.join(sorted(calibrated)) or 'none'}")
+        out[nb] = [{**grid, "target": [t], **{k: [v] for k, v in calibrated[t].items()}} for t in grid["target"]]
+    return out
+
+
+def plan(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR,
+         choice_file: str | Path = CHOICE) -> list[tuple[Path, sweep.Point]]:
     """Every point as (its sweep folder, the point), seed by seed; within a seed in ``GRIDS`` order, so chapter
     2's three targets (the results chapter's Table 1) come first, then the ablations and Iterative-SFT.
     Validates everything."""
     campaign_dir = Path(campaign_dir)
-    return [(campaign_dir / nb, point) for seed in SEEDS for nb, grid in GRIDS.items()
+    return [(campaign_dir / nb, point) for seed in SEEDS for nb, nb_grids in grids(choice_file).items()
+            for grid in nb_grids
             for point in sweep.plan(nb, {**grid, "seeds": [[seed]]}, PROFILE, Path(notebook_dir))]
 
 

@@ -138,6 +138,32 @@ def read_choice(path: str | Path) -> list[Choice]:
         raise ValueError(f"{path}: not a calibration choice file ({e})") from None
 
 
+# the notebook parameter each calibrated method sets: the SFT family trains at SFT's rate, the RL family at GRPO's
+LR_PARAM = {"sft": "lr_sft", "grpo": "lr_rl"}
+
+
+def campaign_params(choices: Sequence[Choice]) -> dict[str, dict[str, float | int]]:
+    """Per target, the notebook parameters the campaign takes from the calibration: ``lr_sft`` (SFT's choice),
+    ``lr_rl`` (GRPO's) and ``steps`` (theirs, which must agree). A target with a method that has no qualifying
+    setting, or whose methods chose different budgets, is a ValueError naming it."""
+    out: dict[str, dict[str, float | int]] = {}
+    for c in choices:
+        if c.method not in LR_PARAM:
+            continue
+        if c.lr is None or c.steps is None:
+            raise ValueError(f"calibration: {c.target}, {c.method} has no qualifying setting ({c.reason})")
+        params = out.setdefault(c.target, {"steps": c.steps})
+        if params["steps"] != c.steps:
+            raise ValueError(f"calibration: {c.target}'s methods chose different budgets "
+                             f"({params['steps']} and {c.steps} steps); the campaign runs one per target")
+        params[LR_PARAM[c.method]] = c.lr
+    for target, params in out.items():
+        missing = sorted(set(LR_PARAM.values()) - set(params))
+        if missing:
+            raise ValueError(f"calibration: {target} has no choice for {', '.join(missing)}")
+    return out
+
+
 CALIBRATION_DIR = REPOSITORY / "results" / "calibration"  # one sweep folder per target
 
 
