@@ -75,43 +75,49 @@ def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
     assert frame.loc[0, "Gain 95 % interval over seeds (pp)"] == "one seed" and frame.loc[0, "Learning rate"] == "2e-05"
 
 
-def test_the_campaigns_cost_is_projected_from_measured_runs_and_point_overheads(tmp_path):
+def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tmp_path):
     import json
 
-    def run(method, seconds):
-        return dataclasses.replace(_record(1e-5, 100, 5.0, method=method), seconds=seconds)
+    def point(overhead, *runs, target="ifeval"):  # core-seconds, as point_costs reads them
+        return calibration.PointCost(target, 2, 2, 60, overhead, tuple(runs))
 
-    assert calibration.projected_campaign([run("sft", 600)], [300.0], 2) is None, "needs a GRPO run too"
+    assert calibration.projected_campaign([point(300.0, ("sft", 600.0))]) is None, "needs a GRPO run too"
     assert "none yet" in calibration.cost_sentence(None)
-    p = calibration.projected_campaign([run("sft", 600), run("sft", 1200), run("grpo", 3600)], [300.0, 500.0], 2)
+    p = calibration.projected_campaign([point(300.0, ("sft", 600.0)), point(500.0, ("sft", 1200.0), ("grpo", 3600.0))])
     assert p.run_seconds == {"sft": 900.0, "grpo": 3600.0, "self_sft": 2250.0, "iterative_sft": 2250.0}
     assert p.measured == ("grpo", "sft") and p.point_seconds == 400.0 and p.steps == 60
     # 6 targets' points x 5 seeds; runs per plan (04 trains only Iterative-SFT: the rest is read from 02's points)
     assert (p.points, p.runs) == (30, 5 * (3 * 3 + 5 + 2 * 1))
     hand = (30 * 400 + 5 * (3 * (900 + 2250 + 3600) + (4 * 3600 + 900) + 2 * 2250)) / 3600
-    assert p.hours == pytest.approx(hand) and p.cpu_hours == pytest.approx(2 * hand)
+    assert p.cpu_hours == pytest.approx(hand) and p.hours == pytest.approx(hand / 2), "two cores kept busy"
     text = calibration.cost_sentence(p)
-    assert "grpo 60 min" in text and "self_sft 38 min (costed)" in text and "over its budget of 50" in text
+    assert "grpo 60" in text and "self_sft 38 (costed)" in text and "over its budget of 50" in text
     # a target measured on its own costs its own time; the others the method's mean over targets
-    mmlu = dataclasses.replace(run("grpo", 1200), target="mmlu")
-    q = calibration.projected_campaign([run("sft", 900), run("grpo", 3600), mmlu], [400.0], 2)
+    q = calibration.projected_campaign([point(400.0, ("sft", 900.0), ("grpo", 3600.0)),
+                                        point(400.0, ("grpo", 1200.0), target="mmlu")])
     assert q.run_seconds["grpo"] == 2400.0 and q.target_seconds[("mmlu", "grpo")] == 1200.0
     # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (mmlu): 4 GRPO at 1200; 04 (mmlu, ifeval):
     # Iterative-SFT costed as SFT and GRPO's mean on its target where both are measured (ifeval), else overall
     hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (4 * 1200 + 900)
                             + (1650 + 2250))) / 3600
-    assert q.hours == pytest.approx(hand)
-    assert "(by target: grpo on ifeval 60 min, sft on ifeval 15 min, grpo on mmlu 20 min)" in calibration.cost_sentence(q)
-    # a point's overhead: its notebook's time besides its runs'
-    point = tmp_path / "ifeval" / "abc"
-    point.mkdir(parents=True)
-    (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign", "params": {}}))
-    (point / "done.json").write_text(json.dumps({"seconds": 1000}))
-    (point / "02_rl_vs_sft.results.json").write_text(json.dumps(
-        {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2},
-         "runs": [{"seconds": 600.0}, {"seconds": 250.0}, {"seconds": 900.0, "reused_from": "x/runs/SFT-s0-f"}]}))
-    assert calibration.point_overheads(tmp_path) == ([150.0], 2), "a run read from another point took no time here"
-    assert calibration.point_overheads(tmp_path / "none") == ([], 0)
+    assert q.cpu_hours == pytest.approx(hand)
+    assert "(by target: grpo on ifeval 60, sft on ifeval 15, grpo on mmlu 20)" in calibration.cost_sentence(q)
+    # a point's cost from its results file: wall seconds x its torch threads; its overhead is its notebook's time
+    # besides its runs', and a run read from another point took no time here
+    for name, threads in (("a", 1), ("b", 2)):
+        folder = tmp_path / "ifeval" / name
+        folder.mkdir(parents=True)
+        (folder / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                        "params": {}}))
+        (folder / "done.json").write_text(json.dumps({"seconds": 1000}))
+        (folder / "02_rl_vs_sft.results.json").write_text(json.dumps(
+            {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2, "torch_threads": threads},
+             "runs": [{"method": "sft", "seconds": 600.0, "config": {"steps": 40}}, {"method": "grpo", "seconds": 250.0},
+                      {"method": "sft", "seconds": 900.0, "reused_from": "x/runs/SFT-s0-f"}]}))
+    one, two = calibration.point_costs(tmp_path)
+    assert one == calibration.PointCost("ifeval", 1, 2, 40, 150.0, (("sft", 600.0), ("grpo", 250.0)))
+    assert (two.overhead, two.runs) == (300.0, (("sft", 1200.0), ("grpo", 500.0)))
+    assert calibration.point_costs(tmp_path / "none") == []
 
 
 def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_reads_it(tmp_path, capsys):

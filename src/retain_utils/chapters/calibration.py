@@ -226,30 +226,44 @@ COSTED_AS_MEAN = ("self_sft", "iterative_sft")
 
 
 @dataclass(frozen=True)
-class Projection:
-    """The campaign's projected cost from measured calibration runs (seconds as they ran)."""
+class PointCost:
+    """What one finished calibration point cost, in core-seconds (wall seconds x the torch threads it ran with), so
+    that a point run at two threads alone and one run at one thread beside another compare."""
 
-    run_seconds: dict[str, float]  # method -> seconds of one run, evaluations included, mean over its targets
+    target: str
+    threads: int                      # torch threads of its kernel
+    cores: int                        # the machine's cores
+    steps: int                        # its runs' training steps
+    overhead: float                   # core-seconds besides its runs: model, baseline evaluation, KL samples
+    runs: tuple[tuple[str, float], ...]  # (method, core-seconds) per run trained here, evaluations included
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The campaign's projected cost from measured calibration points, in core-seconds."""
+
+    run_seconds: dict[str, float]  # method -> core-seconds of one run, evaluations included, mean over its targets
     measured: tuple[str, ...]      # the methods whose time is measured (the others are costed)
-    point_seconds: float           # a point's time besides its runs: model, baseline evaluation, KL samples
+    point_seconds: float           # core-seconds of a point besides its runs: model, baseline evaluation, KL samples
     steps: int                     # the calibration runs' steps
     points: int
     runs: int
-    hours: float                   # wall hours, one point after another
+    cpu_hours: float               # core-hours in all
     cores: int
-    # (target, method) -> seconds of one run where measured on that target; elsewhere the method's mean is used
+    # (target, method) -> core-seconds of one run where measured on that target; elsewhere the method's mean is used
     target_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
-    def cpu_hours(self) -> float:
-        return self.hours * self.cores
+    def hours(self) -> float:
+        """Wall hours with every core busy (one point at ``cores`` threads, or that many one-thread points)."""
+        return self.cpu_hours / self.cores
 
 
-def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], int]:
-    """Per finished calibration point, its notebook's seconds besides its runs' (model, baseline, KL samples), and
-    the most cores any ran on; points of older results files without a notebook time are left out."""
+def point_costs(folder: str | Path = CALIBRATION_DIR) -> list[PointCost]:
+    """Every finished calibration point's cost (``PointCost``); points of older results files without a notebook
+    time are left out, and a run read from another point (``reused_from``) took no time here."""
     folder = Path(folder)
-    overheads, cores = [], 0
+    out = []
     for sweep in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
         for point in layout.point_folders(sweep):
             try:
@@ -262,30 +276,34 @@ def point_overheads(folder: str | Path = CALIBRATION_DIR) -> tuple[list[float], 
             seconds = (record.get("timings") or {}).get("notebook_seconds")
             if seconds is None:
                 continue
-            trained = [r for r in record.get("runs") or [] if not r.get("reused_from")]  # reused runs took no time here
-            overheads.append(float(seconds) - sum(float(r.get("seconds") or 0) for r in trained))
-            cores = max(cores, int((record.get("machine") or {}).get("cpu_count") or 0))
-    return overheads, cores
+            machine = record.get("machine") or {}
+            cores = int(machine.get("cpu_count") or 1)
+            threads = int(machine.get("torch_threads") or cores)
+            trained = [r for r in record.get("runs") or [] if not r.get("reused_from")]
+            runs = tuple((str(r.get("method")), threads * float(r.get("seconds") or 0)) for r in trained)
+            steps = [int(r["config"]["steps"]) for r in trained if (r.get("config") or {}).get("steps")]
+            out.append(PointCost(sweep.name, threads, cores, round(_mean(steps)) if steps else 0,
+                                 threads * float(seconds) - sum(c for _, c in runs), runs))
+    return out
 
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def projected_campaign(records, overheads: Sequence[float], cores: int) -> Projection | None:
-    """The campaign of ``CAMPAIGN_PLAN`` x ``CAMPAIGN_SEEDS`` seeds at the calibration runs' measured times: a
-    run of a (target, method) measured in the calibration costs its mean time there, any other the method's mean
-    over the targets measured (Self-SFT and Iterative-SFT, until measured, the mean of SFT and GRPO). None until
-    an SFT and a GRPO run (and a point's overhead) are measured."""
-    runs = as_records(records)
-    measured = {m: [r.seconds for r in runs if r.method == m] for m in {r.method for r in runs}}
-    if not (measured.get("sft") and measured.get("grpo") and overheads):
+def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
+    """The campaign of ``CAMPAIGN_PLAN`` x ``CAMPAIGN_SEEDS`` seeds at the calibration points' measured core-seconds:
+    a run of a (target, method) measured in the calibration costs its mean there, any other the method's mean over
+    the targets measured (Self-SFT and Iterative-SFT, until measured, the mean of SFT and GRPO). None until an SFT
+    and a GRPO run are measured."""
+    runs = [(c.target, method, cost) for c in costs for method, cost in c.runs]
+    measured = {m: [cost for _, method, cost in runs if method == m] for _, m, _ in runs}
+    if not (measured.get("sft") and measured.get("grpo")):
         return None
     per_run = {m: _mean(v) for m, v in measured.items()}
     for m in COSTED_AS_MEAN:
         per_run.setdefault(m, (per_run["sft"] + per_run["grpo"]) / 2)
-    by_target = {key: _mean([r.seconds for r in runs if (r.target, r.method) == key])
-                 for key in {(r.target, r.method) for r in runs}}
+    by_target = {key: _mean([cost for t, m, cost in runs if (t, m) == key]) for key in {(t, m) for t, m, _ in runs}}
 
     def cost(target: str, method: str) -> float:
         if (target, method) in by_target:
@@ -295,7 +313,7 @@ def projected_campaign(records, overheads: Sequence[float], cores: int) -> Proje
             return (by_target[target, "sft"] + by_target[target, "grpo"]) / 2
         return per_run[method if method in per_run else "grpo"]
 
-    point = _mean(overheads)
+    point = _mean([c.overhead for c in costs])
     n_points = sum(len(targets) for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
     n_runs, seconds = 0, n_points * point
     for targets, per_point in CAMPAIGN_PLAN.values():
@@ -303,9 +321,10 @@ def projected_campaign(records, overheads: Sequence[float], cores: int) -> Proje
             for method, count in per_point.items():
                 n_runs += CAMPAIGN_SEEDS * count
                 seconds += CAMPAIGN_SEEDS * count * cost(target, method)
-    steps = round(sum(int(r.config.get("steps", 0)) for r in runs) / len(runs))
+    trained = [c for c in costs if c.runs]
+    steps = round(_mean([c.steps for c in trained]))
     return Projection(per_run, tuple(sorted(measured)), point, steps, n_points, n_runs, seconds / 3600,
-                      max(cores, 1), by_target)
+                      max(c.cores for c in costs), by_target)
 
 
 def cost_sentence(projection: Projection | None) -> str:
@@ -313,18 +332,19 @@ def cost_sentence(projection: Projection | None) -> str:
     if projection is None:
         return ("The campaign's cost is projected once an SFT and a GRPO calibration run have finished: none yet.")
     p = projection
-    measured = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min" for m in sorted(p.measured))
+    measured = ", ".join(f"{m} {p.run_seconds[m] / 60:.0f}" for m in sorted(p.measured))
     if len({t for t, _ in p.target_seconds}) > 1:  # per target where it differs: an ifeval answer is longer
-        measured += " (by target: " + ", ".join(f"{m} on {t} {v / 60:.0f} min"
+        measured += " (by target: " + ", ".join(f"{m} on {t} {v / 60:.0f}"
                                                for (t, m), v in sorted(p.target_seconds.items())) + ")"
     costed = [m for m in sorted(p.run_seconds) if m not in p.measured]
     costed_part = ("" if not costed else
                    f"; not yet measured, costed as the mean of an SFT and a GRPO run: "
-                   + ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} min (costed)" for m in costed))
+                   + ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} (costed)" for m in costed))
     verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
-    return (f"At the calibration's budget ({p.steps} steps), one run took, evaluations included, {measured}"
-            f"{costed_part}; a point's model, baseline evaluation and KL samples took "
-            f"{p.point_seconds / 60:.0f} min. The campaign it is for ({p.points} points, {p.runs} runs over "
-            f"{CAMPAIGN_SEEDS} seeds) projects to {p.hours:.0f} h of wall time, {p.cpu_hours:.0f} CPU-hours on "
-            f"{p.cores} cores: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. These times are as the "
-            "calibration runs ran, some side by side on the same cores.")
+    return (f"At the calibration's budget ({p.steps} steps), one run cost, evaluations included, in CPU-minutes "
+            f"(wall minutes x the torch threads it ran with): {measured}{costed_part}; a point's model, baseline "
+            f"evaluation and KL samples {p.point_seconds / 60:.0f}. The campaign it is for ({p.points} points, "
+            f"{p.runs} runs over {CAMPAIGN_SEEDS} seeds) projects to {p.cpu_hours:.0f} CPU-hours, {p.hours:.0f} h "
+            f"of wall time with all {p.cores} cores busy: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. "
+            "The calibration points ran at two torch threads alone or at one thread beside another point (on two "
+            "cores the pair does more work in all: `benchmarks/README.md`), some beside other work.")
