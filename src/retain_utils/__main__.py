@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("-o", "--output-dir", help=f"default: {campaign.CAMPAIGN_DIR}")
     camp.add_argument("--verify", metavar="POINT", help="rerun one committed point folder into a temporary folder and "
                                                          "compare its numbers with the committed ones")
-    cal = sub.add_parser("calibration", help="what the committed calibration chose per target and method, and why")
+    cal = sub.add_parser("calibration", help="what the committed calibration chose per target and method, and why, "
+                                             "and the campaign's cost projected from its points")
     cal.add_argument("-o", "--output-dir", help=f"the calibration's folder (default: {calibration.CALIBRATION_DIR})")
     cal.add_argument("--write", action="store_true",
                      help=f"also write the choice to {calibration.CHOICE_FILE} there (settings, rule, choices)")
