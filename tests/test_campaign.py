@@ -239,6 +239,8 @@ def test_command_line_status_and_limit(tmp_path, capsys):
     assert f"error: no campaign folder {tmp_path / 'c'}" in capsys.readouterr().err
     assert main(["campaign", "--limit", "0", "-o", str(tmp_path / "c")]) == 2
     assert "error: --limit must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(["campaign", "--workers", "0", "-o", str(tmp_path / "c")]) == 2
+    assert "error: --workers must be a positive integer, got 0" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
     (tmp_path / "c").mkdir()
     assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
@@ -250,13 +252,14 @@ def test_command_line_status_and_limit(tmp_path, capsys):
 
 def campaign_notebook(folder: Path) -> Path:
     """The seeded sweep fixture, made campaign-shaped: it takes ``seeds`` (the campaign adds ``seeds=[s]`` to
-    every point) and records the dtype pin its kernel saw."""
+    every point) and records the dtype pin and the thread count its kernel saw."""
     nb = nbformat.read(SWEEP_FIXTURES / "seeded.ipynb", as_version=4)
     params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells[params].source += "\nseeds = [0]"
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
         "import os\nfrom retain_utils.core import results\nseed = seeds[0]\n"
-        "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'))"))
+        "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'),\n"
+        "             omp_threads=os.environ.get('OMP_NUM_THREADS'))"))
     folder.mkdir()
     nbformat.write(nb, folder / "seeded.ipynb")
     return folder
@@ -306,6 +309,27 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
     assert third.done == [] and third.skipped == keys
     assert len(git(repo, "rev-list", "HEAD").split()) == 3
     assert "seeded: 2/2 done" in campaign.status(campaign_dir, notebooks)
+
+
+def test_campaign_workers_run_points_side_by_side_at_a_share_of_the_cores(tmp_path, monkeypatch):
+    notebooks = campaign_notebook(tmp_path / "notebooks")
+    repo = make_repo(tmp_path / "repo")
+    campaign_dir = repo / "results" / "campaign"
+    monkeypatch.setattr(campaign, "GRIDS", {"seeded": {"method": ["sft"]}})
+    monkeypatch.setattr(campaign, "SEEDS", (0, 1, 2))
+    monkeypatch.setattr(campaign, "PROFILE", "smoke")
+    monkeypatch.setenv(models.DTYPE_ENV, "")
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        campaign.run(campaign_dir, workers=0, root=repo, notebook_dir=notebooks)
+    summary = campaign.run(campaign_dir, commit_points=True, workers=2, root=repo, notebook_dir=notebooks,
+                           calibration_dir=tmp_path / "no-calibration")
+    keys = [p.key for _, p in campaign.plan(campaign_dir, notebooks)]
+    assert sorted(summary.done) == sorted(keys) and not summary.failed
+    for key in keys:
+        saved = json.loads(layout.results_file(campaign_dir / "seeded" / key, "seeded").read_text())
+        assert saved["dtype_env"] == "fp32" and saved["omp_threads"] == str(max(1, os.cpu_count() // 2))
+    assert len(git(repo, "rev-list", "HEAD").split()) == 1 + len(keys), "one commit per point"
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monkeypatch):

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", nargs="*", default=[], metavar="NAME=V1,V2",
                     help="e.g. target=mmlu,countdown seeds=[0],[1]; each value is JSON if it parses, else a string")
     sw.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
-    sw.add_argument("--workers", type=int, help="notebooks at once (local default 1; ray: all the cluster fits)")
+    sw.add_argument("--workers", type=int, help="notebooks at once (local default 1, each at cores/workers torch threads; ray: all the "
+                         "cluster fits)")
     sw.add_argument("--backend", default="local", choices=sweep.BACKENDS,
                     help="local: a process pool on this machine; ray: one Ray task per point (RAY_ADDRESS)")
     sw.add_argument("--gpus-per-point", type=float, default=0, help="GPUs Ray reserves per point (ray backend)")
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--allow-mixed", action="store_true",
                       help="run even from a tree with uncommitted changes or beside points of another code version")
     camp.add_argument("--limit", type=int, help="run at most this many points, then stop")
+    camp.add_argument("--workers", type=int, default=1,
+                      help="points at once, each at cores/workers torch threads; a point starts only when its "
+                           "expected peak memory fits beside the running ones (default 1)")
     camp.add_argument("-o", "--output-dir", help=f"default: {campaign.CAMPAIGN_DIR}")
     camp.add_argument("--verify", metavar="POINT", help="rerun one committed point folder into a temporary folder and "
                                                          "compare its numbers with the committed ones")
@@ -107,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.output_dir if args.output_dir is not None else campaign.CAMPAIGN_DIR
             if args.limit is not None and args.limit < 1:
                 raise ValueError(f"--limit must be a positive integer, got {args.limit}")
+            if args.workers < 1:
+                raise ValueError(f"--workers must be a positive integer, got {args.workers}")
             if args.verify is not None:
                 import tempfile
 
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.status:
                 try:
                     summary = campaign.run(folder, commit_points=args.commit, allow_mixed=args.allow_mixed,
-                                           limit=args.limit)
+                                           limit=args.limit, workers=args.workers)
                 except KeyboardInterrupt:
                     print("campaign interrupted: run the same command again to resume", file=sys.stderr)
                     return 130

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..chapters import calibration, profiles
 from ..core import provenance, results
-from . import runner, sweep
+from . import runner, sharing, sweep
 from ..core.layout import finished_record, point_folders, read_params, results_file, unreadable
 from ..core.models import DTYPE_ENV
 from ..core.results import load
@@ -147,12 +147,43 @@ def commit(folder: Path, message: str, tries: int = 5) -> bool:
     return False
 
 
+def expected_peaks(planned: list[tuple[Path, sweep.Point]], campaign_dir: str | Path = CAMPAIGN_DIR,
+                   calibration_dir: str | Path = calibration.CALIBRATION_DIR) -> list[int | None]:
+    """Each planned point's expected peak memory (bytes): the largest a finished campaign point of the same notebook
+    and target recorded, else the largest of the calibration's points on that target (chapter 2's methods), else
+    None (unknown: the point runs alone)."""
+    def largest(folders) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for folder in folders:
+            try:
+                meta = read_params(folder)
+            except ValueError:
+                continue
+            if (value := sharing.peak(folder, meta["notebook"])) is not None:
+                key = meta["notebook"], meta["params"].get("target")
+                out[key] = max(value, out.get(key, 0))
+        return out
+    done = largest(finished(campaign_dir))
+    calibration_dir = Path(calibration_dir)
+    calibrated = largest(point for sweep_dir in (sorted(calibration_dir.iterdir()) if calibration_dir.is_dir() else [])
+                         if sweep_dir.is_dir() for point in point_folders(sweep_dir))
+    by_target: dict[str, int] = {}
+    for (_, target), value in calibrated.items():
+        by_target[target] = max(value, by_target.get(target, 0))
+    return [done.get((p.notebook, p.params.get("target")), by_target.get(p.params.get("target")))
+            for _, p in planned]
+
+
 def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False, allow_mixed: bool = False,
-        limit: int | None = None, root: str | Path = runner.ROOT,
-        notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> sweep.Summary:
+        limit: int | None = None, workers: int = 1, root: str | Path = runner.ROOT,
+        notebook_dir: str | Path = runner.NOTEBOOK_DIR,
+        calibration_dir: str | Path = calibration.CALIBRATION_DIR) -> sweep.Summary:
     """Run every unfinished point in order (at most ``limit`` of them), in fp32; ``commit_points``: commit
-    each finished point at once. Refuses first (ValueError) as ``check`` says, unless ``allow_mixed``."""
+    each finished point at once. ``workers`` > 1: that many points at once, each at an equal share of the
+    cores, a point starting only when its ``expected_peaks`` fit beside the running ones (``sharing``).
+    Refuses first (ValueError) as ``check`` says, unless ``allow_mixed``."""
     campaign_dir = Path(campaign_dir)
+    sharing.threads_per_worker(workers)  # validates workers before anything runs
     planned = plan(campaign_dir, notebook_dir)
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
@@ -166,14 +197,19 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
             print(f"note: {broken}: point {point.key} reruns")
     summary.skipped = [p.key for f, p in planned if (f, p) not in todo]
     todo = todo[:limit] if limit is not None else todo
+    calls = [(point, folder, notebook_dir, sweep.code_hash(runner.find_notebook(point.notebook, notebook_dir)),
+              False, {**stamp, "profile": profile_values(point.notebook)}) for folder, point in todo]
+    if workers == 1:
+        outcomes = ((i, sweep.run_point(*call)) for i, call in enumerate(calls))
+    else:
+        outcomes = sharing.run_shared(calls, sweep.run_point, workers,
+                                      expected_peaks(todo, campaign_dir, calibration_dir))
     start = time.perf_counter()
     bar = tqdm(total=len(planned), initial=len(summary.skipped), desc="campaign", unit="point")
     try:
-        for folder, point in todo:
-            bar.set_postfix_str(f"{point.notebook} {point.params}")
-            outcome = sweep.run_point(point, folder, notebook_dir,
-                                      version=sweep.code_hash(runner.find_notebook(point.notebook, notebook_dir)),
-                                      stamp={**stamp, "profile": profile_values(point.notebook)})
+        for i, outcome in outcomes:
+            folder, point = todo[i]
+            bar.set_postfix_str(f"finished {point.notebook} {point.params}")
             bar.update()
             if outcome.status == "done":
                 summary.done.append(point.key)
@@ -185,6 +221,7 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
             else:
                 summary.failed[point.key] = outcome.error
     finally:
+        outcomes.close()
         bar.close()
         summary.seconds = time.perf_counter() - start
     return summary

@@ -13,17 +13,15 @@ import json
 import os
 import socket
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
 from ..core import results
-from . import runner
+from . import runner, sharing
 from ..chapters import settings
 from ..core.layout import DONE_FILE, ERROR_FILE, LOCK_FILE, PARAMS_FILE, finished_record, results_file, unreadable
 from ..chapters.profiles import check_profile
@@ -261,19 +259,9 @@ def _local(todo: list[Point], run_args: tuple, workers: int) -> Iterator[Outcome
         for point in todo:
             yield run_point(point, *run_args)
         return
-    # spawn, not fork: the parent may be a Jupyter kernel with threads running. Points are handed out one
-    # at a time as workers free up, so an interrupted sweep starts nothing more.
-    queue, running = list(todo), set()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-    try:
-        while queue or running:
-            while queue and len(running) < workers:
-                running.add(pool.submit(run_point, queue.pop(0), *run_args))
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # each worker at its share of the cores (``sharing``): torch's default in each would oversubscribe them
+    for _, outcome in sharing.run_shared([(point, *run_args) for point in todo], run_point, workers):
+        yield outcome
 
 
 def _import_ray():
@@ -332,7 +320,8 @@ def run_sweep(
     """Run every grid point of ``notebook`` not finished yet; failures are recorded, the others go on.
 
     ``sweep_dir`` defaults to ``sweeps/NOTEBOOK/PROFILE`` (relative to the working directory).
-    ``workers``: notebooks at once (local default 1; ray default: as many as the cluster fits).
+    ``workers``: notebooks at once (local default 1, each worker at an equal share of the cores as torch threads;
+    ray default: as many as the cluster fits).
     ``rerun_changed``: also rerun points that finished with other code in the notebook (else they are kept).
     ``gpus_per_point``: GPUs Ray reserves for each point (Ray sets CUDA_VISIBLE_DEVICES for it).
     """
