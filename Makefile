@@ -1,11 +1,13 @@
 # Two entry points, both installing everything they need from nothing:
 #   make test   - the test suite (unit tests + every notebook executed with the smoke profile + a book build)
 #   make book   - every notebook executed with the quick profile, then the HTML book in _build/html
-#   make campaign - runs or resumes the seeded campaign (~12 h, fp32), committing each finished point
+#   make campaign - runs or resumes the seeded campaign (fp32), committing each finished point; WORKERS points at
+#                   once, each at cores/WORKERS torch threads (default 2: a 2-core CPU)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+WORKERS ?= 2
 
 .PHONY: install test book campaign clean
 
@@ -28,7 +30,7 @@ book: install
 	$(PY) -m retain_utils book --profile quick
 
 campaign: install
-	nice $(PY) -m retain_utils campaign --commit
+	nice $(PY) -m retain_utils campaign --commit --workers $(WORKERS)
 
 clean:
 	rm -rf _build $(VENV)
