@@ -22,7 +22,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .base import Example, Task, check_common, check_n, check_split, sample_items, split_of, split_seed
+from .base import Example, Task, check_common, check_n, in_split, sample_items, split_of, split_seed
 
 NAME = "antonym"
 PROMPT = "What is the opposite of '{word}'? Answer in the form 'The answer is: <word>'."
@@ -158,13 +158,11 @@ class AntonymTask(Task):
 
     def n_questions(self, split: str) -> int:
         """How many distinct questions the split holds (the most eval examples one can ask for)."""
-        check_split(split)
-        return sum(_split(p) == split for p in self._questions)
+        return len(in_split(self._questions, _split, split))
 
     def make_examples(self, n: int, seed: int = 0, split: str = "train") -> list[Example]:
         check_n(n)
-        check_split(split)
-        pool = [p for p in self._questions if _split(p) == split]
+        pool = in_split(self._questions, _split, split)
         phrasing = random.Random(split_seed(seed, split, NAME, "expert"))
         return [Example(NAME, PROMPT.format(word=p.word), list(p.answers), expert_answer(p, phrasing))
                 for p in sample_items(pool, n, seed, split, repeat=split == "train")]

@@ -37,6 +37,12 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
 
 
+def in_split(items: list, split_of_item, split: str) -> list:
+    """The items whose split (``split_of_item(item)``) is ``split``, in order; an unknown split is refused."""
+    check_split(split)
+    return [item for item in items if split_of_item(item) == split]
+
+
 def check_n(n: int) -> None:
     check_int("n (number of examples)", n, 0)
 

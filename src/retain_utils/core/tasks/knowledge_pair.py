@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .base import (Example, Task, check_common, check_n, check_names_option, check_split, sample_items, split_of,
+from .base import (Example, Task, check_common, check_n, check_names_option, in_split, sample_items, split_of,
                    split_seed)
 from .mmlu import BANK_EVAL_FRACTION, expert_answer, load_mmlu, open_answer_correct, parse_open
 
@@ -43,13 +43,11 @@ class KnowledgePairTask(Task):
 
     def n_questions(self, split: str) -> int:
         """How many distinct questions the split holds (the most eval examples one can ask for)."""
-        check_split(split)
-        return sum(_split(q) == split for q in self._questions)
+        return len(in_split(self._questions, _split, split))
 
     def make_examples(self, n: int, seed: int = 0, split: str = "train") -> list[Example]:
         check_n(n)
-        check_split(split)
-        pool = [q for q in self._questions if _split(q) == split]
+        pool = in_split(self._questions, _split, split)
         rng = random.Random(split_seed(seed, split, NAME, "options"))
         phrasing = random.Random(split_seed(seed, split, NAME, "expert"))
         out = []

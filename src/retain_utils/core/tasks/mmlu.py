@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .base import EVAL_FRACTION, Example, Task, check_common, check_names_option, check_n, check_split, read_rows, row_error, sample_items, split_of, split_seed
+from .base import EVAL_FRACTION, Example, Task, check_common, check_names_option, check_n, in_split, read_rows, row_error, sample_items, split_of, split_seed
 
 NAME = "mmlu"
 LETTERS = "ABCD"
@@ -275,8 +275,7 @@ class MMLUTask(Task):
 
     def make_examples(self, n: int, seed: int = 0, split: str = "train") -> list[Example]:
         check_n(n)
-        check_split(split)
-        pool = [q for q in self._questions if self._split(q) == split]
+        pool = in_split(self._questions, self._split, split)
         rng = random.Random(split_seed(seed, split, NAME, "options"))
         phrasing = random.Random(split_seed(seed, split, NAME, "expert"))  # its own stream: option orders stay put
         out = []
@@ -299,8 +298,7 @@ class MMLUTask(Task):
 
     def n_questions(self, split: str) -> int:
         """How many distinct questions the split holds (the most eval examples one can ask for)."""
-        check_split(split)
-        return sum(self._split(q) == split for q in self._questions)
+        return len(in_split(self._questions, self._split, split))
 
     def _split(self, q: Question) -> str:
         return split_of(f"mmlu:{q.question}", BANK_EVAL_FRACTION if self.source is None else EVAL_FRACTION)
