@@ -98,6 +98,9 @@ RUN = [
     (["01_toy_kl", "-p", "distances", '["far"]'], "distances"),
     (["05_results", "-p", "workers", "0"], "workers"),
     (["05_results", "-p", "sweep_dir", "/no/such/folder"], "sweep_dir"),
+    (["02_rl_vs_sft", "-p", "campaign_dir", "/no/such/folder"], "campaign_dir"),
+    (["03_ablations", "-p", "campaign_dir", "/no/such/folder"], "campaign_dir"),
+    (["04_iterative_sft", "-p", "campaign_dir", "/no/such/folder"], "campaign_dir"),
     # the toy's values, checked by the runner as by the chapter's own check_settings
     (["01_toy_kl", "-p", "threshold", "5"], "threshold"),
     (["01_toy_kl", "-p", "threshold", "0"], "threshold"),

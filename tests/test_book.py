@@ -11,7 +11,8 @@ import nbformat
 import pytest
 import yaml
 
-from retain_utils.batch import runner
+from retain_utils.batch import campaign, runner
+from test_evidence import chapter_answer
 
 ROOT = runner.ROOT
 NOTEBOOKS = runner.notebook_names()
@@ -79,3 +80,14 @@ def test_book_has_every_chapter_with_executed_outputs(smoke_book):
         assert "cell_output" in text, f"{stem}: no executed output rendered"
         assert f"colab.research.google.com/github/retaining-by-doing/retaining-by-doing/blob/main/notebooks/{stem}.ipynb" in text
     assert "Retaining by doing" in (html / "book" / "bibliography.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"])
+def test_llm_chapters_open_with_the_committed_campaign_then_the_demonstration(smoke_book, stem):
+    """Each LLM chapter, as the book runs it (the repository's campaign), shows the campaign's answer computed from
+    its committed files before its small live demonstration."""
+    executed = (smoke_book / "_build" / "executed" / "smoke" / f"{stem}.ipynb").read_text()
+    answer = chapter_answer(stem, campaign.CAMPAIGN_DIR)
+    assert (answer.scope or answer.sentence)[:80] in executed
+    assert executed.index("What the committed campaign shows") < executed.index("A small demonstration you can rerun")

@@ -171,6 +171,50 @@ def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
     }, columns=columns).set_index(columns[:3])
 
 
+def seed_gains(frame: pd.DataFrame) -> pd.DataFrame:
+    """``evidence.gain_drop``: per target and method, gain and drop (pp) as the mean over seeds with its 95 %
+    interval (over seeds, or over held-out questions with one seed), and whether the gain is beyond the noise."""
+    columns = ["Target", "Method", "Seeds", "Gain (pp, mean)", "Gain 95 % interval (pp)", "Drop (pp, mean)",
+               "Drop 95 % interval (pp)", "Interval over", "Gain beyond noise"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns).set_index(columns[:2])
+    signed = lambda v: _number(v, sign=True)  # noqa: E731
+    out = pd.DataFrame({
+        "Target": frame["target"], "Method": frame["variant"], "Seeds": frame["seeds"],
+        "Gain (pp, mean)": frame["gain (pp)"].map(signed),
+        "Gain 95 % interval (pp)": [interval(lo, hi) for lo, hi in
+                                    zip(frame["gain low (pp)"], frame["gain high (pp)"])],
+        "Drop (pp, mean)": frame["drop (pp)"].map(signed),
+        "Drop 95 % interval (pp)": [interval(lo, hi) for lo, hi in
+                                    zip(frame["drop low (pp)"], frame["drop high (pp)"])],
+        "Interval over": frame["interval over"].map({"seeds": "seeds (t)", "questions": "questions (one seed)"}),
+        "Gain beyond noise": frame["learned"].map({True: "yes", False: "no"}),
+    }, columns=columns)
+    if "generated tokens (k per run)" in frame.columns:
+        out["Generated tokens (k per run)"] = frame["generated tokens (k per run)"].map(_number)
+    return out.set_index(columns[:2])
+
+
+def knowledge_format(frame: pd.DataFrame) -> pd.DataFrame:
+    """``evidence.knowledge_format``: per target and comparison, the drop difference at the end (pp) and its
+    knowledge (lenient) and format parts, each the mean over seeds with its 95 % interval over seeds."""
+    columns = ["Target", "Comparison (a - b)", "Seeds", "Drop difference (pp)", "Knowledge part (pp)",
+               "Knowledge 95 % interval over seeds (pp)", "Format part (pp)", "Format 95 % interval over seeds (pp)"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns).set_index(columns[:2])
+    signed = lambda v: _number(v, sign=True)  # noqa: E731
+    return pd.DataFrame({
+        "Target": frame["target"], "Comparison (a - b)": frame["comparison"], "Seeds": frame["seeds"],
+        "Drop difference (pp)": frame["strict (pp)"].map(signed),
+        "Knowledge part (pp)": frame["knowledge (pp)"].map(signed),
+        "Knowledge 95 % interval over seeds (pp)": [interval(lo, hi) for lo, hi in
+                                                    zip(frame["knowledge low (pp)"], frame["knowledge high (pp)"])],
+        "Format part (pp)": frame["format (pp)"].map(signed),
+        "Format 95 % interval over seeds (pp)": [interval(lo, hi) for lo, hi in
+                                                 zip(frame["format low (pp)"], frame["format high (pp)"])],
+    }, columns=columns).set_index(columns[:2])
+
+
 def pooled_retention(frame: pd.DataFrame) -> pd.DataFrame:
     """``findings.campaign_retention``: per target and comparison, the retentions and their difference pooled
     over seeds with its 95 % interval, nats/token."""

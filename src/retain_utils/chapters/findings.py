@@ -238,7 +238,7 @@ def gain_sentence(pairs: list, labels: tuple[str, str]) -> str:
     return ""
 
 
-def _seed_pairs(runs: list, a: str, b: str) -> list:
+def seed_pairs(runs: list, a: str, b: str) -> list:
     """(run of ``a``, run of ``b``) for every seed both variants ran, in seed order."""
     by_key = {(r.variant, r.seed): r for r in runs}
     return [(by_key[(a, s)], by_key[(b, s)]) for s in sorted({r.seed for r in runs})
@@ -264,7 +264,7 @@ def forgetting_comparison(records: list, *, baseline: str = "GRPO", gain_levels=
     if len(targets) != 1:
         raise ValueError(f"runs of one target at a time; got targets {', '.join(targets)}")
     target = targets[0]
-    pairs = [pair for v in variants if v != baseline for pair in _seed_pairs(runs, v, baseline)]
+    pairs = [pair for v in variants if v != baseline for pair in seed_pairs(runs, v, baseline)]
     if not pairs:
         raise ValueError(f"no variant shares a seed with {baseline}: nothing to pair")
     involved = list({id(r): r for pair in pairs for r in pair}.values())
@@ -387,7 +387,7 @@ def pooled_comparisons(records: list, comparisons: list[tuple[str, str]], *, gai
     if len(targets) != 1:
         raise ValueError(f"runs of one target at a time; got targets {', '.join(targets) or 'none'}")
     target = targets[0]
-    paired = {(a, b): pairs for a, b in comparisons if (pairs := _seed_pairs(runs, a, b))}
+    paired = {(a, b): pairs for a, b in comparisons if (pairs := seed_pairs(runs, a, b))}
     if gain_levels is not None:
         gain_levels = tuple(forgetting.check_gain_level(g) for g in gain_levels)  # refused before any compute
     rows = []
@@ -435,14 +435,24 @@ def _pooled_part(row, a: str, b: str) -> str:
            f"{verdict}"
 
 
-def _pooled_parts(frame, a: str, b: str) -> str:
-    """Per target, ``_pooled_part`` of ``a - b`` at the highest matched gain every seed reached, else at the end,
-    with the gain note; "" when there are no such rows."""
+def headline_rows(frame, a: str, b: str, at: str = "matched") -> list:
+    """Per target (in the frame's order), the ``pooled_comparisons`` row of ``a - b`` a sentence reads: with ``at``
+    "matched", the highest matched gain every seed reached, else the end; with ``at`` "end", the end."""
+    if at not in ("matched", "end"):
+        raise ValueError(f"at must be 'matched' or 'end', got {at!r}")
     rows = frame[frame["comparison"] == f"{a} - {b}"] if len(frame) else frame
-    parts = []
+    out = []
     for _, sub in rows.groupby("target", sort=False):
-        matched = sub[(sub["at"] != "end") & sub["difference (pp)"].notna()]
-        row = matched.iloc[-1] if len(matched) else sub[sub["at"] == "end"].iloc[0]
+        matched = sub[(sub["at"] != "end") & sub["difference (pp)"].notna()] if at == "matched" else sub.iloc[:0]
+        out.append(matched.iloc[-1] if len(matched) else sub[sub["at"] == "end"].iloc[0])
+    return out
+
+
+def _pooled_parts(frame, a: str, b: str, at: str = "matched") -> str:
+    """Per target, ``_pooled_part`` of ``a - b`` at its ``headline_rows`` row, with the gain note; "" when there
+    are no such rows."""
+    parts = []
+    for row in headline_rows(frame, a, b, at):
         reached = f" ({row['note']})" if row["note"] else ""
         joiner = "and" if row["verdict"] == "not told apart" else "though"
         weak = f", {joiner} {row['gain note']}" if row.get("gain note") else ""
@@ -450,11 +460,11 @@ def _pooled_parts(frame, a: str, b: str) -> str:
     return "; ".join(parts)
 
 
-def pooled_sentence(frame, a: str, b: str, question: str) -> str:
+def pooled_sentence(frame, a: str, b: str, question: str, at: str = "matched") -> str:
     """Answer ``question`` ("Does SFT forget more than GRPO?") per target from ``pooled_comparisons`` rows of
-    ``a - b``: at the highest matched gain every seed reached, else at the end; the verdict from the seeds'
-    t-interval (from the questions' with one seed, labelled so)."""
-    parts = _pooled_parts(frame, a, b)
+    ``a - b``: at the highest matched gain every seed reached, else at the end (``at`` "end": at the end); the
+    verdict from the seeds' t-interval (from the questions' with one seed, labelled so)."""
+    parts = _pooled_parts(frame, a, b, at)
     if not parts:
         return f"**{question}** No runs of both {a} and {b}."
     return f"**{question}** {parts}."
@@ -469,7 +479,7 @@ def kl_sentence(r: float, low: float, high: float, n: int, paper: float = 0.52) 
             f"{paper:.2f} across its runs.")
 
 
-def _targets(runs: list) -> list[str]:
+def targets_in_order(runs: list) -> list[str]:
     """The runs' targets in Table 1's order (``TASK_NAMES``), any other after them."""
     targets = [t for t in TASK_NAMES if any(r.target == t for r in runs)]
     return targets + sorted({r.target for r in runs} - set(targets))
@@ -483,7 +493,7 @@ def campaign_forgetting(records: list, comparisons: list[tuple[str, str]], *, le
 
     runs = as_records(records)
     frames = [pooled_comparisons([r for r in runs if r.target == t], comparisons, level=level, n_boot=n_boot)
-              for t in _targets(runs)]
+              for t in targets_in_order(runs)]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=POOLED_COLUMNS)
 
@@ -496,10 +506,10 @@ def campaign_retention(records: list, comparisons: list[tuple[str, str]], *, lev
 
     runs = [r for r in as_records(records) if r.retention is not None]
     rows = []
-    for target in _targets(runs):
+    for target in targets_in_order(runs):
         mine = [r for r in runs if r.target == target]
         for a, b in comparisons:
-            pairs = _seed_pairs(mine, a, b)
+            pairs = seed_pairs(mine, a, b)
             if not pairs:
                 continue
             d = retention.pooled_retention_difference(
@@ -586,7 +596,7 @@ def versus(records: list, baseline: str = "GRPO") -> list[tuple[str, str]]:
 def power(records: list, a: str = "SFT", b: str = "GRPO", level: float = 0.95) -> str:
     """The smallest ``a`` - ``b`` drop difference these runs' evaluations could detect (one target), from their
     sizes and the final evaluations' discordance, beside the paper's differences."""
-    pairs = _seed_pairs(as_records(records), a, b)
+    pairs = seed_pairs(as_records(records), a, b)
     if not pairs:
         return f"No runs of both {a} and {b}: no power statement."
     return _power(pairs, pairs[0][0].target, b, level) if a == "SFT" else \

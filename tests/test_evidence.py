@@ -1,0 +1,227 @@
+"""The committed campaign's answer each LLM chapter opens with (``chapters.evidence``): its numbers on hand-made runs
+whose differences are known, on the committed fixture campaign, on an empty campaign, and in the executed chapters."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pandas as pd
+import pytest
+
+from retain_utils.analysis import tables
+from retain_utils.batch import campaign, runner
+from retain_utils.chapters import evidence, experiment, findings, settings
+from retain_utils.core.intervals import seed_t_interval
+from retain_utils.core.records import RunRecord
+
+FIXTURE = Path(__file__).parent / "data" / "campaign"
+N = 10  # held-out questions per task in the hand-made runs
+
+
+def hand_run(variant: str, method: str, seed: int, gained: int, lost: int, lenient_lost: int | None,
+             tokens: int = 0, target: str = "mmlu") -> RunRecord:
+    """A run evaluated at steps 0 and 4: ``gained`` more target questions right of ``N``, ``lost`` of ``N`` lost on
+    each other task, of which all but ``lenient_lost`` still hold the right answer somewhere (None: no lenient
+    scores, as in older results files)."""
+    others = [t for t in ("ifeval", "mmlu", "countdown") if t != target]
+    start = {target: [1] * 3 + [0] * (N - 3), **{t: [1] * N for t in others}}
+    end = {target: [1] * (3 + gained) + [0] * (N - 3 - gained), **{t: [0] * lost + [1] * (N - lost) for t in others}}
+    evals = [{"step": 0, "correct": start}, {"step": 4, "correct": end}]
+    if lenient_lost is not None:
+        evals[0]["lenient"] = start
+        evals[1]["lenient"] = {**end, **{t: [0] * lenient_lost + [1] * (N - lenient_lost) for t in others}}
+        evals[1]["truncated"] = evals[1]["looping"] = {t: [0] * N for t in start}
+    return RunRecord(variant=variant, method=method, target=target, seed=seed, gain=100.0 * gained / N,
+                     drop=100.0 * lost / N, gain_interval=(-5.0, 5.0), drop_interval=(-5.0, 5.0), kl=0.0,
+                     accuracy_initial={}, accuracy_final={}, n_eval={t: N for t in start}, trajectory=[],
+                     status="finished", seconds=1.0, train_seconds=60.0, generated_tokens=tokens,
+                     config={"steps": 4, "batch_size": 2}, evals=evals)
+
+
+# three seeds: SFT gains 3, 4, 5 questions and loses 3, 4, 5 on each other task (1 of them knowledge); GRPO gains the
+# same and loses 0, 1, 0 (all knowledge)
+SEEDS = (0, 1, 2)
+SFT = [hand_run("SFT", "sft", s, 3 + s, 3 + s, 1) for s in SEEDS]
+GRPO = [hand_run("GRPO", "grpo", s, 3 + s, [0, 1, 0][s], [0, 1, 0][s], tokens=1000) for s in SEEDS]
+
+
+def test_gains_and_drops_carry_their_interval_over_seeds():
+    gains = evidence.gain_drop(SFT + GRPO).set_index(["target", "variant"])
+    sft = gains.loc[("mmlu", "SFT")]
+    assert sft["seeds"] == 3 and sft["interval over"] == "seeds"
+    assert sft["gain (pp)"] == pytest.approx(40.0)
+    assert (sft["gain low (pp)"], sft["gain high (pp)"]) == pytest.approx(seed_t_interval([30.0, 40.0, 50.0]))
+    assert (sft["drop low (pp)"], sft["drop high (pp)"]) == pytest.approx(seed_t_interval([30.0, 40.0, 50.0]))
+    assert bool(sft["learned"]) and gains.loc[("mmlu", "GRPO"), "drop (pp)"] == pytest.approx(10 / 3)
+    shown = tables.seed_gains(evidence.gain_drop(SFT + GRPO))
+    assert shown.loc[("mmlu", "SFT"), "Gain beyond noise"] == "yes"
+    assert shown.loc[("mmlu", "SFT"), "Interval over"] == "seeds (t)"
+
+
+def test_one_seed_reads_its_interval_over_questions_and_says_so():
+    (row,) = evidence.gain_drop(SFT[:1]).to_dict("records")
+    assert row["interval over"] == "questions" and (row["gain low (pp)"], row["gain high (pp)"]) == (-5.0, 5.0)
+    assert not row["learned"]  # the interval reaches zero
+    sentence = evidence.learned_sentence(evidence.gain_drop(SFT[:1]))
+    assert "No: none of the 1 gains" in sentence and "over held-out questions only" in sentence
+
+
+def test_the_drop_difference_splits_into_knowledge_and_format_over_seeds():
+    split, unsplit = evidence.knowledge_format(SFT + GRPO, [("SFT", "GRPO")])
+    (row,) = split.to_dict("records")
+    assert unsplit == 0 and row["seeds"] == 3 and row["interval over"] == "seeds"
+    assert row["strict (pp)"] == pytest.approx((30 + 30 + 50) / 3)
+    knowledge, form = [10.0, 0.0, 10.0], [20.0, 30.0, 40.0]  # SFT's 10 each minus GRPO's 0, 10, 0; SFT's format
+    assert row["knowledge (pp)"] == pytest.approx(20 / 3) and row["format (pp)"] == pytest.approx(30.0)
+    assert (row["knowledge low (pp)"], row["knowledge high (pp)"]) == pytest.approx(seed_t_interval(knowledge))
+    assert (row["format low (pp)"], row["format high (pp)"]) == pytest.approx(seed_t_interval(form))
+    sentence = evidence.split_sentence(split, [("SFT", "GRPO")], unsplit)
+    assert "knowledge +6.7 pp" in sentence and "not told apart from zero" in sentence  # the knowledge interval
+    assert "format +30.0 pp" in sentence and "beyond zero" in sentence
+
+
+def test_runs_without_lenient_scores_take_no_part_in_the_split():
+    old = [hand_run("SFT", "sft", s, 3, 3, None) for s in SEEDS]
+    split, unsplit = evidence.knowledge_format(old + GRPO, [("SFT", "GRPO")])
+    assert split.empty and unsplit == 3
+    assert "3 runs kept no lenient scores" in evidence.split_sentence(split, [("SFT", "GRPO")], unsplit)
+
+
+def test_chapter_2_answer_on_hand_made_runs():
+    answer = evidence.rl_vs_sft(SFT + GRPO)
+    assert answer.runs == 6
+    end = answer.differences.query("comparison == 'SFT - GRPO' and at == 'end'").iloc[0]
+    assert end["difference (pp)"] == pytest.approx(110 / 3)
+    assert (end["low (pp)"], end["high (pp)"]) == pytest.approx(seed_t_interval([30.0, 30.0, 50.0]))
+    assert end["verdict"] == "SFT forgets more" and end["interval over"] == "seeds"
+    assert set(answer.differences["at"]) == {"end", "gain 10 pp", "gain 20 pp", "gain 30 pp"}
+    assert "*SFT against GRPO:* SFT forgets more on mmlu (at matched gain 30 pp)" in answer.sentence
+    assert "**And at the end:**" in answer.sentence and "**Knowledge or format?**" in answer.sentence
+    assert "Gains whose 95 % interval over training seeds lies above zero: SFT on mmlu" in answer.sentence
+    assert "6 committed campaign runs" in answer.scope and "seeds 0, 1, 2" in answer.scope
+    assert "4 steps x 2 prompts" in answer.scope and "10 held-out questions per task" in answer.scope
+
+
+def test_chapter_2_answer_on_the_fixture_campaign():
+    records = campaign.records(FIXTURE, "02_rl_vs_sft")
+    answer = evidence.rl_vs_sft(records)
+    assert answer.runs == 4 and list(answer.gains["variant"]) == ["SFT", "Self-SFT", "GRPO", "REINFORCE"]
+    sft = answer.gains.set_index("variant").loc["SFT"]
+    assert sft["gain (pp)"] == 25.0 and (sft["gain low (pp)"], sft["gain high (pp)"]) == (-50.0, 100.0)
+    assert not answer.gains["learned"].any()
+    expected = findings.campaign_forgetting(records, [("SFT", "GRPO"), ("Self-SFT", "GRPO"), ("REINFORCE", "GRPO")])
+    pd.testing.assert_frame_equal(answer.differences, expected)
+    assert answer.split.empty and "4 runs kept no lenient scores" in answer.sentence
+    assert answer.sentence.startswith("**Did the runs learn their targets?** No: none of the 4 gains")
+    assert findings.pooled_sentence(expected, "SFT", "GRPO", "Does SFT forget more than GRPO?") in answer.sentence
+    assert "seed 0; trained 2 steps x 2 prompts, evaluated at steps 0, 2 on 4 held-out" in answer.scope
+
+
+def test_chapter_3_answer_reads_reinforce_from_notebook_2():
+    records_02 = campaign.records(FIXTURE, "02_rl_vs_sft")
+    answer = evidence.ablations(campaign.records(FIXTURE, "03_ablations"), records_02)
+    assert list(dict.fromkeys(answer.differences["comparison"])) == [
+        "GRPO, β=0 - GRPO", "SFT - SFT + KL", "GRPO, stale rollouts - GRPO", "SFT - SFT on GRPO's rollouts",
+        "SFT on GRPO's rollouts - GRPO", "REINFORCE - GRPO"]
+    rows = answer.differences.set_index("comparison")
+    assert rows.loc["SFT - SFT on GRPO's rollouts", "difference (pp)"] == pytest.approx(100 / 6)  # 1 of 3 on 2 tasks
+    borrowed = findings.campaign_forgetting(records_02, [("REINFORCE", "GRPO")]).iloc[0]
+    assert rows.loc["REINFORCE - GRPO", "drop b (pp)"] == borrowed["drop b (pp)"]
+    assert "REINFORCE" in set(answer.gains["variant"]) and answer.runs == 6
+    assert "REINFORCE against GRPO is read from notebook 2's campaign runs" in answer.sentence
+    assert "Does SFT on expert answers forget more than SFT on GRPO's own rollouts?" in answer.sentence
+
+
+def test_chapter_4_answer_compares_iterative_sft_with_each_method_and_its_cost():
+    records = campaign.records(FIXTURE, "04_iterative_sft")
+    answer = evidence.iterative(records)
+    label = "Iterative-SFT, every 4 steps"
+    assert set(answer.differences["comparison"]) == {f"{label} - SFT", f"{label} - Self-SFT (never)",
+                                                     f"{label} - GRPO"}
+    row = answer.differences.set_index("comparison").loc[f"{label} - SFT"]
+    assert row["difference (pp)"] == pytest.approx(-100 / 6)  # SFT lost 1 of 3 questions on two tasks, it none
+    tokens = answer.gains.set_index("variant")["generated tokens (k per run)"]
+    assert tokens[label] == pytest.approx(0.369) and tokens["SFT"] == 0
+    assert findings.cost_sentence(experiment.summary(records), label) in answer.sentence
+    assert "Generated tokens (k per run)" in tables.seed_gains(answer.gains).columns
+
+
+@pytest.mark.parametrize("stem", ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"])
+def test_an_empty_campaign_says_it_has_no_answer_yet(stem, tmp_path):
+    answers = {"02_rl_vs_sft": lambda: evidence.rl_vs_sft(campaign.records(tmp_path, stem)),
+               "03_ablations": lambda: evidence.ablations(campaign.records(tmp_path, stem), []),
+               "04_iterative_sft": lambda: evidence.iterative(campaign.records(tmp_path, stem))}
+    answer = answers[stem]()
+    assert answer.runs == 0 and answer.scope == ""
+    assert answer.sentence.startswith("**No campaign answer yet.** No campaign point of notebook")
+    assert tables.seed_gains(answer.gains).empty and tables.pooled_differences(answer.differences).empty
+
+
+def test_runs_without_per_question_evaluations_are_named_not_paired():
+    old = [RunRecord.from_dict({**SFT[0].to_dict(), "evals": []})]
+    answer = evidence.rl_vs_sft(old)
+    assert answer.runs == 0 and "Its 1 run kept no per-question evaluations" in answer.sentence
+
+
+def test_the_demonstration_says_what_one_seed_cannot_show():
+    one = SimpleNamespace(profile="quick", cfg=SimpleNamespace(seeds=[0], steps=8, batch_size=4, n_eval=40))
+    text = evidence.demonstration(one)
+    assert "`quick` profile, 1 seed, 8 steps x 4 prompts, 40 held-out questions" in text
+    assert "cannot tell methods apart" in text
+    three = SimpleNamespace(profile="full", cfg=SimpleNamespace(seeds=[0, 1, 2], steps=8, batch_size=4, n_eval=40,
+                                                                n_eval_target=100))
+    text = evidence.demonstration(three)
+    assert "40 held-out questions per task (100 of the target)" in text
+    assert "over 3 seeds at this budget its intervals are wide" in text
+
+
+@pytest.mark.parametrize("stem", ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"])
+def test_a_campaign_folder_that_is_not_there_is_refused_in_the_chapter_naming_the_parameter(stem, tmp_path):
+    """The chapter's own check (the command line's is in test_bad_inputs), before any model loads."""
+    with pytest.raises(ValueError, match="campaign_dir must be an existing folder"):
+        settings.checked(stem, "smoke", campaign_dir=str(tmp_path / "missing"))
+
+
+def evidence_section(stem: str, folder: Path) -> None:
+    """A copy of the chapter holding its cells up to its live experiment (``## The experiment``), then a cell that
+    writes its results file: its evidence section as the chapter runs it, without the training that follows
+    (test_book executes the whole chapter)."""
+    nb = nbformat.read(runner.NOTEBOOK_DIR / f"{stem}.ipynb", as_version=4)
+    end = next(i for i, c in enumerate(nb.cells)
+               if c.cell_type == "markdown" and c.source.startswith("## The experiment"))
+    nb.cells = nb.cells[:end] + [nbformat.v4.new_code_cell(  # the runner reads every chapter's results file
+        f'from retain_utils.core import results\nresults.save(results_path, notebook="{stem}")')]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{stem}.ipynb")
+
+
+def chapter_answer(stem: str, folder: Path) -> evidence.Answer:
+    """What the chapter's evidence section computes from the campaign in ``folder``."""
+    records = {nb: campaign.records(folder, nb) for nb in ("02_rl_vs_sft", "03_ablations", "04_iterative_sft")}
+    if stem == "03_ablations":
+        return evidence.ablations(records[stem], records["02_rl_vs_sft"])
+    return (evidence.rl_vs_sft if stem == "02_rl_vs_sft" else evidence.iterative)(records[stem])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["02_rl_vs_sft", "03_ablations", "04_iterative_sft"])
+def test_each_chapter_opens_with_the_fixture_campaigns_answer(stem, tmp_path):
+    """The chapter's evidence section at smoke, reading the fixture campaign: the answer and the campaign it rests on,
+    computed from the committed files alone."""
+    evidence_section(stem, tmp_path / "notebooks")
+    done = runner.run_notebook(stem, "smoke", {"campaign_dir": str(FIXTURE)}, output_dir=tmp_path / "out",
+                               notebook_dir=tmp_path / "notebooks", progress=False)
+    executed = done.executed.read_text()
+    answer = chapter_answer(stem, FIXTURE)
+    assert answer.runs and answer.sentence[:90] in executed and answer.scope[:90] in executed
+    assert "No: none of the" in answer.sentence[:90], "the fixture's one-seed gains are all within the noise"
+    assert campaign.describe(FIXTURE)[:80] in executed
+
+
+@pytest.mark.slow
+def test_an_empty_campaign_folder_renders_in_the_chapter(tmp_path):
+    evidence_section("02_rl_vs_sft", tmp_path / "notebooks")
+    (tmp_path / "empty").mkdir()
+    done = runner.run_notebook("02_rl_vs_sft", "smoke", {"campaign_dir": str(tmp_path / "empty")},
+                               output_dir=tmp_path / "out", notebook_dir=tmp_path / "notebooks", progress=False)
+    assert "**No campaign answer yet.** No campaign point of notebook 2" in done.executed.read_text()
