@@ -225,3 +225,61 @@ def test_an_empty_campaign_folder_renders_in_the_chapter(tmp_path):
     done = runner.run_notebook("02_rl_vs_sft", "smoke", {"campaign_dir": str(tmp_path / "empty")},
                                output_dir=tmp_path / "out", notebook_dir=tmp_path / "notebooks", progress=False)
     assert "**No campaign answer yet.** No campaign point of notebook 2" in done.executed.read_text()
+
+
+# ----- the results chapter's cross-cutting views -------------------------------------------------------------------
+
+def test_split_overview_averages_each_method_over_seeds_and_tasks_and_says_how_much_is_format():
+    old = hand_run("SFT", "sft", 3, 3, 3, None)  # no lenient scores: left out, and counted
+    frame, sentence = evidence.split_overview(SFT + GRPO + [old])
+    rows = frame.set_index(["target", "variant"])
+    sft, grpo = rows.loc[("mmlu", "SFT")], rows.loc[("mmlu", "GRPO")]
+    assert sft["seeds"] == 3 and sft["strict drop (pp)"] == pytest.approx(40.0)
+    assert sft["knowledge drop (pp)"] == pytest.approx(10.0) and sft["format drop (pp)"] == pytest.approx(30.0)
+    assert grpo["strict drop (pp)"] == pytest.approx(10 / 3) and grpo["format drop (pp)"] == pytest.approx(0.0)
+    # the 4 runs that lost accuracy (3 SFT, GRPO seed 1): (30 + 40 + 50 + 10) / 4 = 32.5 pp; knowledge 10 each
+    assert "(6 runs): the 4 runs that lost accuracy on the other tasks dropped 32.5 pp" in sentence
+    assert "+10.0 pp knowledge" in sentence and "+22.5 pp format" in sentence
+    assert "1 run kept no lenient scores" in sentence
+    shown = tables.split_overview(frame)
+    assert shown.loc[("mmlu", "SFT"), "Format drop (pp)"] == "+30.0" and "Looping at end (%)" in shown.columns
+    assert "no drop can be split" in evidence.split_overview([old])[1]
+
+
+def test_flag_summary_counts_each_methods_flagged_runs_and_their_flags():
+    import dataclasses
+
+    flagged = [dataclasses.replace(r, flags=f) for r, f in zip(GRPO, (["no_signal", "shrunk"], ["shrunk"], []))]
+    table = evidence.flag_summary(SFT + flagged)
+    assert table.loc[("mmlu", "GRPO"), "Flagged runs"] == 2 and table.loc[("mmlu", "GRPO"), "Runs"] == 3
+    assert table.loc[("mmlu", "GRPO"), "Flags (runs)"] == "no_signal (1), shrunk (2)"
+    assert table.loc[("mmlu", "SFT"), "Flags (runs)"] == "none"
+
+
+def test_verdicts_give_one_line_per_comparison_of_a_difference_table():
+    frame = findings.campaign_forgetting(SFT + GRPO, [("SFT", "GRPO")])
+    (line,) = evidence.verdicts(frame)
+    assert line == evidence.verdict_summary(frame, "SFT", "GRPO") and line.startswith("*SFT against GRPO:*")
+    assert evidence.verdicts(findings.campaign_forgetting([], [])) == []
+
+
+def test_diagnostic_means_average_each_rl_variant_over_its_seeds(tmp_path):
+    import dataclasses
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+    runs = []
+    for seed, lengths in ((0, (40, 20)), (1, (60, 30))):
+        folder = tmp_path / f"grpo{seed}"
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "reward": 0.5, "completion_len": n})
+                                                      + "\n" for i, n in enumerate(lengths)))
+        runs.append(dataclasses.replace(GRPO[seed], config={**GRPO[seed].config, "out_dir": str(folder)}))
+    from retain_utils.chapters import plots
+
+    assert plots.plot_diagnostic_means(SFT) is None, "no RL run kept metrics: nothing to draw"
+    fig = plots.plot_diagnostic_means(runs + [runs[0]])  # the same run twice counts once
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_ydata()) == [50.0, 25.0] and "(2 seeds)" in line.get_label()
+    assert fig.axes[0].get_title() == "completion length (tokens), target mmlu"

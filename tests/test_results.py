@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from retain_utils.batch import campaign, runner, sweep
-from retain_utils.chapters import experiment, findings, plots
+from retain_utils.chapters import evidence, experiment, findings, plots
 from retain_utils.core import results
 
 matplotlib.use("Agg")
@@ -242,6 +242,9 @@ def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_p
     assert campaign.describe_repeats(CAMPAIGN) in executed  # the fixture's notebooks differ in evaluation sizes
     summary_04 = experiment.summary(campaign.records(CAMPAIGN, "04_iterative_sft"))
     assert findings.cost_sentence(summary_04, "Iterative-SFT, every 4 steps")[:90] in executed
+    everything = records + campaign.records(CAMPAIGN, "03_ablations") + campaign.records(CAMPAIGN, "04_iterative_sft")
+    assert evidence.split_overview(everything)[1][:90] in executed  # the fixture's runs kept no lenient scores
+    assert "Flagged runs" in executed and "Did RL collapse?" in executed
     assert "The smoke profile runs no sweep of its own" in executed
     assert executed.count("image/png") >= 2, "the trajectories and drop against KL"
     for heading in ("Table 1 on the embedded model", "Retention: what the initial answers keep",

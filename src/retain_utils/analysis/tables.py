@@ -215,6 +215,19 @@ def knowledge_format(frame: pd.DataFrame) -> pd.DataFrame:
     }, columns=columns).set_index(columns[:2])
 
 
+def split_overview(frame: pd.DataFrame) -> pd.DataFrame:
+    """``evidence.split_overview``: per target and method, the drop split into knowledge and format (pp) and the
+    final shares of the other tasks' answers unparsed, cut off and looping (%), means over seeds and tasks."""
+    names = {"target": "Target", "variant": "Method", "seeds": "Seeds", "strict drop (pp)": "Drop (pp)",
+             "knowledge drop (pp)": "Knowledge drop (pp)", "format drop (pp)": "Format drop (pp)",
+             "unparsed at end (%)": "Unparsed at end (%)", "cut off at end (%)": "Cut off at end (%)",
+             "looping at end (%)": "Looping at end (%)"}
+    out = frame.rename(columns=names)[list(names.values())].copy()
+    for column in list(names.values())[3:]:
+        out[column] = out[column].map(lambda v: _number(v, sign=column.endswith("(pp)")))
+    return out.set_index(["Target", "Method"])
+
+
 def pooled_retention(frame: pd.DataFrame) -> pd.DataFrame:
     """``findings.campaign_retention``: per target and comparison, the retentions and their difference pooled
     over seeds with its 95 % interval, nats/token."""

@@ -362,3 +362,63 @@ def demonstration(setup) -> str:
                        "evidence.")
     return text + (f"over {seeds} seeds at this budget its intervals are wide, so read it as an illustration of the "
                    "measurements. The committed campaign above is the evidence.")
+
+
+# ----- the results chapter's cross-cutting views ----------------------------------------------------------------
+
+def split_overview(records: list):
+    """Per target and variant, over every run that kept lenient scores: the drop (pp) split into knowledge and
+    format, and the final shares of other-task answers unparsed, cut off and looping (means over seeds and the
+    tasks each drop averages), with the seed count; and a sentence on what share of all the drop is format."""
+    import pandas as pd
+
+    runs = as_records(records)
+    split = [r for r in runs if r.evals and _lenient(r)]
+    columns = ["target", "variant", "seeds", "strict drop (pp)", "knowledge drop (pp)", "format drop (pp)",
+               "unparsed at end (%)", "cut off at end (%)", "looping at end (%)"]
+    left = len(runs) - len(split)
+    note = (f" {left} run{'s' * (left != 1)} kept no lenient scores (results files of an older version) and take "
+            "no part." if left else "")
+    if not split:
+        return pd.DataFrame(columns=columns), ("**Knowledge or format, across every run:** no campaign run kept "
+                                               f"lenient scores, so no drop can be split.{note}")
+    table = format_forgetting.split_table(split)
+    per_run = table.groupby(["target", "variant", "seed"], sort=False).mean(numeric_only=True)
+    grouped = per_run.groupby(level=["target", "variant"], sort=False)
+    frame = grouped.mean().assign(seeds=grouped.size()).reset_index()[columns]
+    strict, form = per_run["strict drop (pp)"], per_run["format drop (pp)"]
+    lost = strict[strict > 0]
+    know = per_run["knowledge drop (pp)"]
+    share = (f"the {len(lost)} runs that lost accuracy on the other tasks dropped {lost.mean():.1f} pp on average: "
+             f"{know[strict > 0].mean():+.1f} pp knowledge (the right answer no longer anywhere in the reply) and "
+             f"{form[strict > 0].mean():+.1f} pp format (still there, but not in the asked-for form)"
+             if len(lost) else "no run lost accuracy on the other tasks")
+    return frame, f"**Knowledge or format, across every run** ({len(per_run)} runs): {share}.{note}"
+
+
+def flag_summary(records: list):
+    """Per target and variant: how many runs earned collapse or format flags (``analysis.diagnostics``) and which,
+    with their counts, so a reader sees which numbers rest on collapsed or looping runs."""
+    import pandas as pd
+
+    runs = as_records(records)
+    rows = []
+    for target in findings.targets_in_order(runs):
+        for variant in dict.fromkeys(r.variant for r in runs if r.target == target):
+            own = [r for r in runs if r.target == target and r.variant == variant]
+            counts: dict[str, int] = {}
+            for r in own:
+                for flag in r.flags:
+                    counts[flag] = counts.get(flag, 0) + 1
+            rows.append({"Target": target, "Method": variant, "Runs": len(own),
+                         "Flagged runs": sum(bool(r.flags) for r in own),
+                         "Flags (runs)": ", ".join(f"{f} ({n})" for f, n in sorted(counts.items())) or "none"})
+    columns = ["Target", "Method", "Runs", "Flagged runs", "Flags (runs)"]
+    return pd.DataFrame(rows, columns=columns).set_index(columns[:2])
+
+
+def verdicts(differences) -> list[str]:
+    """One line per comparison in a drop-difference table (``findings.campaign_forgetting``): its verdict on each
+    target at the headline row (``verdict_summary``), in the table's order."""
+    pairs = dict.fromkeys(tuple(c.split(" - ", 1)) for c in differences["comparison"]) if len(differences) else {}
+    return [line for a, b in pairs if (line := verdict_summary(differences, a, b))]
