@@ -210,9 +210,9 @@ def split_sentence(frame, comparisons: list[tuple[str, str]], unsplit: int) -> s
     return f"**Knowledge or format?** At the end of training ({over}): " + "; ".join(parts) + f".{left}"
 
 
-def scope(records: list, notebook: str) -> str:
+def scope(records: list, notebook: str, lead: str = "This answer rests on") -> str:
     """What the answer rests on, from the records: runs, variants, targets, seeds, the training budget per target
-    and the evaluations (steps and held-out questions per task)."""
+    and the evaluations (steps and held-out questions per task); ``lead`` opens the sentence."""
     runs = as_records(records)
     if not runs:
         return ""
@@ -230,7 +230,7 @@ def scope(records: list, notebook: str) -> str:
     evaluated = sorted({e["step"] for r in runs for e in r.evals})
     sizes = sorted({n for r in runs for n in r.n_eval.values()})
     size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}" if sizes else ""
-    return (f"This answer rests on the {len(runs)} committed campaign run{'s' * (len(runs) != 1)} of "
+    return (f"{lead} the {len(runs)} committed campaign run{'s' * (len(runs) != 1)} of "
             f"{CHAPTERS.get(notebook, notebook)}: {len(variants)} variant{'s' * (len(variants) != 1)} "
             f"({'; '.join(variants)}) on {', '.join(targets)}, seed{'s' * (len(seeds) != 1)} "
             f"{', '.join(map(str, seeds))}; trained "
