@@ -283,3 +283,7 @@ def test_diagnostic_means_average_each_rl_variant_over_its_seeds(tmp_path):
     line = fig.axes[0].get_lines()[0]
     assert list(line.get_ydata()) == [50.0, 25.0] and "(2 seeds)" in line.get_label()
     assert fig.axes[0].get_title() == "completion length (tokens), target mmlu"
+    faster = dataclasses.replace(runs[1], config={**runs[1].config, "lr": 4e-5})
+    slower = dataclasses.replace(runs[0], config={**runs[0].config, "lr": 2e-5})
+    labels = [line.get_label() for line in plots.plot_diagnostic_means([slower, faster], by_lr=True).axes[0].get_lines()]
+    assert labels == ["GRPO, lr 2e-05 (1 seed)", "GRPO, lr 4e-05 (1 seed)"], "a calibration's sweep: one line per rate"

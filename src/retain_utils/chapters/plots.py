@@ -162,19 +162,21 @@ def plot_diagnostics(records, keys: tuple[str, ...] = tuple(diagnostics.DIAGNOST
     return fig
 
 
-def plot_diagnostic_means(records, keys: tuple[str, ...] = tuple(diagnostics.DIAGNOSTICS)):
-    """The RL diagnostics across a campaign: one row of panels per target, one line per RL variant, the mean over
-    its seeds at each optimizer step (a diagnostic a run's log lacks is left out of that mean; a configuration that
-    several notebooks ran counts once per seed). None when no RL run kept per-step metrics."""
+def plot_diagnostic_means(records, keys: tuple[str, ...] = tuple(diagnostics.DIAGNOSTICS), by_lr: bool = False):
+    """The RL diagnostics across a campaign: one row of panels per target, one line per RL variant (``by_lr``: per
+    variant and learning rate, as a calibration sweeps it), the mean over its seeds at each optimizer step (a
+    diagnostic a run's log lacks is left out of that mean; a configuration that several notebooks ran counts once
+    per seed). None when no RL run kept per-step metrics."""
     import matplotlib.pyplot as plt
 
     curves: dict[str, dict[str, list[list[dict]]]] = {}
     seen = set()
     for r in as_records(records):
+        label = f"{r.variant}, lr {r.config.get('lr'):g}" if by_lr else r.variant
         rows = diagnostics.step_metrics(r)
-        if rows and "reward" in rows[0] and (r.target, r.variant, r.seed) not in seen:  # SFT samples no rollouts
-            seen.add((r.target, r.variant, r.seed))
-            curves.setdefault(r.target, {}).setdefault(r.variant, []).append(rows)
+        if rows and "reward" in rows[0] and (r.target, label, r.seed) not in seen:  # SFT samples no rollouts
+            seen.add((r.target, label, r.seed))
+            curves.setdefault(r.target, {}).setdefault(label, []).append(rows)
     if not curves:
         return None
     fig, axes = plt.subplots(len(curves), len(keys), figsize=(3.2 * len(keys), 2.8 * len(curves)), squeeze=False)
@@ -185,7 +187,7 @@ def plot_diagnostic_means(records, keys: tuple[str, ...] = tuple(diagnostics.DIA
                 means = [np.mean(v) if (v := [s[key] for rows in seeds for s in rows
                                               if s["step"] == step and s.get(key) is not None]) else np.nan
                          for step in steps]
-                ax.plot(steps, means, marker=".", label=f"{label} ({len(seeds)} seeds)")
+                ax.plot(steps, means, marker=".", label=f"{label} ({len(seeds)} seed{'s' * (len(seeds) != 1)})")
         for ax, key in zip(row, keys):
             ax.set(title=f"{diagnostics.DIAGNOSTICS[key]}, target {target}", xlabel="optimizer step",
                    ylabel="share of the step's samples" if key.endswith("frac") else diagnostics.DIAGNOSTICS[key])
