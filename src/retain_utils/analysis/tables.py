@@ -171,6 +171,11 @@ def pooled_differences(frame: pd.DataFrame) -> pd.DataFrame:
     }, columns=columns).set_index(columns[:3])
 
 
+def _intervals(frame: pd.DataFrame, stem: str) -> list[str]:
+    """The ``{stem} low (pp)`` - ``{stem} high (pp)`` columns as interval cells."""
+    return [interval(lo, hi) for lo, hi in zip(frame[f"{stem} low (pp)"], frame[f"{stem} high (pp)"])]
+
+
 def seed_gains(frame: pd.DataFrame) -> pd.DataFrame:
     """``evidence.gain_drop``: per target and method, gain and drop (pp) as the mean over seeds with its 95 %
     interval (over seeds, or over held-out questions with one seed), and whether the gain is beyond the noise."""
@@ -182,11 +187,9 @@ def seed_gains(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "Target": frame["target"], "Method": frame["variant"], "Seeds": frame["seeds"],
         "Gain (pp, mean)": frame["gain (pp)"].map(signed),
-        "Gain 95 % interval (pp)": [interval(lo, hi) for lo, hi in
-                                    zip(frame["gain low (pp)"], frame["gain high (pp)"])],
+        "Gain 95 % interval (pp)": _intervals(frame, "gain"),
         "Drop (pp, mean)": frame["drop (pp)"].map(signed),
-        "Drop 95 % interval (pp)": [interval(lo, hi) for lo, hi in
-                                    zip(frame["drop low (pp)"], frame["drop high (pp)"])],
+        "Drop 95 % interval (pp)": _intervals(frame, "drop"),
         "Interval over": frame["interval over"].map({"seeds": "seeds (t)", "questions": "questions (one seed)"}),
         "Gain beyond noise": frame["learned"].map({True: "yes", False: "no"}),
     }, columns=columns)
@@ -207,11 +210,9 @@ def knowledge_format(frame: pd.DataFrame) -> pd.DataFrame:
         "Target": frame["target"], "Comparison (a - b)": frame["comparison"], "Seeds": frame["seeds"],
         "Drop difference (pp)": frame["strict (pp)"].map(signed),
         "Knowledge part (pp)": frame["knowledge (pp)"].map(signed),
-        "Knowledge 95 % interval over seeds (pp)": [interval(lo, hi) for lo, hi in
-                                                    zip(frame["knowledge low (pp)"], frame["knowledge high (pp)"])],
+        "Knowledge 95 % interval over seeds (pp)": _intervals(frame, "knowledge"),
         "Format part (pp)": frame["format (pp)"].map(signed),
-        "Format 95 % interval over seeds (pp)": [interval(lo, hi) for lo, hi in
-                                                 zip(frame["format low (pp)"], frame["format high (pp)"])],
+        "Format 95 % interval over seeds (pp)": _intervals(frame, "format"),
     }, columns=columns).set_index(columns[:2])
 
 
