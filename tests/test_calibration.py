@@ -160,3 +160,32 @@ def test_the_campaign_takes_each_targets_rates_and_budget_from_the_choice_or_say
         calibration.campaign_params([choice("mmlu", "sft", 3e-4), choice("mmlu", "grpo", 2e-5, steps=60)])
     with pytest.raises(ValueError, match="calibration: countdown has no choice for lr_rl"):
         calibration.campaign_params([choice("countdown", "sft", 1e-4)])
+
+
+def test_a_scoring_fix_supersedes_its_targets_earlier_points_only(tmp_path, capsys):
+    """Countdown points written before the package fixed its scorer (``SUPERSEDED_BEFORE``) leave the choice and
+    are named; other targets' earlier points stay."""
+    import json
+
+    from retain_utils.__main__ import main
+
+    def point(target, name, version, gain):
+        folder = tmp_path / target / name
+        folder.mkdir(parents=True)
+        (folder / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                        "params": {}, "key": name}))
+        (folder / "done.json").write_text(json.dumps({"seconds": 60.0}))
+        (folder / "02_rl_vs_sft.results.json").write_text(json.dumps(
+            {"versions": {"retain_utils": version},
+             "runs": [_record(2e-5, 100, gain, target=target).to_dict()]}))
+    point("countdown", "old", "0.7.0", 4.0)
+    point("countdown", "new", "0.9.0", 13.0)
+    point("ifeval", "kept", "0.7.0", 17.0)
+    kept = calibration.load(tmp_path)
+    assert sorted((r.target, r.gain) for r in kept) == [("countdown", 13.0), ("ifeval", 17.0)]
+    (old,) = calibration.load(tmp_path, superseded=True)
+    assert (old.target, old.gain) == ("countdown", 4.0)
+    sentence = calibration.superseded_sentence(tmp_path)
+    assert "countdown before package 0.9.0" in sentence and "1 run (countdown, grpo lr 2e-05, seed 100)" in sentence
+    assert main(["calibration", "-o", str(tmp_path)]) == 0 and sentence in capsys.readouterr().out
+    assert calibration.superseded_sentence(tmp_path / "ifeval") == ""

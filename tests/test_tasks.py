@@ -90,6 +90,24 @@ def test_countdown_parse_boxed_and_fallback():
     assert task.score(ex, "I cannot do this.") == (0.0, False)
 
 
+def test_countdown_an_equation_that_states_a_wrong_result_is_wrong():
+    """"42 + 44 = 96" reaches the target 86 on its left side but states 96: the reply does not know the answer
+    (the authors' checker, which parses the box, scores any '=' in it 0)."""
+    task = CountdownTask()
+    ex = Example("countdown", "", {"nums": [42, 44], "target": 86}, "")
+    for text in ["42 + 44 = 96", "42 + 44 = 96\n\nThe final equation is: 42 + 44 = 96", r"\boxed{42 + 44 = 96}",
+                 "42 + 44 = 86.5", r"\boxed{86 = 42 + 44 = 87}"]:
+        assert task.reward(ex, text) == 0.0, text
+    for text in ["42 + 44 = 96"]:
+        assert not task.lenient(ex, text), text  # nor does it hold the right answer anywhere
+    for text in ["42 + 44 = 86", "42 + 44 = 86.", "42 + 44 = 86.0", r"\boxed{42 + 44 = 86}", r"\boxed{86 = 44 + 42}",
+                 "42 + 44 = 96, no: 42 + 44 = 86"]:
+        assert task.reward(ex, text) == 1.0 and task.lenient(ex, text), text
+    assert task.lenient(ex, "42 + 44 = 96, no: 42 + 44 = 86") and task.lenient(ex, "42 + 44 = 86 and 42 + 45 = 96")
+    assert check("42 + 44 = 86", [42, 44], 86) and not check("42 + 44 = 86 = 85", [42, 44], 86)
+    assert not check("42 + 44 = 40 + 46", [42, 44], 86)  # two sides with operators: no single answer
+
+
 def test_solver_and_generator_difficulty_knobs():
     assert check(solve([4, 6, 1], 24), [4, 6, 1], 24)
     assert solve([1, 1], 5) is None

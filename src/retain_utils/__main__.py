@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             choices = calibration.choose(settings)
             print(calibration.settings_frame(settings).to_string(index=False) if settings else "(no runs)")
             print(calibration.status_sentence(settings, choices))
+            if superseded := calibration.superseded_sentence(folder):
+                print(superseded)
             print(calibration.cost_sentence(calibration.projected_campaign(calibration.point_costs(folder))))
             if args.write:
                 if not settings:

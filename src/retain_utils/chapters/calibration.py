@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,13 +168,46 @@ def campaign_params(choices: Sequence[Choice]) -> dict[str, dict[str, float | in
 CALIBRATION_DIR = REPOSITORY / "results" / "calibration"  # one sweep folder per target
 
 
-def load(folder: str | Path = CALIBRATION_DIR) -> list:
-    """Every finished calibration run record under ``folder`` (its sweeps, one per target), in a stable order."""
+# A scoring fix that moved a target's own numbers supersedes that target's calibration points computed before it:
+# their gains were read, and their RL rewards given, by the old rule. Target -> the first package version with the
+# fix (0.9.0: a Countdown equation that states a wrong result is wrong).
+SUPERSEDED_BEFORE = {"countdown": "0.9.0"}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text or "0")[:3])
+
+
+def _current(saved: dict) -> bool:
+    """Whether a calibration point's results file was written after every fix that moved its target's numbers."""
+    target = ((saved.get("runs") or [{}])[0]).get("target")
+    first = SUPERSEDED_BEFORE.get(target)
+    return first is None or _version((saved.get("versions") or {}).get("retain_utils", "")) >= _version(first)
+
+
+def load(folder: str | Path = CALIBRATION_DIR, superseded: bool = False) -> list:
+    """Every finished calibration run record under ``folder`` (its sweeps, one per target), in a stable order;
+    points superseded by a scoring fix of their target (``SUPERSEDED_BEFORE``) are left out, or, with
+    ``superseded``, are all that is returned."""
     from ..core.results import records
 
     folder = Path(folder)
     sweeps = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    return [r for sweep in sweeps for r in records(sweep)]
+    return [r for sweep in sweeps for r in records(sweep, keep=lambda saved: _current(saved) != superseded)]
+
+
+def superseded_sentence(folder: str | Path = CALIBRATION_DIR) -> str:
+    """Which committed calibration runs a scoring fix superseded (left out of the choice), and what the fix did to
+    the runs that stay; "" when none."""
+    old = load(folder, superseded=True)
+    if not old:
+        return ""
+    runs = "; ".join(f"{r.target}, {r.method} lr {r.config.get('lr'):g}, seed {r.seed}" for r in old)
+    fixes = ", ".join(f"{t} before package {v}" for t, v in SUPERSEDED_BEFORE.items())
+    return (f"Left out of the choice, superseded by a scoring fix ({fixes}: an equation that states a wrong result "
+            f"was scored right): {len(old)} run{'s' * (len(old) != 1)} ({runs}). The other targets' runs from "
+            "before the fix stay: their gains and collapse flags do not depend on it, but the Countdown part of "
+            "their drops was read by the old rule (CHANGELOG 0.9.0).")
 
 
 def settings_frame(settings: Sequence[Setting]):

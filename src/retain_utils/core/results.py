@@ -269,15 +269,19 @@ def _tidy(run: dict) -> dict:
     return row
 
 
-def records(sweep_dir: str | os.PathLike) -> list:
+def records(sweep_dir: str | os.PathLike, keep=None) -> list:
     """Every run record (``records.RunRecord``) of every finished point of a sweep, in point order. A run's
     ``config["out_dir"]`` (its logs), relative to the notebook's working folder when it ran, is made to name
-    the point folder's copy, so the logs are found from wherever the sweep is read."""
+    the point folder's copy, so the logs are found from wherever the sweep is read. ``keep(saved)``: a filter on
+    each point's whole results file (e.g. on the package version that wrote it)."""
     from .records import RunRecord
 
     out = []
     for folder, meta in _finished_points(sweep_dir):
-        for run in load(results_file(folder, meta["notebook"])).get("runs") or []:
+        saved = load(results_file(folder, meta["notebook"]))
+        if keep is not None and not keep(saved):
+            continue
+        for run in saved.get("runs") or []:
             record = RunRecord.from_dict(run)
             if record.config.get("out_dir"):
                 record.config["out_dir"] = str(folder / record.config["out_dir"])  # absolute stays as it is

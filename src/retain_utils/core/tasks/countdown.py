@@ -98,21 +98,21 @@ def last_boxed(text: str) -> str | None:
 
 
 def normalize_expression(expr: str) -> str:
-    """Common spellings to Python operators; drops a trailing '= result' and surrounding $ or spaces."""
+    """Common spellings to Python operators, surrounding $ or spaces dropped. An equation keeps its sides
+    ("3 + 4 = 7"): ``check`` requires every side to agree, so a wrong stated result is a wrong answer."""
     expr = normalize_expression_chars(expr).replace("{", "(").replace("}", ")")
-    expr = expr.strip().strip("$").strip()
-    if "=" in expr:  # "3 + 4 = 7" -> "3 + 4": keep the side with operators
-        sides = [s.strip() for s in expr.split("=") if s.strip()]
-        with_ops = [s for s in sides if re.search(r"[-+*/]", s)]
-        expr = with_ops[0] if with_ops else (sides[0] if sides else "")
-    return expr
+    return expr.strip().strip("$").strip()
 
 
 _EXPR_CHARS = set("0123456789+-*/() ")
 
 
+_STATED = re.compile(r"\s*(\d+(?:\.\d+)?)")  # the number an equation states right after its '='
+
+
 def last_equation(text: str) -> str | None:
-    """The arithmetic expression left of the last '=' that has one (e.g. '9 + 32' in '... 9 + 32 = 41.')."""
+    """The last equation 'expression = result' (e.g. '9 + 32 = 41' in '... 9 + 32 = 41.'), with the number it
+    states (without one, the expression alone), for ``check`` to compare."""
     text = normalize_expression_chars(text)
     for line in reversed(text.splitlines()):
         parts = line.split("=")
@@ -127,7 +127,8 @@ def last_equation(text: str) -> str | None:
                     safe_eval(expr)
                 except ValueError:
                     continue
-                return expr
+                stated = _STATED.match(parts[i + 1])
+                return f"{expr} = {stated.group(1)}" if stated else expr
     return None
 
 
@@ -140,12 +141,29 @@ def normalize_expression_chars(expr: str) -> str:
 
 
 def check(expr: str, nums: list[int], target: int) -> bool:
-    """True when ``expr`` uses exactly ``nums`` (each once) and evaluates to ``target``."""
+    """True when ``expr`` uses exactly ``nums`` (each once) and evaluates to ``target``. An equation
+    ("9 + 32 = 41") counts when its one side with an operator does so and every other side states the same value:
+    "42 + 44 = 96" is wrong even where the target is 86."""
+    sides = [side.strip() for side in expr.split("=")]
+    with_ops = [side for side in sides if re.search(r"[-+*/]", side)]
+    if len(sides) > 1 and (len(with_ops) != 1 or not all(sides)):
+        return False
     try:
-        value, used = safe_eval(expr)
+        value, used = safe_eval(with_ops[0] if with_ops else sides[0])
+        stated = [_number(side) for side in sides if side not in with_ops]
     except ValueError:
         return False
-    return sorted(used) == sorted(nums) and value == target
+    return sorted(used) == sorted(nums) and value == target and all(v == value for v in stated)
+
+
+def _number(text: str) -> Fraction:
+    """A stated result: an integer expression's value, or a decimal ("86.5"); else ValueError."""
+    try:
+        return safe_eval(text)[0]
+    except ValueError:
+        if re.fullmatch(r"\d+\.\d+", text):
+            return Fraction(text)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------- solver
@@ -336,7 +354,8 @@ class CountdownTask(Task):
             return last_equation(response)
         expr = normalize_expression(boxed)
         try:
-            safe_eval(expr)
+            for side in expr.split("="):  # an equation's every side is a number or an expression
+                _number(side.strip())
         except ValueError:
             return None  # not an arithmetic expression: unparsed, not merely wrong
         return expr
@@ -351,21 +370,31 @@ class CountdownTask(Task):
 
 
 def expressions(text: str) -> list[str]:
-    """Candidate expressions: each maximal run of digits, operators, parentheses and spaces that holds an
-    operator, split at '='; braces count as parentheses. Runs longer than ``MAX_EXPR_CHARS`` are skipped."""
+    """Candidate expressions: each maximal run of digits, operators, parentheses, spaces and '=' that holds an
+    operator, split at '=' into its sides; braces count as parentheses. A run whose sides state different values
+    ("42 + 44 = 96") offers none: its stated result is wrong. Runs longer than ``MAX_EXPR_CHARS`` are skipped."""
     text = normalize_expression_chars(text).replace("\\boxed", " ").replace("{", "(").replace("}", ")")
     out, run = [], []
     for ch in text + "\n":
-        if ch in _EXPR_CHARS:
+        if ch in _EXPR_CHARS or ch == "=":
             run.append(ch)
             continue
-        expr = "".join(run).strip()
+        sides = [side.strip() for side in "".join(run).split("=") if side.strip()]
         run = []
-        if expr and len(expr) <= MAX_EXPR_CHARS and any(op in expr for op in OPS):
-            out.append(expr)
-            stripped = expr.strip("()").strip()  # "(9 + 32)" from a sentence's own parentheses
-            if stripped != expr:
-                out.append(stripped)
+        values = set()
+        for side in sides:
+            try:
+                values.add(safe_eval(side.strip("()").strip() or side)[0])
+            except ValueError:
+                pass
+        if len(values) > 1:
+            continue
+        for expr in sides:
+            if len(expr) <= MAX_EXPR_CHARS and any(op in expr for op in OPS):
+                out.append(expr)
+                stripped = expr.strip("()").strip()  # "(9 + 32)" from a sentence's own parentheses
+                if stripped != expr:
+                    out.append(stripped)
     return out
 
 
