@@ -199,7 +199,7 @@ def load(folder: str | Path = CALIBRATION_DIR, superseded: bool = False) -> list
 def superseded_sentence(folder: str | Path = CALIBRATION_DIR) -> str:
     """Which committed calibration runs a scoring fix superseded (left out of the choice), and what the fix did to
     the runs that stay; "" when none."""
-    old = load(folder, superseded=True)
+    old = sorted(load(folder, superseded=True), key=lambda r: (r.target, r.method, r.config.get("lr"), r.seed))
     if not old:
         return ""
     runs = "; ".join(f"{r.target}, {r.method} lr {r.config.get('lr'):g}, seed {r.seed}" for r in old)
