@@ -287,3 +287,6 @@ def test_diagnostic_means_average_each_rl_variant_over_its_seeds(tmp_path):
     slower = dataclasses.replace(runs[0], config={**runs[0].config, "lr": 2e-5})
     labels = [line.get_label() for line in plots.plot_diagnostic_means([slower, faster], by_lr=True).axes[0].get_lines()]
     assert labels == ["GRPO, lr 2e-05 (1 seed)", "GRPO, lr 4e-05 (1 seed)"], "a calibration's sweep: one line per rate"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")  # no figure left current for the next test's plt.gca()
