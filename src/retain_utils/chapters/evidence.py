@@ -152,6 +152,16 @@ def _lenient(record) -> bool:
                                                          ("lenient", "truncated", "looping")) for task in tasks)
 
 
+def _split_per_run(runs: list):
+    """The runs that kept lenient scores, and ``format_forgetting.split_table``'s columns averaged per run (target,
+    variant, seed) over the tasks its drop averages (None when no run kept them)."""
+    split = [r for r in runs if r.evals and _lenient(r)]
+    if not split:
+        return split, None
+    return split, format_forgetting.split_table(split).groupby(["target", "variant", "seed"], sort=False).mean(
+        numeric_only=True)
+
+
 def knowledge_format(records: list, comparisons: list[tuple[str, str]]) -> tuple[Any, int]:
     """Per target and (a, b) of ``comparisons``: a's drop minus b's at the end of training, split into knowledge
     (lenient scoring: the right answer anywhere in the reply) and format (the rest of the strict drop), each the
@@ -160,11 +170,9 @@ def knowledge_format(records: list, comparisons: list[tuple[str, str]]) -> tuple
     import pandas as pd
 
     runs = as_records(records)
-    split = [r for r in runs if r.evals and _lenient(r)]
+    split, parts = _split_per_run(runs)
     rows = []
     if split:
-        parts = (format_forgetting.split_table(split).groupby(["target", "variant", "seed"], sort=False)
-                 [["strict drop (pp)", "knowledge drop (pp)", "format drop (pp)"]].mean())
         for target in findings.targets_in_order(split):
             mine = [r for r in split if r.target == target]
             for a, b in comparisons:
@@ -373,7 +381,7 @@ def split_overview(records: list):
     import pandas as pd
 
     runs = as_records(records)
-    split = [r for r in runs if r.evals and _lenient(r)]
+    split, per_run = _split_per_run(runs)
     columns = ["target", "variant", "seeds", "strict drop (pp)", "knowledge drop (pp)", "format drop (pp)",
                "unparsed at end (%)", "cut off at end (%)", "looping at end (%)"]
     left = len(runs) - len(split)
@@ -382,8 +390,6 @@ def split_overview(records: list):
     if not split:
         return pd.DataFrame(columns=columns), ("**Knowledge or format, across every run:** no campaign run kept "
                                                f"lenient scores, so no drop can be split.{note}")
-    table = format_forgetting.split_table(split)
-    per_run = table.groupby(["target", "variant", "seed"], sort=False).mean(numeric_only=True)
     grouped = per_run.groupby(level=["target", "variant"], sort=False)
     frame = grouped.mean().assign(seeds=grouped.size()).reset_index()[columns]
     strict, form = per_run["strict drop (pp)"], per_run["format drop (pp)"]

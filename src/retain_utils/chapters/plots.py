@@ -140,6 +140,10 @@ def plot_calibration(records, ax=None):
     return ax
 
 
+def _diagnostic_ylabel(key: str) -> str:
+    return "share of the step's samples" if key.endswith("frac") else diagnostics.DIAGNOSTICS[key]
+
+
 def plot_diagnostics(records, keys: tuple[str, ...] = tuple(diagnostics.DIAGNOSTICS)):
     """One panel per diagnostic, one line per RL run (seed), against the optimizer step: collapse made visible."""
     import matplotlib.pyplot as plt
@@ -154,7 +158,7 @@ def plot_diagnostics(records, keys: tuple[str, ...] = tuple(diagnostics.DIAGNOST
                     label=f"{r.variant} s{r.seed}" + (" (flagged)" if r.flags else ""))
     for ax, key in zip(axes[0], keys):
         ax.set(title=diagnostics.DIAGNOSTICS[key], xlabel="optimizer step",
-               ylabel="share of the step's samples" if key.endswith("frac") else diagnostics.DIAGNOSTICS[key])
+               ylabel=_diagnostic_ylabel(key))
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(fontsize=7)
     fig.suptitle("RL diagnostics per step")
@@ -190,7 +194,7 @@ def plot_diagnostic_means(records, keys: tuple[str, ...] = tuple(diagnostics.DIA
                 ax.plot(steps, means, marker=".", label=f"{label} ({len(seeds)} seed{'s' * (len(seeds) != 1)})")
         for ax, key in zip(row, keys):
             ax.set(title=f"{diagnostics.DIAGNOSTICS[key]}, target {target}", xlabel="optimizer step",
-                   ylabel="share of the step's samples" if key.endswith("frac") else diagnostics.DIAGNOSTICS[key])
+                   ylabel=_diagnostic_ylabel(key))
             ax.title.set_fontsize(8)
         row[0].legend(fontsize=7)
     fig.suptitle("RL diagnostics per step, mean over seeds")
