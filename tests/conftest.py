@@ -32,9 +32,12 @@ def fresh_tiny():
 
 
 @pytest.fixture(autouse=True)
-def _no_pinned_dtype(monkeypatch):
-    """Every test sees the CPU's own default dtype, and code that pins ``$RETAIN_UTILS_DTYPE`` (the campaign) is
-    undone after the test (monkeypatch restores a variable it set, not one it found absent)."""
+def _no_campaign_environment(monkeypatch):
+    """Every test sees the CPU's own default dtype and keeps no baseline across benches, and code that sets
+    ``$RETAIN_UTILS_DTYPE`` or ``$RETAIN_UTILS_BASELINE_CACHE`` (the campaign) is undone after the test
+    (monkeypatch restores a variable it set, not one it found absent)."""
+    from retain_utils.core.baseline_cache import CACHE_ENV
     from retain_utils.core.models import DTYPE_ENV
 
     monkeypatch.setenv(DTYPE_ENV, "")
+    monkeypatch.setenv(CACHE_ENV, "")

@@ -13,7 +13,7 @@ import torch
 
 from retain_utils import __version__
 from retain_utils.batch import campaign, sweep
-from retain_utils.core import layout, models, provenance
+from retain_utils.core import baseline_cache, layout, models, provenance
 from retain_utils.chapters import profiles
 from retain_utils.__main__ import main
 
@@ -259,7 +259,8 @@ def campaign_notebook(folder: Path) -> Path:
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(
         "import os\nfrom retain_utils.core import results\nseed = seeds[0]\n"
         "results.save(results_path, dtype_env=os.environ.get('RETAIN_UTILS_DTYPE'),\n"
-        "             omp_threads=os.environ.get('OMP_NUM_THREADS'))"))
+        "             omp_threads=os.environ.get('OMP_NUM_THREADS'),\n"
+        "             baseline_cache=os.environ.get('RETAIN_UTILS_BASELINE_CACHE'))"))
     folder.mkdir()
     nbformat.write(nb, folder / "seeded.ipynb")
     return folder
@@ -273,6 +274,7 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(campaign, "SEEDS", (0, 1))
     monkeypatch.setattr(campaign, "PROFILE", "smoke")
     monkeypatch.setenv(models.DTYPE_ENV, "")  # campaign.run sets it: recorded, so undone after the test
+    monkeypatch.setenv("RETAIN_UTILS_CACHE", str(tmp_path / "model-cache"))
     planned = campaign.plan(campaign_dir, notebooks)
     keys = [p.key for _, p in planned]
     assert [p.params for _, p in planned] == [{"method": "sft", "seeds": [0]}, {"method": "sft", "seeds": [1]}]
@@ -301,6 +303,7 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
         assert done["code"] == sweep.code_hash(notebooks / "seeded.ipynb")
         saved = json.loads(layout.results_file(folder / point.key, "seeded").read_text())
         assert saved["dtype_env"] == "fp32"  # the notebook's kernel saw the pin
+        assert saved["baseline_cache"] == str(tmp_path / "model-cache" / campaign.BASELINE_CACHE)  # and the cache
         assert saved["config"]["seed"] == point.params["seeds"][0]
 
     assert not campaign.check(campaign_dir, repo)
@@ -346,11 +349,13 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
     def fake_run(notebook, profile, params, output_dir):
         assert (notebook, profile, params) == ("02_rl_vs_sft", "campaign", {"target": "mmlu", "seeds": [0]})
         assert os.environ["RETAIN_UTILS_DTYPE"] == "fp32"
+        assert baseline_cache.CACHE_ENV not in os.environ  # the rerun computes its baseline too
         path = Path(output_dir) / "out.results.json"
         results.save(path, **rerun)
         return runner.NotebookRun(notebook, path, path, 1.0)
 
     monkeypatch.setenv("RETAIN_UTILS_DTYPE", "")  # verify sets it: recorded, so undone after the test
+    monkeypatch.setenv(baseline_cache.CACHE_ENV, str(tmp_path / "kept"))  # verify unsets it: restored after
     monkeypatch.setattr(runner, "run_notebook", fake_run)
     assert campaign.verify(point, tmp_path / "a") == []
     rerun = {"runs": [{**runs[0], "drop": 5.0}]}

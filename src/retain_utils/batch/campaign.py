@@ -25,16 +25,17 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..chapters import calibration, profiles
-from ..core import provenance, results
+from ..core import baseline_cache, provenance, results
 from . import runner, sharing, sweep
 from ..core.layout import finished_record, point_folders, read_params, results_file, unreadable
-from ..core.models import DTYPE_ENV
+from ..core.models import DTYPE_ENV, cache_dir
 from ..core.results import load
 
 PROFILE = "campaign"
 CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"
 DTYPE = "fp32"  # comparable across this workplace's CPUs (bf16 is native on some, emulated ~50x slower on others)
 SEEDS = (0, 1, 2)
+BASELINE_CACHE = "baselines"  # under the model cache (``models.cache_dir``): the initial model's evaluations, per machine
 # notebook -> the grid of one seed (the seed is added per point as ``seeds=[s]``)
 GRIDS: dict[str, dict[str, list]] = {
     "02_rl_vs_sft": {"target": ["mmlu", "ifeval", "countdown"]},
@@ -189,6 +190,8 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
     os.environ[DTYPE_ENV] = DTYPE  # the notebooks' kernels inherit it
+    # every point of a target evaluates the same initial model on the same questions: the first one keeps it
+    os.environ[baseline_cache.CACHE_ENV] = str(cache_dir() / BASELINE_CACHE)
     stamp = provenance.stamp(root, exclude=("results",))
     summary = sweep.Summary(campaign_dir, len(planned))
     todo = [(f, p) for f, p in planned if finished_record(f / p.key, p.notebook) is None]
@@ -440,6 +443,7 @@ def verify(point: str | Path, out_dir: str | Path) -> list[str]:
     if not committed:
         raise ValueError(f"{committed_file} holds no runs: there is nothing to compare a rerun with")
     os.environ[DTYPE_ENV] = DTYPE
+    os.environ.pop(baseline_cache.CACHE_ENV, None)  # the rerun computes its baseline afresh: it is checked too
     done = runner.run_notebook(meta["notebook"], meta["profile"], meta["params"], output_dir=out_dir)
     again = load(done.results).get("runs") or []
     if len(again) != len(committed):

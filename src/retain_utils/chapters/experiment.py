@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import diagnostics, retention
-from ..core import evaluation, provenance, results, training
+from ..core import baseline_cache, evaluation, provenance, results, training
 from ..analysis.forgetting import correct_vector
 from ..core.heap import release_freed_memory
 from ..core.models import cast_parameters, default_dtype, load_model
@@ -48,7 +48,8 @@ class Bench:
     reference_ll: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)     # their initial log-likelihoods
     kl_samples: dict[tuple[int, int], evaluation.KLSamples] = dataclasses.field(default_factory=dict)  # per (seed, prompts)
     # the initial model's answers at the longer budget (``longer_budget``), shared by the runs that evaluate alike
-    longer_baseline: dict[int, dict[str, evaluation.TaskScore]] = dataclasses.field(default_factory=dict)
+    longer_baseline: dict[str, dict[str, evaluation.TaskScore]] = dataclasses.field(default_factory=dict)
+    cache: Path | None = None  # where the initial model's evaluations are kept across points (``baseline_cache``)
 
 
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
@@ -67,13 +68,16 @@ def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: l
 
 def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eval_target: int | None = None,
                task_names: tuple[str, ...] = TASK_NAMES, task_options: dict[str, dict] | None = None,
-               data_seed: int = 0, dtype=None, progress: bool = True) -> Bench:
+               data_seed: int = 0, dtype=None, cache: str | Path | None = None, progress: bool = True) -> Bench:
     """Load the model, draw ``n_train`` target examples and ``n_eval`` held-out examples per task
     (``n_eval_target`` of the target, default ``n_eval``: a gain rests on one task, a drop on the mean of the
     others, so a gain needs more questions to be told from noise), and measure the baseline (greedy accuracy
     on the held-out examples), keeping the initial model's correct answers on the other tasks and their
-    log-likelihoods once, for every run's retention (``retention``)."""
+    log-likelihoods once, for every run's retention (``retention``). With ``cache`` (a folder) the initial model's
+    evaluations are kept there and read back by every later bench of the same model, questions, code and machine
+    (``baseline_cache``)."""
     check_names(target, task_names)
+    cache = Path(cache) if cache else None
     n_target = n_eval if n_eval_target is None else n_eval_target
     for name, value in (("n_train", n_train), ("n_eval", n_eval), ("n_eval_target", n_target)):
         if not isinstance(value, int) or value < 1:
@@ -91,22 +95,48 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
     model, tokenizer = load_model(model_name, dtype=dtype)
     for p in model.parameters():
         p.requires_grad_(False)
-    scored = evaluation.evaluate(model, tokenizer, held_out, tasks=tasks, progress=progress, keep_answers=True)
-    answers = retention.baseline_answers(tokenizer, held_out, scored, target=target, tasks=tasks)
-    reference_ll = retention.reference_logliks(model, tokenizer, answers, progress=progress)
+    stored_key = baseline_cache.key("baseline", model, tasks, held_out, target=target) if cache else {}
+    stored = _read_baseline(cache, stored_key) if cache else None
+    if stored is None:
+        scored = evaluation.evaluate(model, tokenizer, held_out, tasks=tasks, progress=progress, keep_answers=True)
+        answers = retention.baseline_answers(tokenizer, held_out, scored, target=target, tasks=tasks)
+        reference_ll = retention.reference_logliks(model, tokenizer, answers, progress=progress)
+        baseline_cache.write(cache, stored_key, {
+            "scores": {name: s.to_dict() for name, s in scored.items()},
+            "reference_ll": {name: {"dtype": str(v.dtype), "values": v.tolist()} for name, v in reference_ll.items()}})
+    else:
+        scored, reference_ll = stored
+        answers = retention.baseline_answers(tokenizer, held_out, scored, target=target, tasks=tasks)
     release_freed_memory()  # the baseline's KV caches and logits stay free through every run otherwise
     # the answers live in ``answers``; the baseline stays what a run's step-0 evaluation logs
     baseline = {name: dataclasses.replace(score, answer_ids=()) for name, score in scored.items()}
     return Bench(model_name, target, tasks, train, held_out, model, tokenizer, baseline, data_seed,
-                 time.perf_counter() - start, answers, reference_ll)
+                 time.perf_counter() - start, answers, reference_ll, cache=cache)
+
+
+def _read_baseline(cache: Path | None, stored_key: dict):
+    """A stored baseline (``baseline_cache``) as (scores, reference log-likelihoods); None when there is none or
+    it does not read back as one."""
+    value = baseline_cache.read(cache, stored_key)
+    if value is None:
+        return None
+    try:
+        scores = {name: evaluation.TaskScore.from_dict(d) for name, d in value["scores"].items()}
+        reference_ll = {name: np.asarray(v["values"], dtype=v["dtype"]) for name, v in value["reference_ll"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        print(f"note: the stored baseline does not read back ({e!r}): computed again")
+        return None
+    return scores, reference_ll
 
 
 def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
     """``make_bench`` with a notebook's checked settings (``settings.setup``); the baseline and the machine it ran
-    on (CPU flags, threads, the model's device and dtype) go to the results file."""
+    on (CPU flags, threads, the model's device and dtype) go to the results file. Kept across points where
+    ``$RETAIN_UTILS_BASELINE_CACHE`` names a folder (the campaign's kernels: ``baseline_cache``)."""
     cfg = setup.cfg
     made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
-                      task_names=setup.task_names, task_options=setup.task_options, progress=progress)
+                      task_names=setup.task_names, task_options=setup.task_options, cache=baseline_cache.folder(),
+                      progress=progress)
     results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"),
                  machine=provenance.machine(made.reference))
     return made
@@ -277,9 +307,11 @@ def longer_budget(bench: Bench, trained, first: dict, last: dict, config: TrainC
     first, last = ({t: evaluation.TaskScore.from_dict(s) if isinstance(s, dict) else s for t, s in scores.items()}
                    for scores in (first, last))
     kw = dict(max_new_tokens=config.eval_max_new_tokens, batch_size=config.eval_batch_size, tasks=bench.tasks)
-    key = hash((config.eval_max_new_tokens, config.eval_batch_size, *(s.texts for s in first.values())))
+    budget = {"max_new_tokens": config.eval_max_new_tokens, "batch_size": config.eval_batch_size,
+              "answers": baseline_cache.digest({t: s.texts for t, s in first.items()})}
+    key = json.dumps(budget, sort_keys=True)
     if key not in bench.longer_baseline:  # the initial model's answers: the same for every run that evaluates alike
-        bench.longer_baseline[key] = evaluation.rescore_cut_off(bench.reference, bench.tokenizer, bench.eval, first, **kw)
+        bench.longer_baseline[key] = _longer_baseline(bench, first, budget, kw)
     initial = bench.longer_baseline[key]
     was_training = trained.training
     trained.eval()
@@ -295,6 +327,23 @@ def longer_budget(bench: Bench, trained, first: dict, last: dict, config: TrainC
             "truncated_final": {t: s.n_truncated for t, s in final.items()},
             "rescored_initial": {t: len(evaluation.cut_off_not_looping(s)) for t, s in first.items()},
             "rescored_final": {t: len(evaluation.cut_off_not_looping(s)) for t, s in last.items()}}
+
+
+def _longer_baseline(bench: Bench, first: dict, budget: dict, kw: dict) -> dict[str, evaluation.TaskScore]:
+    """The initial model's cut-off answers answered again at the longer budget, read from the bench's cache when
+    it holds them (``baseline_cache``)."""
+    if bench.cache is None:
+        return evaluation.rescore_cut_off(bench.reference, bench.tokenizer, bench.eval, first, **kw)
+    stored_key = baseline_cache.key("longer_budget", bench.reference, bench.tasks, bench.eval, **budget)
+    stored = baseline_cache.read(bench.cache, stored_key)
+    if stored is not None:
+        try:
+            return {t: evaluation.TaskScore.from_dict(d) for t, d in stored.items()}
+        except (TypeError, ValueError, AttributeError) as e:
+            print(f"note: the stored longer-budget baseline does not read back ({e!r}): computed again")
+    scores = evaluation.rescore_cut_off(bench.reference, bench.tokenizer, bench.eval, first, **kw)
+    baseline_cache.write(bench.cache, stored_key, {t: s.to_dict() for t, s in scores.items()})
+    return scores
 
 
 def _append_run(results_path, record: RunRecord) -> None:
