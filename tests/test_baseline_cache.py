@@ -24,9 +24,9 @@ def _bench(monkeypatch, cache, seed=0):
     return experiment.make_bench("tiny", "mmlu", 4, 3, task_names=("mmlu", "countdown"), cache=cache, progress=False)
 
 
-def _run(bench):
-    config = TrainConfig(method="sft", task="mmlu", steps=1, batch_size=2, eval_every=1, max_new_tokens=4,
-                         eval_max_new_tokens=4)
+def _run(bench, method="sft"):
+    config = TrainConfig(method=method, task="mmlu", steps=1, batch_size=2, group_size=2, eval_every=1,
+                         max_new_tokens=4, eval_max_new_tokens=4)
     return experiment.run_variant(bench, config, kl_prompts=2, progress=False).to_dict()
 
 
@@ -48,6 +48,9 @@ def test_a_kept_baseline_reads_back_and_its_runs_equal_a_fresh_one(tmp_path, mon
     run_later = _run(_bench(monkeypatch, tmp_path))  # both stored evaluations read back
     for key in COMPARED:
         assert run_fresh[key] == run_first[key] == run_again[key] == run_later[key], key
+    sampled_fresh, sampled_again = _run(fresh, "grpo"), _run(again, "grpo")  # sampling sees the same generator
+    for key in COMPARED:
+        assert sampled_fresh[key] == sampled_again[key], key
 
 
 def test_another_model_or_a_broken_file_computes_afresh(tmp_path, monkeypatch, capsys):
