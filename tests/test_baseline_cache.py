@@ -38,6 +38,7 @@ def test_a_kept_baseline_reads_back_and_its_runs_equal_a_fresh_one(tmp_path, mon
     capsys.readouterr()
     again = _bench(monkeypatch, tmp_path)
     assert "read from" in capsys.readouterr().out
+    assert (fresh.baseline_read, first.baseline_read, again.baseline_read) == (False, False, True)
     for bench in (first, again):
         assert _untimed(bench.baseline) == _untimed(fresh.baseline) and bench.answers == fresh.answers
         assert set(bench.reference_ll) == set(fresh.reference_ll)

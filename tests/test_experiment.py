@@ -115,6 +115,13 @@ def test_load_bench_writes_the_baseline_and_the_machine_it_ran_on(tmp_path, monk
     assert machine["device"] == "cpu" and machine["weights"] == "float32"  # tiny_model's default
     assert machine["dtype"] == str(models.default_dtype("cpu")).replace("torch.", "")
     assert machine["torch_threads"] >= 1 and isinstance(machine["cpu_flags"], list)
+    assert saved["baseline_read"] is False  # no cache folder: computed here
+    monkeypatch.setenv("RETAIN_UTILS_BASELINE_CACHE", str(tmp_path / "kept"))  # the campaign's kernels
+    for path in ("first.json", "second.json"):
+        experiment.load_bench(setup, tmp_path / path, progress=False)
+    assert [json.loads((tmp_path / p).read_text())["baseline_read"] for p in ("first.json", "second.json")] == [False, True]
+    first, second = (json.loads((tmp_path / p).read_text())["baseline"] for p in ("first.json", "second.json"))
+    assert second == first  # the very numbers the first point computed, its generation seconds included
 
 
 def test_the_target_can_have_more_held_out_examples(monkeypatch):

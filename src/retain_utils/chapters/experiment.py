@@ -50,6 +50,7 @@ class Bench:
     # the initial model's answers at the longer budget (``longer_budget``), shared by the runs that evaluate alike
     longer_baseline: dict[str, dict[str, evaluation.TaskScore]] = dataclasses.field(default_factory=dict)
     cache: Path | None = None  # where the initial model's evaluations are kept across points (``baseline_cache``)
+    baseline_read: bool = False  # its baseline was read from ``cache``, not computed here
 
 
 def check_names(target: str, task_names: list[str] | tuple[str, ...], methods: list[str] | tuple[str, ...] = ()) -> None:
@@ -111,7 +112,7 @@ def make_bench(model_name: str, target: str, n_train: int, n_eval: int, *, n_eva
     # the answers live in ``answers``; the baseline stays what a run's step-0 evaluation logs
     baseline = {name: dataclasses.replace(score, answer_ids=()) for name, score in scored.items()}
     return Bench(model_name, target, tasks, train, held_out, model, tokenizer, baseline, data_seed,
-                 time.perf_counter() - start, answers, reference_ll, cache=cache)
+                 time.perf_counter() - start, answers, reference_ll, cache=cache, baseline_read=stored is not None)
 
 
 def _read_baseline(cache: Path | None, stored_key: dict):
@@ -137,8 +138,9 @@ def load_bench(setup, results_path=None, progress: bool = True) -> Bench:
     made = make_bench(setup.model, setup.target, cfg.n_train, cfg.n_eval, n_eval_target=getattr(cfg, "n_eval_target", None),
                       task_names=setup.task_names, task_options=setup.task_options, cache=baseline_cache.folder(),
                       progress=progress)
+    # baseline_read: this point spent no time evaluating the initial model (the campaign's cost projection)
     results.save(results_path, baseline=baseline_frame(made).reset_index().to_dict("records"),
-                 machine=provenance.machine(made.reference))
+                 baseline_read=made.baseline_read, machine=provenance.machine(made.reference))
     return made
 
 
