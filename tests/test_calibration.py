@@ -85,7 +85,7 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     assert "none yet" in calibration.cost_sentence(None)
     p = calibration.projected_campaign([point(300.0, ("sft", 600.0)), point(500.0, ("sft", 1200.0), ("grpo", 3600.0))])
     assert p.run_seconds == {"sft": 900.0, "grpo": 3600.0, "self_sft": 2250.0, "iterative_sft": 2250.0}
-    assert p.measured == ("grpo", "sft") and p.point_seconds == 400.0 and p.steps == 60
+    assert p.measured == ("grpo", "sft") and p.point_seconds == p.later_point_seconds == 400.0 and p.steps == 60
     # 6 targets' points x 5 seeds; runs per plan (04 trains only Iterative-SFT: the rest is read from 02's points)
     assert (p.points, p.runs) == (30, 5 * (3 * 3 + 5 + 2 * 1))
     hand = (30 * 400 + 5 * (3 * (900 + 2250 + 3600) + (4 * 3600 + 900) + 2 * 2250)) / 3600
@@ -118,6 +118,28 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     assert one == calibration.PointCost("ifeval", 1, 2, 40, 150.0, (("sft", 600.0), ("grpo", 250.0)))
     assert (two.overhead, two.runs) == (300.0, (("sft", 1200.0), ("grpo", 500.0)))
     assert calibration.point_costs(tmp_path / "none") == []
+    # the first point of a target answers the baseline's questions, a later one reads them back
+    computed = point(400.0, ("sft", 900.0), ("grpo", 3600.0))
+    computed = dataclasses.replace(computed, baseline=300.0)
+    r = calibration.projected_campaign([computed])
+    assert (r.point_seconds, r.later_point_seconds) == (400.0, 100.0)
+    n_targets = len({t for targets, _ in calibration.CAMPAIGN_PLAN.values() for t in targets})
+    runs_only = calibration.projected_campaign([point(0.0, ("sft", 900.0), ("grpo", 3600.0))]).cpu_hours
+    assert r.cpu_hours == pytest.approx(runs_only + (n_targets * 400 + (r.points - n_targets) * 100) / 3600)
+    read = dataclasses.replace(point(150.0, ("sft", 900.0)), baseline_read=True)
+    assert calibration.projected_campaign([computed, read]).later_point_seconds == (100.0 + 150.0) / 2
+    assert "for a target's first point, 2 for each later one" in calibration.cost_sentence(r)
+    folder = tmp_path / "ifeval" / "c"
+    folder.mkdir()
+    (folder / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign", "params": {}}))
+    (folder / "done.json").write_text(json.dumps({"seconds": 1000}))
+    for read_back in (False, True):
+        (folder / "02_rl_vs_sft.results.json").write_text(json.dumps(
+            {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2, "torch_threads": 1},
+             "baseline": [{"task": "ifeval", "seconds": 100.0}, {"task": "mmlu", "seconds": 50.0}],
+             "baseline_read": read_back, "runs": [{"method": "sft", "seconds": 600.0}]}))
+        cost = calibration.point_costs(tmp_path)[-1]
+        assert (cost.baseline, cost.baseline_read) == ((0.0, True) if read_back else (150.0, False))
 
 
 def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_reads_it(tmp_path, capsys):

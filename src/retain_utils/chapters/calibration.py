@@ -270,6 +270,8 @@ class PointCost:
     steps: int                        # its runs' training steps
     overhead: float                   # core-seconds besides its runs: model, baseline evaluation, KL samples
     runs: tuple[tuple[str, float], ...]  # (method, core-seconds) per run trained here, evaluations included
+    baseline: float = 0.0             # core-seconds of the overhead spent answering the baseline's questions
+    baseline_read: bool = False       # it read the initial model's evaluation another point kept (``baseline_cache``)
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,7 @@ class Projection:
     run_seconds: dict[str, float]  # method -> core-seconds of one run, evaluations included, mean over its targets
     measured: tuple[str, ...]      # the methods whose time is measured (the others are costed)
     point_seconds: float           # core-seconds of a point besides its runs: model, baseline evaluation, KL samples
+    later_point_seconds: float     # the same for a point that reads its target's baseline another point kept
     steps: int                     # the calibration runs' steps
     points: int
     runs: int
@@ -316,8 +319,11 @@ def point_costs(folder: str | Path = CALIBRATION_DIR) -> list[PointCost]:
             trained = [r for r in record.get("runs") or [] if not r.get("reused_from")]
             runs = tuple((str(r.get("method")), threads * float(r.get("seconds") or 0)) for r in trained)
             steps = [int(r["config"]["steps"]) for r in trained if (r.get("config") or {}).get("steps")]
+            read = bool(record.get("baseline_read"))
+            baseline = 0.0 if read else threads * sum(float(row.get("seconds") or 0)
+                                                      for row in record.get("baseline") or [] if isinstance(row, dict))
             out.append(PointCost(sweep.name, threads, cores, round(_mean(steps)) if steps else 0,
-                                 threads * float(seconds) - sum(c for _, c in runs), runs))
+                                 threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read))
     return out
 
 
@@ -347,9 +353,14 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
             return (by_target[target, "sft"] + by_target[target, "grpo"]) / 2
         return per_run[method if method in per_run else "grpo"]
 
-    point = _mean([c.overhead for c in costs])
+    # the first point of a target evaluates the initial model; every later one reads that evaluation back
+    # (``baseline_cache``): measured where a point read it, else a computing point's overhead less its baseline
+    computing = [c for c in costs if not c.baseline_read] or list(costs)
+    point = _mean([c.overhead for c in computing])
+    later = _mean([c.overhead - c.baseline for c in computing] + [c.overhead for c in costs if c.baseline_read])
     n_points = sum(len(targets) for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
-    n_runs, seconds = 0, n_points * point
+    n_targets = len({t for targets, _ in CAMPAIGN_PLAN.values() for t in targets})
+    n_runs, seconds = 0, n_targets * point + (n_points - n_targets) * later
     for targets, per_point in CAMPAIGN_PLAN.values():
         for target in targets:
             for method, count in per_point.items():
@@ -357,7 +368,7 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
                 seconds += CAMPAIGN_SEEDS * count * cost(target, method)
     trained = [c for c in costs if c.runs]
     steps = round(_mean([c.steps for c in trained]))
-    return Projection(per_run, tuple(sorted(measured)), point, steps, n_points, n_runs, seconds / 3600,
+    return Projection(per_run, tuple(sorted(measured)), point, later, steps, n_points, n_runs, seconds / 3600,
                       max(c.cores for c in costs), by_target)
 
 
@@ -377,7 +388,9 @@ def cost_sentence(projection: Projection | None) -> str:
     verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
     return (f"At the calibration's budget ({p.steps} steps), one run cost, evaluations included, in CPU-minutes "
             f"(wall minutes x the torch threads it ran with): {measured}{costed_part}; a point's model, baseline "
-            f"evaluation and KL samples {p.point_seconds / 60:.0f}. The campaign it is for ({p.points} points, "
+            f"evaluation and KL samples {p.point_seconds / 60:.0f} for a target's first point, "
+            f"{p.later_point_seconds / 60:.0f} for each later one, which reads the initial model's evaluation back "
+            f"(`baseline_cache`). The campaign it is for ({p.points} points, "
             f"{p.runs} runs over {CAMPAIGN_SEEDS} seeds) projects to {p.cpu_hours:.0f} CPU-hours, {p.hours:.0f} h "
             f"of wall time with all {p.cores} cores busy: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. "
             "The calibration points ran at two torch threads alone or at one thread beside another point (on two "
