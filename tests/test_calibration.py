@@ -129,6 +129,14 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     read = dataclasses.replace(point(150.0, ("sft", 900.0)), baseline_read=True)
     assert calibration.projected_campaign([computed, read]).later_point_seconds == (100.0 + 150.0) / 2
     assert "for a target's first point, 2 for each later one" in calibration.cost_sentence(r)
+    # a run's KL, longer budget and retention come after training: each planned run pays them, not each point
+    with_after = dataclasses.replace(point(400.0, ("sft", 900.0), ("grpo", 3600.0)), after=200.0)  # 100 per run
+    a = calibration.projected_campaign([with_after, point(300.0, ("sft", 900.0))])  # the second recorded none
+    assert (a.after_seconds, a.after_measured, a.point_seconds) == (100.0, 1, (200.0 + 200.0) / 2)
+    plain = calibration.projected_campaign([dataclasses.replace(with_after, overhead=200.0, after=None),
+                                            point(200.0, ("sft", 900.0))])
+    assert a.cpu_hours == pytest.approx(plain.cpu_hours + a.runs * 100 / 3600)
+    assert "retention 2 (measured on 1 point)" in calibration.cost_sentence(a)
     folder = tmp_path / "ifeval" / "c"
     folder.mkdir()
     (folder / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign", "params": {}}))
@@ -137,9 +145,12 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
         (folder / "02_rl_vs_sft.results.json").write_text(json.dumps(
             {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2, "torch_threads": 1},
              "baseline": [{"task": "ifeval", "seconds": 100.0}, {"task": "mmlu", "seconds": 50.0}],
-             "baseline_read": read_back, "runs": [{"method": "sft", "seconds": 600.0}]}))
+             "baseline_read": read_back, "runs": [{"method": "sft", "seconds": 600.0, "phase_seconds": {
+                 "train": 300.0, "evaluate": 300.0, "kl": 20.0, "longer_budget": 30.0, "retention": 10.0}}]}))
         cost = calibration.point_costs(tmp_path)[-1]
         assert (cost.baseline, cost.baseline_read) == ((0.0, True) if read_back else (150.0, False))
+        assert cost.after == 60.0 and cost.overhead == 400.0
+    assert one.after is None  # its run recorded no phases
 
 
 def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_reads_it(tmp_path, capsys):

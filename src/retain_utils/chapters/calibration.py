@@ -272,6 +272,9 @@ class PointCost:
     runs: tuple[tuple[str, float], ...]  # (method, core-seconds) per run trained here, evaluations included
     baseline: float = 0.0             # core-seconds of the overhead spent answering the baseline's questions
     baseline_read: bool = False       # it read the initial model's evaluation another point kept (``baseline_cache``)
+    # core-seconds of the overhead its runs spent after training (KL, longer budget, retention); None where a run
+    # of an older results file did not record them
+    after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,8 @@ class Projection:
     cores: int
     # (target, method) -> core-seconds of one run where measured on that target; elsewhere the method's mean is used
     target_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    after_seconds: float = 0.0     # core-seconds of a run's KL, longer-budget rescoring and retention, after training
+    after_measured: int = 0        # the points that recorded them
 
     @property
     def hours(self) -> float:
@@ -318,13 +323,19 @@ def point_costs(folder: str | Path = CALIBRATION_DIR) -> list[PointCost]:
             threads = int(machine.get("torch_threads") or cores)
             trained = [r for r in record.get("runs") or [] if not r.get("reused_from")]
             runs = tuple((str(r.get("method")), threads * float(r.get("seconds") or 0)) for r in trained)
+            phases = [r.get("phase_seconds") or {} for r in trained]
+            after = (threads * sum(float(p.get(k) or 0) for p in phases for k in AFTER_TRAINING)
+                     if trained and all(set(AFTER_TRAINING) <= set(p) for p in phases) else None)
             steps = [int(r["config"]["steps"]) for r in trained if (r.get("config") or {}).get("steps")]
             read = bool(record.get("baseline_read"))
             baseline = 0.0 if read else threads * sum(float(row.get("seconds") or 0)
                                                       for row in record.get("baseline") or [] if isinstance(row, dict))
             out.append(PointCost(sweep.name, threads, cores, round(_mean(steps)) if steps else 0,
-                                 threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read))
+                                 threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read, after))
     return out
+
+
+AFTER_TRAINING = ("kl", "longer_budget", "retention")  # a run's phases after training (``RunRecord.phase_seconds``)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -355,9 +366,14 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
 
     # the first point of a target evaluates the initial model; every later one reads that evaluation back
     # (``baseline_cache``): measured where a point read it, else a computing point's overhead less its baseline
+    # a run's KL, longer-budget rescoring and retention come after its training: each run of a point pays them,
+    # so they move from the point's overhead to the run (measured where recorded, else their mean per run)
+    recorded = [c.after / len(c.runs) for c in costs if c.after is not None and c.runs]
+    after = _mean(recorded) if recorded else 0.0
+    own = {id(c): c.overhead - (c.after if c.after is not None else after * len(c.runs)) for c in costs}
     computing = [c for c in costs if not c.baseline_read] or list(costs)
-    point = _mean([c.overhead for c in computing])
-    later = _mean([c.overhead - c.baseline for c in computing] + [c.overhead for c in costs if c.baseline_read])
+    point = _mean([own[id(c)] for c in computing])
+    later = _mean([own[id(c)] - c.baseline for c in computing] + [own[id(c)] for c in costs if c.baseline_read])
     n_points = sum(len(targets) for targets, _ in CAMPAIGN_PLAN.values()) * CAMPAIGN_SEEDS
     n_targets = len({t for targets, _ in CAMPAIGN_PLAN.values() for t in targets})
     n_runs, seconds = 0, n_targets * point + (n_points - n_targets) * later
@@ -365,11 +381,11 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
         for target in targets:
             for method, count in per_point.items():
                 n_runs += CAMPAIGN_SEEDS * count
-                seconds += CAMPAIGN_SEEDS * count * cost(target, method)
+                seconds += CAMPAIGN_SEEDS * count * (cost(target, method) + after)
     trained = [c for c in costs if c.runs]
     steps = round(_mean([c.steps for c in trained]))
     return Projection(per_run, tuple(sorted(measured)), point, later, steps, n_points, n_runs, seconds / 3600,
-                      max(c.cores for c in costs), by_target)
+                      max(c.cores for c in costs), by_target, after, len(recorded))
 
 
 def cost_sentence(projection: Projection | None) -> str:
@@ -386,8 +402,11 @@ def cost_sentence(projection: Projection | None) -> str:
                    f"; not yet measured, costed as the mean of an SFT and a GRPO run: "
                    + ", ".join(f"{m} {p.run_seconds[m] / 60:.0f} (costed)" for m in costed))
     verdict = ("within" if p.cpu_hours <= CPU_HOURS_BUDGET else "over")
+    after_part = ("" if not p.after_measured else
+                  f"after its training, each run's KL, longer-budget rescoring and retention {p.after_seconds / 60:.0f} "
+                  f"(measured on {p.after_measured} point{'s' * (p.after_measured != 1)}); ")
     return (f"At the calibration's budget ({p.steps} steps), one run cost, evaluations included, in CPU-minutes "
-            f"(wall minutes x the torch threads it ran with): {measured}{costed_part}; a point's model, baseline "
+            f"(wall minutes x the torch threads it ran with): {measured}{costed_part}; {after_part}a point's model, baseline "
             f"evaluation and KL samples {p.point_seconds / 60:.0f} for a target's first point, "
             f"{p.later_point_seconds / 60:.0f} for each later one, which reads the initial model's evaluation back "
             f"(`baseline_cache`). The campaign it is for ({p.points} points, "
