@@ -364,6 +364,38 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
     assert campaign.verify(point, tmp_path / "c") == ["1 committed runs, 0 on rerunning"]
 
 
+def test_a_recorded_verification_is_what_the_results_chapter_says(tmp_path, monkeypatch, capsys):
+    from retain_utils.core import results
+
+    camp = tmp_path / "campaign"
+    assert campaign.describe_verifications(camp).startswith("No committed point has been rerun")
+    point = camp / "02_rl_vs_sft" / "k1"
+    results.write_json_atomic(point / "params.json", {"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                      "params": {"target": "countdown", "seeds": [1]}, "key": "k1"})
+    results.save(point / "02_rl_vs_sft.results.json", runs=[{"variant": "SFT"}, {"variant": "GRPO"}])
+    results.write_json_atomic(point / "done.json", {"seconds": 60.0, "stamp": {"version": "0.2.0",
+                                                                               "cpu_flags": ["avx2"]}})
+    file = campaign.record_verification(camp, point, [])
+    assert file == camp / campaign.VERIFIED_FILE
+    here = " ".join(provenance.cpu_flags()) or "none of avx2 and up"
+    assert campaign.describe_verifications(camp) == (
+        "Rerun from scratch with `campaign --verify` (baseline included) and compared number by number: "
+        f"02_rl_vs_sft (target countdown, seeds [1]), computed with package 0.2.0 on CPU flags avx2, rerun with "
+        f"package {__version__} on CPU flags {here}: all 2 runs' numbers identical.")
+    campaign.record_verification(camp, point, ["SFT seed 1: drop 2.5 committed, 5.0 rerun"])  # replaces it
+    [only] = campaign.verifications(camp)
+    assert only.differences == ("SFT seed 1: drop 2.5 committed, 5.0 rerun",)
+    assert "1 number moved, e.g. SFT seed 1: drop 2.5" in campaign.describe_verifications(camp)
+    with pytest.raises(ValueError, match="is not a point of the campaign"):
+        campaign.record_verification(camp / "02_rl_vs_sft", tmp_path, [])
+    monkeypatch.setattr(campaign, "verify", lambda point, out_dir: [])  # the command line records what it verified
+    assert main(["campaign", "--verify", str(point), "-o", str(camp)]) == 0
+    assert f"recorded in {file}" in capsys.readouterr().out and campaign.verifications(camp)[0].differences == ()
+    file.write_text('{"verifications": [{"point": "x"}]}')
+    with pytest.raises(ValueError, match=f"{file}: not a list of verifications"):
+        campaign.verifications(camp)
+
+
 def test_repeats_compare_one_configuration_run_in_two_points(tmp_path):
     campaign_dir = tmp_path / "campaign"
     assert "holds no rerun of itself" in campaign.describe_repeats(campaign_dir)

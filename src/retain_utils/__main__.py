@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory() as tmp:
                     differences = campaign.verify(args.verify, tmp)
                 print("\n".join(differences) or f"{args.verify}: every run's numbers are identical to the committed ones")
+                if Path(args.verify).resolve().is_relative_to(Path(folder).resolve()):
+                    print(f"recorded in {campaign.record_verification(folder, args.verify, differences)} "
+                          "(the results chapter reads it: commit it)")
                 return 1 if differences else 0
             if not args.status:
                 try:

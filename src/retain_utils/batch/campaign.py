@@ -450,3 +450,73 @@ def verify(point: str | Path, out_dir: str | Path) -> list[str]:
         return [f"{len(committed)} committed runs, {len(again)} on rerunning"]
     return [f"{a.get('variant')} seed {a.get('seed')}: {key} {a.get(key)!r} committed, {b.get(key)!r} rerun"[:300]
             for a, b in zip(committed, again) for key in COMPARED if a.get(key) != b.get(key)]
+
+
+VERIFIED_FILE = "verified.json"  # in the campaign folder: every recorded ``--verify``, for the results chapter
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One committed point rerun with ``verify``: where it was computed and rerun, and what moved."""
+
+    point: str                       # its folder, relative to the campaign folder
+    params: dict
+    computed: str                    # package version and CPU flags of the point's own stamp
+    rerun: str                       # the same of the rerun
+    runs: int                        # runs compared
+    differences: tuple[str, ...]     # empty: every number identical
+
+    @staticmethod
+    def from_dict(d: dict) -> "Verification":
+        return Verification(str(d["point"]), dict(d["params"]), str(d["computed"]), str(d["rerun"]), int(d["runs"]),
+                            tuple(str(x) for x in d["differences"]))
+
+
+def _machine(version: str, flags) -> str:
+    where = "unknown CPU flags" if flags is None else f"CPU flags {' '.join(flags) or 'none of avx2 and up'}"
+    return f"package {version} on {where}"
+
+
+def record_verification(campaign_dir: str | Path, point: str | Path, differences: list[str]) -> Path:
+    """Keep ``verify``'s outcome for ``point`` (a folder inside ``campaign_dir``) in its ``VERIFIED_FILE``, beside
+    earlier ones (the same point rerun on the same kind of machine replaces its entry). Returns the file."""
+    campaign_dir, point = Path(campaign_dir).resolve(), Path(point).resolve()
+    if not point.is_relative_to(campaign_dir):
+        raise ValueError(f"{point} is not a point of the campaign in {campaign_dir}")
+    meta = read_params(point)
+    stamp = (finished_record(point, meta["notebook"]) or {}).get("stamp", {})
+    entry = Verification(point.relative_to(campaign_dir).as_posix(), meta["params"],
+                         _machine(stamp.get("version", "unknown"), stamp.get("cpu_flags")),
+                         _machine(__version__, provenance.cpu_flags()),
+                         len(load(results_file(point, meta["notebook"])).get("runs") or []), tuple(differences))
+    file = campaign_dir / VERIFIED_FILE
+    kept = [v for v in verifications(campaign_dir) if (v.point, v.rerun) != (entry.point, entry.rerun)]
+    results.write_json_atomic(file, {"verifications": [vars(v) for v in [*kept, entry]]})
+    return file
+
+
+def verifications(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[Verification]:
+    """The recorded verifications (``record_verification``); a malformed file is a ValueError naming it."""
+    file = Path(campaign_dir) / VERIFIED_FILE
+    if not file.exists():
+        return []
+    entries = load(file).get("verifications")
+    try:
+        return [Verification.from_dict(d) for d in entries]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{file}: not a list of verifications ({e!r})") from None
+
+
+def describe_verifications(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
+    """The chapter's sentence on the points rerun from scratch with ``campaign --verify``."""
+    done = verifications(campaign_dir)
+    if not done:
+        return "No committed point has been rerun from scratch with `campaign --verify` yet."
+    parts = []
+    for v in done:
+        what = ", ".join(f"{k} {v.params[k]}" for k in ("target", "seeds") if k in v.params)
+        outcome = (f"all {v.runs} runs' numbers identical" if not v.differences else
+                   f"{len(v.differences)} number{'s' * (len(v.differences) != 1)} moved, e.g. {v.differences[0]}")
+        parts.append(f"{v.point.split('/')[0]} ({what}), computed with {v.computed}, rerun with {v.rerun}: {outcome}")
+    return ("Rerun from scratch with `campaign --verify` (baseline included) and compared number by number: "
+            + "; ".join(parts) + ".")
