@@ -347,6 +347,8 @@ def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monke
     rerun = {"runs": runs}
 
     def fake_run(notebook, profile, params, output_dir):
+        nothing = Path(params.pop("reuse_runs_from"))  # every run trained: none read back from the campaign
+        assert nothing.is_dir() and not any(nothing.iterdir()) and nothing.is_relative_to(output_dir)
         assert (notebook, profile, params) == ("02_rl_vs_sft", "campaign", {"target": "mmlu", "seeds": [0]})
         assert os.environ["RETAIN_UTILS_DTYPE"] == "fp32"
         assert baseline_cache.CACHE_ENV not in os.environ  # the rerun computes its baseline too

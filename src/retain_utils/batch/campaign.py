@@ -424,8 +424,8 @@ def describe_repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
 
 def verify(point: str | Path, out_dir: str | Path) -> list[str]:
     """Rerun one committed point from its ``params.json`` into ``out_dir`` (same notebook, profile and parameters,
-    fp32) and compare every run's numbers with the committed ones. Returns the differences: none means the
-    point reproduced exactly. Only the project's own notebooks run, and a point with no committed run (nothing
+    fp32; every run trained, none read from another point) and compare every run's numbers with the committed
+    ones. Returns the differences: none means the point reproduced exactly. Only the project's own notebooks run, and a point with no committed run (nothing
     to compare) is refused, both before a kernel starts (ValueError naming the file)."""
     point = Path(point)
     meta = read_params(point)
@@ -444,7 +444,11 @@ def verify(point: str | Path, out_dir: str | Path) -> list[str]:
         raise ValueError(f"{committed_file} holds no runs: there is nothing to compare a rerun with")
     os.environ[DTYPE_ENV] = DTYPE
     os.environ.pop(baseline_cache.CACHE_ENV, None)  # the rerun computes its baseline afresh: it is checked too
-    done = runner.run_notebook(meta["notebook"], meta["profile"], meta["params"], output_dir=out_dir)
+    # and trains every run: read from the campaign, a run would be read back from this very point's committed files
+    nothing = Path(out_dir) / "reuse-nothing"
+    nothing.mkdir(parents=True, exist_ok=True)
+    params = {**meta["params"], "reuse_runs_from": str(nothing.resolve())}
+    done = runner.run_notebook(meta["notebook"], meta["profile"], params, output_dir=out_dir)
     again = load(done.results).get("runs") or []
     if len(again) != len(committed):
         return [f"{len(committed)} committed runs, {len(again)} on rerunning"]
