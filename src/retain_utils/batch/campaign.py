@@ -425,8 +425,9 @@ def describe_repeats(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
 def verify(point: str | Path, out_dir: str | Path) -> list[str]:
     """Rerun one committed point from its ``params.json`` into ``out_dir`` (same notebook, profile and parameters,
     fp32; every run trained, none read from another point) and compare every run's numbers with the committed
-    ones. Returns the differences: none means the point reproduced exactly. Only the project's own notebooks run, and a point with no committed run (nothing
-    to compare) is refused, both before a kernel starts (ValueError naming the file)."""
+    ones. Returns the differences: none means the point reproduced exactly. Only the project's own notebooks run,
+    and a point with no committed run (nothing to compare) is refused, both before a kernel starts (ValueError
+    naming the file)."""
     point = Path(point)
     meta = read_params(point)
     names = runner.notebook_names()
