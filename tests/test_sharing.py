@@ -34,6 +34,12 @@ def test_a_point_starts_only_where_its_peak_fits_beside_the_running_ones():
     assert sharing.pick([1, 2, 3], [0], peaks, memory) == 2
     assert sharing.pick([1, 3], [0], peaks, memory) is None, "the queue waits for the running point"
     assert sharing.pick([1, 3], [0, 2], None, memory) == 1, "without peaks, plain queue order"
+    # a point that reads another's runs waits until that one has finished, queued or running
+    after = [None, 0, None, None]
+    assert sharing.pick([0, 1, 2], [], None, memory, after) == 0
+    assert sharing.pick([1, 2], [0], None, memory, after) == 2
+    assert sharing.pick([1], [0], None, memory, after) is None
+    assert sharing.pick([1], [2], None, memory, after) == 1, "once its point finished, it goes"
 
 
 def test_peak_reads_what_the_kernel_recorded_and_none_otherwise(tmp_path):
@@ -52,6 +58,10 @@ def test_shared_workers_run_every_item_at_their_share_of_the_cores():
     assert got == {0: "2", 1: "2", 2: "2"}
     got = dict(sharing.run_shared(todo, os.getenv, workers=3, peaks=[GIB, None, GIB], memory=100 * GIB, cores=2))
     assert got == {0: "1", 1: "1", 2: "1"}, "an item of unknown peak still runs (alone)"
+    order = [i for i, _ in sharing.run_shared(todo, os.getenv, workers=2, cores=2, after=[None, 0, None])]
+    assert sorted(order) == [0, 1, 2] and order.index(0) < order.index(1), "item 1 started after item 0 finished"
+    with pytest.raises(ValueError, match=r"items \[0, 1\] wait for one another"):
+        list(sharing.run_shared(todo[:2], os.getenv, workers=2, cores=2, after=[1, 0]))
 
 
 def test_campaign_expects_each_points_peak_from_its_own_kind_else_the_calibration(tmp_path):
@@ -73,3 +83,15 @@ def test_campaign_expects_each_points_peak_from_its_own_kind_else_the_calibratio
                for nb, t in (("02_rl_vs_sft", "mmlu"), ("02_rl_vs_sft", "ifeval"), ("03_ablations", "mmlu"),
                              ("02_rl_vs_sft", "countdown"))]
     assert campaign.expected_peaks(planned, camp, calib) == [9 * GIB, 12 * GIB, 7 * GIB, None]
+
+
+def test_a_point_that_reads_chapter_2s_runs_waits_for_its_chapter_2_point(tmp_path):
+    from retain_utils.batch.sweep import Point
+
+    def point(notebook, target, seed):
+        return tmp_path, Point(notebook, "campaign", {"target": target, "seeds": [seed]}, f"{notebook}{target}{seed}")
+
+    todo = [point("02_rl_vs_sft", "mmlu", 0), point("03_ablations", "mmlu", 0), point("04_iterative_sft", "ifeval", 0),
+            point("04_iterative_sft", "mmlu", 1), point("02_rl_vs_sft", "mmlu", 1)]
+    # 04 on ifeval, seed 0: its chapter-2 point is finished (not in the list); 04 on mmlu, seed 1 waits for item 4
+    assert campaign.reads_from(todo) == [None, 0, None, 4, None]

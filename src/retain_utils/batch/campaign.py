@@ -206,7 +206,7 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
         outcomes = ((i, sweep.run_point(*call)) for i, call in enumerate(calls))
     else:
         outcomes = sharing.run_shared(calls, sweep.run_point, workers,
-                                      expected_peaks(todo, campaign_dir, calibration_dir))
+                                      expected_peaks(todo, campaign_dir, calibration_dir), after=reads_from(todo))
     start = time.perf_counter()
     bar = tqdm(total=len(planned), initial=len(summary.skipped), desc="campaign", unit="point")
     try:
@@ -228,6 +228,17 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
         bar.close()
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def reads_from(todo: list[tuple[Path, sweep.Point]]) -> list[int | None]:
+    """Per unfinished point, the index of the unfinished notebook-2 point of its target and seeds when it reads
+    runs from the campaign (its profile's ``reuse_runs_from``): it starts only once that one has finished, or it
+    would train those runs again. None where it reads nothing, or that point is finished."""
+    where = {(p.params.get("target"), str(p.params.get("seeds"))): i
+             for i, (_, p) in enumerate(todo) if p.notebook == "02_rl_vs_sft"}
+    return [where.get((p.params.get("target"), str(p.params.get("seeds"))))
+            if p.notebook != "02_rl_vs_sft" and profile_values(p.notebook).get("reuse_runs_from") else None
+            for _, p in todo]
 
 
 def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> str:

@@ -50,10 +50,15 @@ def fits(expected: int | None, running: Sequence[int | None], memory: int) -> bo
     return expected + sum(running) <= MEMORY_SHARE * memory
 
 
-def pick(queue: Sequence[int], running: Sequence[int], peaks: Sequence[int | None] | None, memory: int) -> int | None:
-    """The first queued item that ``fits`` beside the running ones (the first queued one without ``peaks``), or
-    None: the queue waits for a running item to finish."""
+def pick(queue: Sequence[int], running: Sequence[int], peaks: Sequence[int | None] | None, memory: int,
+         after: Sequence[int | None] | None = None) -> int | None:
+    """The first queued item that ``fits`` beside the running ones (the first queued one without ``peaks``) and
+    whose ``after`` item (one it reads results from) is neither queued nor running, or None: the queue waits for
+    a running item to finish."""
+    unfinished = {*queue, *running}
     for i in queue:
+        if after is not None and after[i] is not None and after[i] in unfinished:
+            continue
         if peaks is None or fits(peaks[i], [peaks[j] for j in running], memory):
             return i
     return None
@@ -67,11 +72,13 @@ def _call_with_threads(threads: int, call: Callable, args: tuple) -> Any:
 
 
 def run_shared(todo: Sequence[tuple], call: Callable, workers: int, peaks: Sequence[int | None] | None = None,
-               memory: int | None = None, cores: int | None = None) -> Iterator[tuple[int, Any]]:
+               memory: int | None = None, cores: int | None = None,
+               after: Sequence[int | None] | None = None) -> Iterator[tuple[int, Any]]:
     """Run ``call(*todo[i])`` for every i in ``workers`` spawned processes, each at ``threads_per_worker`` torch
     threads, yielding ``(i, result)`` as each finishes. With ``peaks`` (each item's expected peak bytes, None if
     unknown), the first queued item that ``fits`` beside the running ones starts next; without, items start in
-    order. ``call`` must not raise (a sweep point records its own failure). Once stopped (an exception or a
+    order. With ``after`` (per item, the index of an item it must wait for, or None), an item starts only once
+    that one has finished (e.g. a point that reads another's runs). ``call`` must not raise (a sweep point records its own failure). Once stopped (an exception or a
     closed iterator) nothing more starts and the running items are waited for."""
     threads = threads_per_worker(workers, cores)
     memory = memory or machine_memory()
@@ -81,11 +88,13 @@ def run_shared(todo: Sequence[tuple], call: Callable, workers: int, peaks: Seque
     try:
         while queue or running:
             while queue and len(running) < workers:
-                chosen = pick(queue, list(running.values()), peaks, memory)
+                chosen = pick(queue, list(running.values()), peaks, memory, after)
                 if chosen is None:
                     break
                 queue.remove(chosen)
                 running[pool.submit(_call_with_threads, threads, call, todo[chosen])] = chosen
+            if not running:  # nothing runs and nothing may start: the items wait for each other
+                raise ValueError(f"items {queue} wait for one another (after: {list(after or [])})")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 yield running.pop(future), future.result()
