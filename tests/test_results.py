@@ -250,3 +250,23 @@ def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_p
     for heading in ("Table 1 on the embedded model", "Retention: what the initial answers keep",
                     "Answers cut off by the token budget", "Ablations: the KL term", "Iterative-SFT: closing the gap"):
         assert heading in executed
+
+
+def test_a_runs_accepted_rollouts_are_packed_in_its_record_and_read_back():
+    import json
+
+    from retain_utils.core.records import RunRecord
+
+    rollouts = [{"example": i, "text": f"answer {i} " * 20, "step": i // 4, "completion_ids": list(range(60))}
+                for i in range(40)]
+    record = RunRecord(variant="GRPO", method="grpo", target="mmlu", seed=0, gain=1.0, drop=0.5, gain_interval=None,
+                       drop_interval=None, kl=0.1, accuracy_initial={}, accuracy_final={}, n_eval={}, trajectory=[],
+                       status="finished", seconds=1.0, train_seconds=1.0, generated_tokens=10, config={},
+                       correct_rollouts=rollouts)
+    stored = record.to_dict()
+    assert isinstance(stored["correct_rollouts"], str)  # one string, not thousands of indented JSON lines
+    assert len(stored["correct_rollouts"]) < len(json.dumps(rollouts)) / 5
+    assert RunRecord.from_dict(json.loads(json.dumps(stored))) == record
+    assert RunRecord.from_dict({**stored, "correct_rollouts": rollouts}) == record, "a list, as older files hold"
+    with pytest.raises(ValueError, match="packed correct_rollouts are damaged"):
+        RunRecord.from_dict({**stored, "correct_rollouts": "not base64!"})

@@ -71,17 +71,27 @@ class TaskScore:
 _VECTORS = ("correct", "lenient", "looping", "truncated")  # per-example 0/1 fields of a TaskScore
 
 
+def pack_json(value) -> str:
+    """A JSON value as one compact string (JSON, zlib, base64) for results files; ``unpack_json`` reverses it."""
+    return base64.b64encode(zlib.compress(json.dumps(value).encode(), 9)).decode("ascii")
+
+
+def unpack_json(packed: str, what: str = "packed value"):
+    """The value ``pack_json`` packed; a damaged string raises ValueError naming ``what``."""
+    try:
+        return json.loads(zlib.decompress(base64.b64decode(packed.encode("ascii"), validate=True)))
+    except (ValueError, zlib.error) as e:
+        raise ValueError(f"{what} damaged: {e}") from None
+
+
 def pack_texts(texts) -> str:
-    """Answer texts as one compact string (JSON, zlib, base64) for results files; ``unpack_texts`` reverses it."""
-    return base64.b64encode(zlib.compress(json.dumps(list(texts)).encode(), 9)).decode("ascii")
+    """Answer texts as one compact string (``pack_json``); ``unpack_texts`` reverses it."""
+    return pack_json(list(texts))
 
 
 def unpack_texts(packed: str) -> list[str]:
     """The texts ``pack_texts`` packed; a damaged string raises ValueError."""
-    try:
-        texts = json.loads(zlib.decompress(base64.b64decode(packed.encode("ascii"), validate=True)))
-    except (ValueError, zlib.error) as e:
-        raise ValueError(f"packed answer texts are damaged: {e}") from None
+    texts = unpack_json(packed, "packed answer texts are")
     if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
         raise ValueError("packed answer texts do not hold a list of strings")
     return texts

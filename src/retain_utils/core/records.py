@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .evaluation import paired_intervals
+from .evaluation import pack_json, paired_intervals, unpack_json
 from .tasks import forgetting_tasks, transfer_tasks
 
 # The variant label a method's plain run gets in every notebook, so that tables and verdicts find "GRPO" and
@@ -65,10 +65,13 @@ class RunRecord:
     reused_from: str | None = None
 
     def to_dict(self) -> dict:
-        """Plain JSON types; no ``correct_rollouts`` key when there are none."""
+        """Plain JSON types; no ``correct_rollouts`` key when there are none, else packed into one string
+        (``evaluation.pack_json``: a GRPO run keeps hundreds of rollouts with their token ids)."""
         record = dataclasses.asdict(self)
         if record["correct_rollouts"] is None:
             del record["correct_rollouts"]
+        else:
+            record["correct_rollouts"] = pack_json(record["correct_rollouts"])
         return record
 
     @classmethod
@@ -91,6 +94,11 @@ class RunRecord:
         record.setdefault("generated_tokens", 0)
         record.setdefault("gain_interval", None)
         record.setdefault("drop_interval", None)
+        if isinstance(record.get("correct_rollouts"), str):
+            rollouts = unpack_json(record["correct_rollouts"], "packed correct_rollouts are")
+            if not (isinstance(rollouts, list) and all(isinstance(r, dict) for r in rollouts)):
+                raise ValueError("packed correct_rollouts do not hold a list of rollouts")
+            record["correct_rollouts"] = rollouts
         if "transfer" not in record:
             _leave_out_related(record)
         return cls(**record)
