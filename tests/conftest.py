@@ -41,3 +41,13 @@ def _no_campaign_environment(monkeypatch):
 
     monkeypatch.setenv(DTYPE_ENV, "")
     monkeypatch.setenv(CACHE_ENV, "")
+
+
+@pytest.fixture(autouse=True)
+def _no_figure_left_open():
+    """A test that draws on the current axes (``plt.gca()``) gets fresh ones, not another test's open figure."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
