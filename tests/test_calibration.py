@@ -111,11 +111,16 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
                                                         "params": {}}))
         (folder / "done.json").write_text(json.dumps({"seconds": 1000}))
         (folder / "02_rl_vs_sft.results.json").write_text(json.dumps(
-            {"timings": {"notebook_seconds": 1000.0}, "machine": {"cpu_count": 2, "torch_threads": threads},
+            {"timings": {"notebook_seconds": 1000.0}, "versions": {"retain_utils": "9.9.9"},
+             "machine": {"cpu_count": 2, "torch_threads": threads, "cpu_flags": ["avx2"] * (threads == 1)},
              "runs": [{"method": "sft", "seconds": 600.0, "config": {"steps": 40}}, {"method": "grpo", "seconds": 250.0},
                       {"method": "sft", "seconds": 900.0, "reused_from": "x/runs/SFT-s0-f"}]}))
     one, two = calibration.point_costs(tmp_path)
-    assert one == calibration.PointCost("ifeval", 1, 2, 40, 150.0, (("sft", 600.0), ("grpo", 250.0)))
+    assert one == calibration.PointCost("ifeval", 1, 2, 40, 150.0, (("sft", 600.0), ("grpo", 250.0)),
+                                        machine="avx2, package 9.9.9")
+    assert two.machine == "unknown flags, package 9.9.9"
+    assert ("with flags avx2, package 9.9.9 (1 point); unknown flags, package 9.9.9 (1 point)."
+            in calibration.cost_sentence(calibration.projected_campaign([one, two])))
     assert (two.overhead, two.runs) == (300.0, (("sft", 1200.0), ("grpo", 500.0)))
     assert calibration.point_costs(tmp_path / "none") == []
     # the first point of a target answers the baseline's questions, a later one reads them back

@@ -275,6 +275,7 @@ class PointCost:
     # core-seconds of the overhead its runs spent after training (KL, longer budget, retention); None where a run
     # of an older results file did not record them
     after: float | None = None
+    machine: str = "unknown"          # its CPU flags and package version: every time names where it was measured
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ class Projection:
     target_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
     after_seconds: float = 0.0     # core-seconds of a run's KL, longer-budget rescoring and retention, after training
     after_measured: int = 0        # the points that recorded them
+    machines: dict[str, int] = field(default_factory=dict)  # CPU flags and package version -> points measured there
 
     @property
     def hours(self) -> float:
@@ -330,8 +332,11 @@ def point_costs(folder: str | Path = CALIBRATION_DIR) -> list[PointCost]:
             read = bool(record.get("baseline_read"))
             baseline = 0.0 if read else threads * sum(float(row.get("seconds") or 0)
                                                       for row in record.get("baseline") or [] if isinstance(row, dict))
+            flags = " ".join(machine.get("cpu_flags") or []) or "unknown flags"
+            version = (record.get("versions") or {}).get("retain_utils", "unknown")
             out.append(PointCost(sweep.name, threads, cores, round(_mean(steps)) if steps else 0,
-                                 threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read, after))
+                                 threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read, after,
+                                 f"{flags}, package {version}"))
     return out
 
 
@@ -384,8 +389,9 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
                 seconds += CAMPAIGN_SEEDS * count * (cost(target, method) + after)
     trained = [c for c in costs if c.runs]
     steps = round(_mean([c.steps for c in trained]))
+    machines = {m: sum(c.machine == m for c in costs) for m in sorted({c.machine for c in costs})}
     return Projection(per_run, tuple(sorted(measured)), point, later, steps, n_points, n_runs, seconds / 3600,
-                      max(c.cores for c in costs), by_target, after, len(recorded))
+                      max(c.cores for c in costs), by_target, after, len(recorded), machines)
 
 
 def cost_sentence(projection: Projection | None) -> str:
@@ -413,4 +419,5 @@ def cost_sentence(projection: Projection | None) -> str:
             f"{p.runs} runs over {CAMPAIGN_SEEDS} seeds) projects to {p.cpu_hours:.0f} CPU-hours, {p.hours:.0f} h "
             f"of wall time with all {p.cores} cores busy: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. "
             "The calibration points ran at two torch threads alone or at one thread beside another point (on two "
-            "cores the pair does more work in all: `benchmarks/README.md`), some beside other work.")
+            "cores the pair does more work in all: `benchmarks/README.md`), some beside other work, on 2-core CPUs "
+            "with flags " + "; ".join(f"{m} ({n} point{'s' * (n != 1)})" for m, n in p.machines.items()) + ".")
