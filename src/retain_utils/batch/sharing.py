@@ -78,8 +78,9 @@ def run_shared(todo: Sequence[tuple], call: Callable, workers: int, peaks: Seque
     threads, yielding ``(i, result)`` as each finishes. With ``peaks`` (each item's expected peak bytes, None if
     unknown), the first queued item that ``fits`` beside the running ones starts next; without, items start in
     order. With ``after`` (per item, the index of an item it must wait for, or None), an item starts only once
-    that one has finished (e.g. a point that reads another's runs). ``call`` must not raise (a sweep point records its own failure). Once stopped (an exception or a
-    closed iterator) nothing more starts and the running items are waited for."""
+    that one has finished (e.g. a point that reads another's runs). ``call`` must not raise (a sweep point records
+    its own failure). Once stopped (an exception or a closed iterator) nothing more starts and the running items
+    are waited for."""
     threads = threads_per_worker(workers, cores)
     memory = memory or machine_memory()
     queue, running = list(range(len(todo))), {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import re
 import time
@@ -162,7 +161,7 @@ def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example
            "eval": {name: len(ex) for name, ex in bench.eval.items()},
            "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")},
            "kl_prompts": kl_prompts, "rescore_longer": rescore_longer}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return baseline_cache.digest(key)[:10]
 
 
 def find_finished(folder: str | Path, seed: int, fingerprint: str) -> Path | None:
