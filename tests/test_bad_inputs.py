@@ -406,7 +406,7 @@ BROKEN = [  # a point file cut short or emptied: (its replacement, the file the 
 def test_a_point_with_a_file_cut_short_is_not_done_and_is_named(files, message, tmp_path, capsys):
     campaign_with_one_point(tmp_path / "c", **files)
     status, out = main(["campaign", "--status", "-o", str(tmp_path / "c")]), capsys.readouterr().out
-    assert status == 0 and "02_rl_vs_sft: 0/9 done" in out and message in out, out
+    assert status == 0 and "02_rl_vs_sft: 0/15 done" in out and message in out, out
     assert campaign.finished(tmp_path / "c") == {}
     assert results.records(tmp_path / "c" / "02_rl_vs_sft") == []      # the chapter's loaders skip it
     table = results.points(tmp_path / "c" / "02_rl_vs_sft")
@@ -416,7 +416,7 @@ def test_a_point_with_a_file_cut_short_is_not_done_and_is_named(files, message, 
 def test_a_finished_point_counts_once_its_files_parse(tmp_path, capsys):
     campaign_with_one_point(tmp_path / "c")
     assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
-    assert "02_rl_vs_sft: 1/9 done" in capsys.readouterr().out
+    assert "02_rl_vs_sft: 1/15 done" in capsys.readouterr().out
 
 
 CAMPAIGN = [  # (arguments, what the one-line error names)

@@ -86,9 +86,10 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     p = calibration.projected_campaign([point(300.0, ("sft", 600.0)), point(500.0, ("sft", 1200.0), ("grpo", 3600.0))])
     assert p.run_seconds == {"sft": 900.0, "grpo": 3600.0, "self_sft": 2250.0, "iterative_sft": 2250.0}
     assert p.measured == ("grpo", "sft") and p.point_seconds == p.later_point_seconds == 400.0 and p.steps == 60
-    # 6 targets' points x 5 seeds; runs per plan (04 trains only Iterative-SFT: the rest is read from 02's points)
-    assert (p.points, p.runs) == (30, 5 * (3 * 3 + 5 + 2 * 1))
-    hand = (30 * 400 + 5 * (3 * (900 + 2250 + 3600) + (4 * 3600 + 900) + 2 * 2250)) / 3600
+    # 6 targets' points x 5 seeds; runs per plan (03 and 04 train only what 02's points do not hold)
+    assert (p.points, p.runs) == (30, 5 * (3 * 3 + 4 + 2 * 1))
+    # REINFORCE, not measured, is costed as GRPO
+    hand = (30 * 400 + 5 * (3 * (900 + 2250 + 3600) + (3 * 3600 + 900) + 2 * 2250)) / 3600
     assert p.cpu_hours == pytest.approx(hand) and p.hours == pytest.approx(hand / 2), "two cores kept busy"
     text = calibration.cost_sentence(p)
     assert "grpo 60" in text and "self_sft 38 (costed)" in text and "over its budget of 50" in text
@@ -96,10 +97,11 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     q = calibration.projected_campaign([point(400.0, ("sft", 900.0), ("grpo", 3600.0)),
                                         point(400.0, ("grpo", 1200.0), target="mmlu")])
     assert q.run_seconds["grpo"] == 2400.0 and q.target_seconds[("mmlu", "grpo")] == 1200.0
-    # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (mmlu): 4 GRPO at 1200; 04 (mmlu, ifeval):
-    # Iterative-SFT costed as SFT and GRPO's mean on its target where both are measured (ifeval), else overall
-    hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (4 * 1200 + 900)
-                            + (1650 + 2250))) / 3600
+    # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (countdown): 3 RL runs at 2400 and an SFT;
+    # 04 (ifeval, countdown): Iterative-SFT costed as SFT and GRPO's mean on its target where both are measured
+    # (ifeval), else overall
+    hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (3 * 2400 + 900)
+                            + (2250 + 1650))) / 3600
     assert q.cpu_hours == pytest.approx(hand)
     assert "(by target: grpo on ifeval 60, sft on ifeval 15, grpo on mmlu 20)" in calibration.cost_sentence(q)
     # a point's cost from its results file: wall seconds x its torch threads; its overhead is its notebook's time
@@ -128,7 +130,7 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     computed = dataclasses.replace(computed, baseline=300.0)
     r = calibration.projected_campaign([computed])
     assert (r.point_seconds, r.later_point_seconds) == (400.0, 100.0)
-    n_targets = len({t for targets, _ in calibration.CAMPAIGN_PLAN.values() for t in targets})
+    n_targets = len({t for p in calibration.CAMPAIGN_PLAN.values() for t in p.targets})
     runs_only = calibration.projected_campaign([point(0.0, ("sft", 900.0), ("grpo", 3600.0))]).cpu_hours
     assert r.cpu_hours == pytest.approx(runs_only + (n_targets * 400 + (r.points - n_targets) * 100) / 3600)
     read = dataclasses.replace(point(150.0, ("sft", 900.0)), baseline_read=True)

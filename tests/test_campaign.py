@@ -120,16 +120,17 @@ def test_dtype_env_wins_over_the_cpu(monkeypatch):
 # ----- the plan ------------------------------------------------------------------------------------------------
 
 def test_plan_runs_seed_by_seed_chapter_2s_targets_first(tmp_path):
-    planned = campaign.plan(tmp_path)
-    assert len(planned) == 15
+    planned = campaign.plan(tmp_path, choice_file=tmp_path / "none.json")
+    assert len(planned) == 30  # 6 points per seed (calibration.CAMPAIGN_PLAN), 5 seeds
     notebooks = [p.notebook for _, p in planned]
-    assert notebooks[:5] == ["02_rl_vs_sft"] * 3 + ["03_ablations", "04_iterative_sft"]
-    assert [p.params["target"] for _, p in planned[:3]] == ["mmlu", "ifeval", "countdown"]
+    assert notebooks[:6] == ["02_rl_vs_sft"] * 3 + ["03_ablations"] + ["04_iterative_sft"] * 2
+    assert [p.params["target"] for _, p in planned[:6]] == ["ifeval", "mmlu", "countdown", "countdown", "ifeval",
+                                                           "countdown"]
     seeds = [p.params["seeds"] for _, p in planned]
-    assert seeds[:5] == [[0]] * 5 and seeds == sorted(seeds) and seeds[-1] == [2]
-    assert len({p.key for _, p in planned}) == 15
+    assert seeds[:6] == [[0]] * 6 and seeds == sorted(seeds) and seeds[-1] == [4]
+    assert len({p.key for _, p in planned}) == 30
     assert all(folder == tmp_path / p.notebook and p.profile == "campaign" for folder, p in planned)
-    assert notebooks.count("02_rl_vs_sft") == 9 and notebooks.count("03_ablations") == 3
+    assert notebooks.count("02_rl_vs_sft") == 15 and notebooks.count("03_ablations") == 5
 
 
 def test_a_written_calibration_choice_sets_each_targets_learning_rates_and_budget(tmp_path):
@@ -140,7 +141,7 @@ def test_a_written_calibration_choice_sets_each_targets_learning_rates_and_budge
     choice = tmp_path / "choice.json"
     calibration.write_choice(choice, [], choices)
     planned = campaign.plan(tmp_path / "campaign", choice_file=choice)
-    assert len(planned) == 15  # one grid per target, the same points as without a choice
+    assert len(planned) == 30  # one grid per target, the same points as without a choice
     mmlu = [p.params for _, p in planned if p.params["target"] == "mmlu"]
     assert all((p["lr_sft"], p["lr_rl"], p["steps"]) == (3e-4, 2e-5, 40) for p in mmlu)
     assert {p.params["lr_sft"] for _, p in planned if p.params["target"] == "ifeval"} == {1e-4}
@@ -149,6 +150,44 @@ def test_a_written_calibration_choice_sets_each_targets_learning_rates_and_budge
     with pytest.raises(ValueError, match=r"choice.json: no calibrated setting for target\(s\) countdown of "
                                          r"02_rl_vs_sft; calibrated: ifeval, mmlu"):
         campaign.plan(tmp_path / "campaign", choice_file=choice)
+
+
+def test_notebooks_3_and_4_read_notebook_2s_runs_and_train_only_what_the_plan_counts():
+    """A variant of notebook 3 or 4 with the same bench, KL prompts and resolved training config as one of notebook
+    2's campaign runs on its target has that run's fingerprint, so it is read from it (``reuse_runs_from``), not
+    trained; ``calibration.CAMPAIGN_PLAN`` counts, per point, exactly the runs that are left."""
+    from retain_utils.chapters import calibration, settings
+    from retain_utils.core.models import EMBEDDED_MODEL
+    from retain_utils.core.training import resolve
+
+    calibrated = {"lr_sft": 2e-4, "lr_rl": 1e-5, "steps": 40}  # what the calibration's choice adds to every grid
+    own = {"03_ablations": {"beta": 0.05}}  # the notebook's own parameter cell (the paper's KL coefficient)
+
+    def built(notebook: str, target: str):
+        s = settings.setup(notebook, campaign.PROFILE, model=EMBEDDED_MODEL, target=target, **calibrated,
+                           **own.get(notebook, {}))
+        bench = (s.model, s.task_names, json.dumps(s.task_options, sort_keys=True), s.cfg.n_train, s.cfg.n_eval,
+                 getattr(s.cfg, "n_eval_target", None) or s.cfg.n_eval, s.kl_prompts, s.cfg.rescore_longer)
+        runs = [(v, json.dumps({k: x for k, x in resolve(v.config).to_dict().items() if k not in ("out_dir", "run_name")},
+                               sort_keys=True)) for v in s.variants]
+        return bench, runs
+
+    for notebook, planned in calibration.CAMPAIGN_PLAN.items():
+        assert profiles.values(notebook, campaign.PROFILE)["reuse_runs_from"] in (None, profiles.CAMPAIGN_RUNS)
+        for target in planned.targets:
+            bench_2, runs_2 = built("02_rl_vs_sft", target)
+            if notebook == "02_rl_vs_sft":
+                trained = [v for v, _ in runs_2]
+            else:
+                bench, runs = built(notebook, target)
+                assert bench == bench_2, f"{notebook} on {target} would not find notebook 2's runs"
+                readable = {config for _, config in runs_2}
+                trained = [v for v, config in runs if v.rollouts_of or config not in readable]
+                assert len(trained) < len(runs), f"{notebook} on {target} reads nothing from notebook 2"
+            counted: dict[str, int] = {}
+            for v in trained:
+                counted[v.config.method] = counted.get(v.config.method, 0) + 1
+            assert counted == planned.runs, (notebook, target, [v.label for v in trained])
 
 
 def test_campaign_points_evaluate_with_each_tasks_own_budget():
@@ -187,17 +226,30 @@ def test_check_refuses_points_of_another_version_or_other_profile_values(tmp_pat
     assert "would mix code versions" in text and relative(old) in text
 
 
+def calibrated(folder: Path, targets=("ifeval", "mmlu", "countdown")) -> Path:
+    """A calibration folder whose choice names every target (what ``campaign.run`` needs to start)."""
+    from retain_utils.chapters import calibration
+
+    calibration.write_choice(folder / calibration.CHOICE_FILE, [],
+                             [calibration.Choice(t, m, 1e-4, 40, True, "chosen") for t in targets for m in ("sft", "grpo")])
+    return folder
+
+
 def test_run_refuses_before_running_anything(tmp_path, monkeypatch):
     monkeypatch.setenv(models.DTYPE_ENV, "")  # recorded: undone after the test
     monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a refused campaign ran a point"))
     repo = make_repo(tmp_path / "repo")
+    with pytest.raises(ValueError, match=r"^campaign not started: no calibration choice .*none/choice\.json, so its "
+                                         r"points would train at uncalibrated learning rates; .* calibration --write"):
+        campaign.run(tmp_path / "campaign", root=repo, calibration_dir=tmp_path / "none", allow_mixed=True)
+    choice = calibrated(tmp_path / "calibration")
     (repo / "code.py").write_text("x = 2\n")
     with pytest.raises(ValueError, match=r"^campaign not started: the tree has uncommitted changes \(code\.py\)"):
-        campaign.run(tmp_path / "campaign", root=repo)
+        campaign.run(tmp_path / "campaign", root=repo, calibration_dir=choice)
     (repo / "code.py").write_text("x = 1\n")
     fake_point(tmp_path / "campaign", "02_rl_vs_sft", {"version": "0.0.1"})
     with pytest.raises(ValueError, match="would mix code versions"):
-        campaign.run(tmp_path / "campaign", root=repo, allow_mixed=False)
+        campaign.run(tmp_path / "campaign", root=repo, allow_mixed=False, calibration_dir=choice)
     assert not os.environ.get(models.DTYPE_ENV)  # refused before pinning anything
     assert [p.name for p in (tmp_path / "campaign").iterdir()] == ["02_rl_vs_sft"]
 
@@ -214,19 +266,19 @@ def test_status_projects_a_total_once_every_notebook_has_a_point(tmp_path):
     assert "no projection until one point of 04_iterative_sft has finished" in campaign.status(tmp_path)
     fake_point(tmp_path, "04_iterative_sft", current("04_iterative_sft"), seconds=600)
     text = campaign.status(tmp_path)
-    # 02: 9 points at 20 min, 03: 3 at 20 min, 04: 3 at 10 min -> 4.5 h; 4200 s spent
-    assert text.splitlines()[0] == f"campaign in {tmp_path}: 1.2 h spent; projected total 4.5 h"
-    assert "02_rl_vs_sft: 2/9 done, 20 min per point" in text and "04_iterative_sft: 1/3 done, 10 min" in text
+    # 02: 15 points at 20 min, 03: 5 at 20 min, 04: 10 at 10 min -> 8.3 h; 4200 s spent
+    assert text.splitlines()[0] == f"campaign in {tmp_path}: 1.2 h spent; projected total 8.3 h"
+    assert "02_rl_vs_sft: 2/15 done, 20 min per point" in text and "04_iterative_sft: 1/10 done, 10 min" in text
 
 
 def test_describe_names_hours_cpu_hours_code_and_machines(tmp_path):
-    assert "No campaign point has been committed yet (0 of 15)" in campaign.describe(tmp_path)
+    assert "No campaign point has been committed yet (0 of 30)" in campaign.describe(tmp_path)
     fake_point(tmp_path, "02_rl_vs_sft", {**current("02_rl_vs_sft"), "cpu_count": 2, "cpu_flags": ["avx2"],
                                           "commit": "a" * 40}, seconds=3600)
     fake_point(tmp_path, "03_ablations", {**current("03_ablations"), "cpu_count": 4, "cpu_flags": ["avx2", "amx_bf16"],
                                           "commit": "b" * 40}, seconds=1800)
     text = campaign.describe(tmp_path)
-    assert "2 campaign points are committed, of the 15 the campaign plans; together they took 1.5 hours of wall " \
+    assert "2 campaign points are committed, of the 30 the campaign plans; together they took 1.5 hours of wall " \
            "time (4.0 CPU-hours)." in text
     assert "commit aaaaaaaaaa (1 point); bbbbbbbbbb (1 point)" in text
     assert "CPU flags avx2 (1 point); avx2 amx_bf16 (1 point)" in text
@@ -245,7 +297,7 @@ def test_command_line_status_and_limit(tmp_path, capsys):
     (tmp_path / "c").mkdir()
     assert main(["campaign", "--status", "-o", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
-    assert f"campaign in {tmp_path / 'c'}" in out and "02_rl_vs_sft: 0/9 done" in out
+    assert f"campaign in {tmp_path / 'c'}" in out and "02_rl_vs_sft: 0/15 done" in out
 
 
 # ----- end to end -----------------------------------------------------------------------------------------------------
@@ -279,10 +331,12 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
     keys = [p.key for _, p in planned]
     assert [p.params for _, p in planned] == [{"method": "sft", "seeds": [0]}, {"method": "sft", "seeds": [1]}]
 
-    first = campaign.run(campaign_dir, commit_points=True, limit=1, root=repo, notebook_dir=notebooks)
+    choice = calibrated(tmp_path / "calibration", targets=())
+    first = campaign.run(campaign_dir, commit_points=True, limit=1, root=repo, notebook_dir=notebooks,
+                         calibration_dir=choice)
     assert first.done == keys[:1] and not first.failed and not first.skipped
     assert os.environ[models.DTYPE_ENV] == "fp32"
-    second = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks)
+    second = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks, calibration_dir=choice)
     assert second.done == keys[1:] and second.skipped == keys[:1] and not second.failed
 
     start = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
@@ -308,7 +362,7 @@ def test_campaign_runs_in_fp32_commits_each_point_and_resumes(tmp_path, monkeypa
 
     assert not campaign.check(campaign_dir, repo)
     monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a finished point ran again"))
-    third = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks)
+    third = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks, calibration_dir=choice)
     assert third.done == [] and third.skipped == keys
     assert len(git(repo, "rev-list", "HEAD").split()) == 3
     assert "seeded: 2/2 done" in campaign.status(campaign_dir, notebooks)
@@ -325,7 +379,7 @@ def test_campaign_workers_run_points_side_by_side_at_a_share_of_the_cores(tmp_pa
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         campaign.run(campaign_dir, workers=0, root=repo, notebook_dir=notebooks)
     summary = campaign.run(campaign_dir, commit_points=True, workers=2, root=repo, notebook_dir=notebooks,
-                           calibration_dir=tmp_path / "no-calibration")
+                           calibration_dir=calibrated(tmp_path / "calibration", targets=()))
     keys = [p.key for _, p in campaign.plan(campaign_dir, notebooks)]
     assert sorted(summary.done) == sorted(keys) and not summary.failed
     for key in keys:

@@ -333,6 +333,11 @@ def test_a_run_finished_by_another_notebook_is_read_not_trained_again(tmp_path, 
     assert dataclasses.replace(again, variant="SFT", reused_from=None) == first
     assert len(list(out.glob("*/record.json"))) == 1, "the point keeps its own copy of the record"
     assert RunRecord.from_dict(json.loads(path.read_text())["runs"][0]) == again
+    # a default written out is the same run (GRPO's beta: left None in notebook 2, 0.05 in notebook 3's cell)
+    assert config.lr is None and config.beta is None
+    spelled = dataclasses.replace(config, lr=1e-4, beta=0.0)  # SFT's defaults (training.config.resolve)
+    assert experiment.run_variant(bench, spelled, out_dir=out, kl_prompts=2, rescore_longer=False, reuse_from=campaign,
+                                  progress=False).reused_from == again.reused_from
     # anything that changes the record changes the fingerprint: another seed, KL prompt count or config trains
     for changed, kw in ((dataclasses.replace(config, seed=1), {}), (config, {"kl_prompts": 3}),
                         (dataclasses.replace(config, lr=3e-4), {})):

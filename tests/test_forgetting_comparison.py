@@ -174,7 +174,7 @@ def test_ablation_pairs_put_the_variant_without_the_factor_first():
     from types import SimpleNamespace
 
     runs = [record(v, 0, evals([10, 12], [30, 30])) for v in ("GRPO", "GRPO, β=0", "SFT", "REINFORCE")]
-    pairs = findings.ablation_pairs(runs, SimpleNamespace(ablations=["kl", "advantage"]))
+    pairs = findings.ablation_pairs(runs, SimpleNamespace(ablations=["kl", "reinforce"]))
     assert pairs == [("GRPO, β=0", "GRPO"), ("REINFORCE", "GRPO")]
 
 

@@ -15,7 +15,7 @@ from retain_utils.core.records import RunRecord
 
 LLM = {
     "02_rl_vs_sft": dict(methods=None, seeds=None, steps=None, n_train=None, n_eval=None, n_eval_target=None),
-    "03_ablations": dict(ablations=["kl", "advantage", "on_policy", "self_sft"], seeds=None, steps=None,
+    "03_ablations": dict(ablations=["kl", "sft_kl", "reinforce", "normalisation", "on_policy", "self_sft"], seeds=None, steps=None,
                          self_sft_lrs=None, self_sft_steps=None, beta=0.05),
     "04_iterative_sft": dict(intervals=None, seeds=None, steps=None),
 }
@@ -72,8 +72,10 @@ def test_ablation_variants_chain_rollouts_by_a_field():
     assert by["GRPO, β=0"].config.beta == 0.0 and by["SFT + KL"].config.beta == 0.05
     assert by["GRPO, stale rollouts"].config.rollouts_from == "initial"
     assert by["GRPO, baseline only"].config.normalize_std is False
-    only_kl = setup("03_ablations", ablations=["kl"])
-    assert [v.label for v in only_kl.variants] == ["GRPO", "GRPO, β=0", "SFT", "SFT + KL"]
+    assert [v.label for v in setup("03_ablations", ablations=["kl"]).variants] == ["GRPO", "GRPO, β=0"]
+    assert [v.label for v in setup("03_ablations", ablations=["sft_kl"]).variants] == ["SFT", "SFT + KL"]
+    assert [v.label for v in setup("03_ablations", ablations=["reinforce", "normalisation"]).variants] == [
+        "GRPO", "REINFORCE", "GRPO, baseline only"]
 
 
 def test_run_variants_feeds_the_named_variants_rollouts(monkeypatch):
@@ -208,8 +210,10 @@ def test_readable_tables_have_units_and_no_exponents():
 def test_every_ablation_is_in_the_profiles_list_of_all():
     from retain_utils.chapters import profiles, variants
 
-    assert profiles.ALL_ABLATIONS == list(variants.ABLATIONS) == ["kl", "advantage", "on_policy", "self_sft"]
-    assert profiles.values("03_ablations", "quick")["ablations"] == ["kl", "on_policy"]  # the campaign's two
+    assert profiles.ALL_ABLATIONS == list(variants.ABLATIONS) == ["kl", "sft_kl", "reinforce", "normalisation",
+                                                                  "on_policy", "self_sft"]
+    assert profiles.values("03_ablations", "quick")["ablations"] == ["kl", "sft_kl", "on_policy"]
+    assert profiles.values("03_ablations", "campaign")["ablations"] == ["kl", "reinforce", "on_policy"]
     assert profiles.values("03_ablations", "smoke")["ablations"] == profiles.ALL_ABLATIONS  # CI runs every variant
 
 

@@ -34,14 +34,11 @@ from ..core.results import load
 PROFILE = "campaign"
 CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"
 DTYPE = "fp32"  # comparable across this workplace's CPUs (bf16 is native on some, emulated ~50x slower on others)
-SEEDS = (0, 1, 2)
+SEEDS = tuple(range(calibration.CAMPAIGN_SEEDS))
 BASELINE_CACHE = "baselines"  # under the model cache (``models.cache_dir``): the initial model's evaluations, per machine
-# notebook -> the grid of one seed (the seed is added per point as ``seeds=[s]``)
-GRIDS: dict[str, dict[str, list]] = {
-    "02_rl_vs_sft": {"target": ["mmlu", "ifeval", "countdown"]},
-    "03_ablations": {"target": ["mmlu"], "ablations": [["kl", "on_policy"]]},  # REINFORCE is in 02's points
-    "04_iterative_sft": {"target": ["mmlu"]},
-}
+# notebook -> the grid of one seed (the seed is added per point as ``seeds=[s]``): calibration.CAMPAIGN_PLAN's
+# targets; everything else a point runs is the campaign profile's (profiles.PROFILES) and the calibration's choice
+GRIDS: dict[str, dict[str, list]] = {nb: {"target": list(p.targets)} for nb, p in calibration.CAMPAIGN_PLAN.items()}
 
 
 @dataclass(frozen=True)
@@ -73,14 +70,17 @@ CHOICE = calibration.CALIBRATION_DIR / calibration.CHOICE_FILE
 
 
 def grids(choice_file: str | Path = CHOICE) -> dict[str, list[dict]]:
-    """Each notebook's grids of one seed: ``GRIDS`` as they stand while no calibration choice is written; with
-    one, a grid per target carrying its calibrated ``lr_sft``, ``lr_rl`` and ``steps``
-    (``calibration.campaign_params``)."""
+    """Each notebook's grids of one seed: ``GRIDS`` as they stand while no calibration choice is written (what
+    ``status`` and the chapters count; ``run`` refuses to start without one); with one, a grid per target carrying
+    its calibrated ``lr_sft``, ``lr_rl`` and ``steps`` (``calibration.campaign_params``)."""
     if not Path(choice_file).is_file():
         return {nb: [grid] for nb, grid in GRIDS.items()}
     calibrated = calibration.campaign_params(calibration.read_choice(choice_file))
     out = {}
     for nb, grid in GRIDS.items():
+        if "target" not in grid:  # a grid without targets (a test's) has nothing to calibrate
+            out[nb] = [grid]
+            continue
         missing = [t for t in grid["target"] if t not in calibrated]
         if missing:
             raise ValueError(f"{choice_file}: no calibrated setting for target(s) {', '.join(missing)} of {nb}; "
@@ -182,10 +182,16 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     """Run every unfinished point in order (at most ``limit`` of them), in fp32; ``commit_points``: commit
     each finished point at once. ``workers`` > 1: that many points at once, each at an equal share of the
     cores, a point starting only when its ``expected_peaks`` fit beside the running ones (``sharing``).
-    Refuses first (ValueError) as ``check`` says, unless ``allow_mixed``."""
+    Refuses first (ValueError) without the calibration's choice in ``calibration_dir`` (the points would train
+    at uncalibrated learning rates), and as ``check`` says unless ``allow_mixed``."""
     campaign_dir = Path(campaign_dir)
     sharing.threads_per_worker(workers)  # validates workers before anything runs
-    planned = plan(campaign_dir, notebook_dir)
+    choice_file = Path(calibration_dir) / calibration.CHOICE_FILE
+    if not choice_file.is_file():
+        raise ValueError(f"campaign not started: no calibration choice {choice_file}, so its points would train at "
+                         "uncalibrated learning rates; finish the calibration and write its choice with "
+                         "`python -m retain_utils calibration --write` first")
+    planned = plan(campaign_dir, notebook_dir, choice_file)
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
@@ -241,9 +247,11 @@ def reads_from(todo: list[tuple[Path, sweep.Point]]) -> list[int | None]:
             for _, p in todo]
 
 
-def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR) -> str:
+def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR,
+           calibration_dir: str | Path = calibration.CALIBRATION_DIR) -> str:
     """Points done per notebook, hours spent, and the projected total: each notebook's unfinished points at the
-    mean time of its finished ones."""
+    mean time of its finished ones; then what the calibration's measured points project for the whole campaign,
+    in CPU-hours against its budget."""
     campaign_dir = Path(campaign_dir)
     if not campaign_dir.is_dir():
         raise FileNotFoundError(f"no campaign folder {campaign_dir}")
@@ -265,7 +273,13 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
     total = (f"projected total {projected / 3600:.1f} h" if not unknown else
              f"no projection until one point of {', '.join(unknown)} has finished")
     notes = [f"unreadable, counted as not done (the next run reruns it): {why}" for why in broken]
-    return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines, *notes])
+    projection = calibration.projected_campaign(calibration.point_costs(calibration_dir))
+    before = ("from the calibration: no projection until an SFT and a GRPO calibration point have finished"
+              if projection is None else
+              f"from the calibration's measured points: {projection.cpu_hours:.0f} CPU-hours for the {projection.points} "
+              f"points ({projection.hours:.0f} h with all {projection.cores} cores busy), budget "
+              f"{calibration.CPU_HOURS_BUDGET:g} CPU-hours")
+    return "\n".join([f"campaign in {campaign_dir}: {spent / 3600:.1f} h spent; {total}", *lines, *notes, before])
 
 
 def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:

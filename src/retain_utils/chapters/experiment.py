@@ -159,7 +159,8 @@ def _fingerprint(bench: Bench, config: TrainConfig, train_examples: list[Example
            "train": [(e.prompt, e.expert) if e.expert_ids is None else (e.prompt, e.expert, e.expert_ids)
                      for e in examples],
            "eval": {name: len(ex) for name, ex in bench.eval.items()},
-           "config": {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "run_name")},
+           # resolved: a default left None and the same value written out (GRPO's beta in notebooks 2 and 3) are one run
+           "config": {k: v for k, v in training.resolve(config).to_dict().items() if k not in ("out_dir", "run_name")},
            "kl_prompts": kl_prompts, "rescore_longer": rescore_longer}
     return baseline_cache.digest(key)[:10]
 

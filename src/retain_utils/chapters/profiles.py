@@ -18,13 +18,21 @@ from ..core.training.config import DEFAULT_LR, TrainConfig
 PROFILE_NAMES = ("smoke", "quick", "full", "colab", "campaign")
 
 # 03's comparisons: key -> section heading (variants builds their runs); the profiles below pick among them
-ABLATIONS = {"kl": "KL penalty", "advantage": "Advantage estimation", "on_policy": "On-policy data",
+ABLATIONS = {"kl": "KL penalty in GRPO", "sft_kl": "KL penalty in SFT", "reinforce": "REINFORCE against GRPO",
+             "normalisation": "GRPO's advantage normalisation", "on_policy": "On-policy data",
              "self_sft": "Self-SFT learning rate and steps"}
 ALL_ABLATIONS = list(ABLATIONS)
 
 # notebook stem -> profile -> values of its profile-controlled parameters.
 # Every profile of a notebook must name the same parameters; SHARED below adds those every profile shares.
 CAMPAIGN_RUNS = "results/campaign"  # relative to the repository: where chapters 3 and 4 find chapter 2's campaign runs
+# The campaign's budget, one for notebooks 2-4 so that 3 and 4 read notebook 2's identical runs instead of training
+# them again: the calibration's (40 steps x 8 prompts = two epochs over 160 training examples; 150 held-out
+# questions per task; evaluations at steps 0, 20 and 40). Its learning rates and steps per target come from the
+# calibration's choice (campaign.grids), one seed per point.
+CAMPAIGN_BUDGET = {"seeds": [0], "steps": 40, "n_train": 160, "n_eval": 150, "group_size": 5, "batch_size": 8,
+                   "eval_every": 20, "max_tokens": None}
+EPOCH_STEPS = CAMPAIGN_BUDGET["n_train"] // CAMPAIGN_BUDGET["batch_size"]  # Iterative-SFT's round: one epoch, as the paper
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # The toy KL chapter: seeds per setting, Monte-Carlo samples per step, the learning-rate sweep, the paper's
@@ -59,22 +67,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Its learning rates and temperature are SHARED's (the paper's and the authors'), not calibrated for LoRA on Qwen.
         "colab": {"methods": ["sft", "self_sft", "grpo"], "seeds": [0], "steps": 100, "n_train": 800, "n_eval": 100,
                   "n_eval_target": 118, "group_size": 5, "batch_size": 8, "eval_every": 20, "max_tokens": None},
-        # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU. 12 steps x 8 prompts = two
-        # epochs of SFT over its 48 examples; 150 held-out questions per task (power analysis: +-6 pp per seed);
-        # evaluations at steps 0, 6 and 12 for the matched-gain reading.
-        "campaign": {"methods": ["sft", "self_sft", "grpo", "reinforce"], "seeds": [0], "steps": 12, "n_train": 48,
-                     "n_eval": 150, "n_eval_target": None, "group_size": 5, "batch_size": 8, "eval_every": 6,
-                     "max_tokens": None},
+        # campaign: one (target, seed) per point (campaign.py), in fp32 on a 2-core CPU, the paper's Table 1
+        # methods (REINFORCE is one of 03's ablations); 150 held-out questions per task (power analysis: +-6 pp
+        # per seed).
+        "campaign": {"methods": ["sft", "self_sft", "grpo"], **CAMPAIGN_BUDGET, "n_eval_target": None},
     },
     # Ablations: one target, every variant at the same budget. quick: one seed, the KL and on-policy comparisons
-    # (six variants, the campaign's) and an evaluation only at the end; smoke, full and colab run all four
-    # comparisons; full: three seeds, the Self-SFT sweep, trajectories.
+    # (six variants) and an evaluation only at the end; smoke, full and colab run every comparison; full: three
+    # seeds, the Self-SFT sweep, trajectories.
     # rescore_longer: each run's ends scored again at 4x the budget (02's table), off where nothing shows it.
     "03_ablations": {
         "smoke": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 2, "n_train": 8, "n_eval": 3, "group_size": 2,
                   "batch_size": 2, "eval_every": 2, "max_tokens": 16, "self_sft_lrs": [1e-4], "self_sft_steps": [2],
                   "rescore_longer": False, "reuse_runs_from": None},
-        "quick": {"ablations": ["kl", "on_policy"], "seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24,
+        "quick": {"ablations": ["kl", "sft_kl", "on_policy"], "seeds": [0], "steps": 6, "n_train": 32, "n_eval": 24,
                   "group_size": 4, "batch_size": 4, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
                   "self_sft_steps": [6], "rescore_longer": False, "reuse_runs_from": None},
         "full": {"ablations": ALL_ABLATIONS, "seeds": [0, 1, 2], "steps": 60, "n_train": 400, "n_eval": 100,
@@ -84,11 +90,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 40, "n_train": 320, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "self_sft_lrs": [1e-4],
                   "self_sft_steps": [40], "rescore_longer": True, "reuse_runs_from": None},
-        # campaign: 02's campaign budget; the campaign runs the KL and on-policy comparisons (campaign.GRIDS). A
-        # variant identical to one of 02's campaign runs of the same target and seed (SFT) is read from it.
-        "campaign": {"ablations": ALL_ABLATIONS, "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150,
-                     "group_size": 5, "batch_size": 8, "eval_every": 6, "max_tokens": None, "self_sft_lrs": [1e-4],
-                     "self_sft_steps": [12], "rescore_longer": True, "reuse_runs_from": CAMPAIGN_RUNS},
+        # campaign: the ablations the paper's argument rests on (GRPO without its KL term, REINFORCE, stale
+        # rollouts, SFT on GRPO's rollouts) at 02's campaign budget. GRPO and SFT, identical to 02's campaign
+        # runs of the same target and seed, are read from them (GRPO keeps its rollouts there).
+        "campaign": {"ablations": ["kl", "reinforce", "on_policy"], **CAMPAIGN_BUDGET,
+                     "self_sft_lrs": [DEFAULT_LR["sft"]], "self_sft_steps": [CAMPAIGN_BUDGET["steps"]],
+                     "rescore_longer": True, "reuse_runs_from": CAMPAIGN_RUNS},
     },
     # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: the campaign's
     # intervals (every 4 steps, never), evaluated at the start and the end only (the quick book's time limit);
@@ -105,9 +112,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "colab": {"intervals": [5, 10, 0], "seeds": [0], "steps": 40, "n_train": 160, "n_eval": 100,
                   "group_size": 4, "batch_size": 8, "eval_every": 20, "max_tokens": None, "rescore_longer": True,
                   "reuse_runs_from": None},
-        # campaign: SFT, Self-SFT and GRPO are read from 02's campaign runs of the same target and seed
-        "campaign": {"intervals": [4, 0], "seeds": [0], "steps": 12, "n_train": 48, "n_eval": 150, "group_size": 5,
-                     "batch_size": 8, "eval_every": 6, "max_tokens": None, "rescore_longer": True,
+        # campaign: Iterative-SFT regenerating once per epoch (the paper's rounds); SFT, Self-SFT and GRPO are
+        # read from 02's campaign runs of the same target and seed
+        "campaign": {"intervals": [EPOCH_STEPS, 0], **CAMPAIGN_BUDGET, "rescore_longer": True,
                      "reuse_runs_from": CAMPAIGN_RUNS},
     },
     "05_results": {  # each point of its own sweep runs 02_rl_vs_sft at the same profile (seeds, methods: 02's profile)

@@ -35,9 +35,11 @@ def _lr(cfg: LLMSettings, method: str) -> float:
 
 
 def rl_vs_sft_variants(cfg: LLMSettings, target: str, budget: int) -> list[Variant]:
-    """02: each method of ``cfg.methods`` at its learning rate, labelled by METHOD_LABELS."""
+    """02: each method of ``cfg.methods`` at its learning rate, labelled by METHOD_LABELS. GRPO keeps its accepted
+    rollouts, so that notebook 3's "SFT on GRPO's rollouts" can read this very run instead of training it again."""
     base = _base(cfg, target, budget)
-    return [Variant(METHOD_LABELS[m], dataclasses.replace(base, method=m, lr=_lr(cfg, m))) for m in cfg.methods]
+    return [Variant(METHOD_LABELS[m], dataclasses.replace(base, method=m, lr=_lr(cfg, m), keep_correct=m == "grpo"))
+            for m in cfg.methods]
 
 
 def self_sft_label(lr: float, steps: int) -> str:
@@ -51,12 +53,12 @@ def ablation_variants(cfg: LLMSettings, target: str, budget: int) -> list[Varian
     rl = dataclasses.replace(base, method="grpo", lr=cfg.lr_rl, beta=cfg.beta)
     sft = dataclasses.replace(base, method="sft", lr=cfg.lr_sft)
     table = [
-        Variant("GRPO", dataclasses.replace(rl, keep_correct=True), ("kl", "advantage", "on_policy")),
+        Variant("GRPO", dataclasses.replace(rl, keep_correct=True), ("kl", "reinforce", "normalisation", "on_policy")),
         Variant("GRPO, β=0", dataclasses.replace(rl, beta=0.0), ("kl",)),
-        Variant("SFT", sft, ("kl", "on_policy")),
-        Variant("SFT + KL", dataclasses.replace(sft, beta=cfg.beta), ("kl",)),
-        Variant("REINFORCE", dataclasses.replace(rl, method="reinforce"), ("advantage",)),
-        Variant("GRPO, baseline only", dataclasses.replace(rl, normalize_std=False), ("advantage",)),
+        Variant("SFT", sft, ("sft_kl", "on_policy")),
+        Variant("SFT + KL", dataclasses.replace(sft, beta=cfg.beta), ("sft_kl",)),
+        Variant("REINFORCE", dataclasses.replace(rl, method="reinforce"), ("reinforce",)),
+        Variant("GRPO, baseline only", dataclasses.replace(rl, normalize_std=False), ("normalisation",)),
         Variant("GRPO, stale rollouts", dataclasses.replace(rl, rollouts_from="initial"), ("on_policy",)),
         Variant("SFT on GRPO's rollouts", sft, ("on_policy",), rollouts_of="GRPO"),
         *(Variant(self_sft_label(lr, n), dataclasses.replace(base, method="self_sft", lr=lr, steps=n), ("self_sft",))
@@ -77,7 +79,7 @@ def iterative_variants(cfg: LLMSettings, target: str, budget: int) -> list[Varia
                             dataclasses.replace(base, method="iterative_sft", regenerate_every=k))
                     for k in sorted(cfg.intervals)]
     return [Variant("SFT", dataclasses.replace(base, method="sft")), *regenerating,
-            Variant("GRPO", dataclasses.replace(base, method="grpo", lr=cfg.lr_rl))]
+            Variant("GRPO", dataclasses.replace(base, method="grpo", lr=cfg.lr_rl, keep_correct=True))]  # as 02's
 
 
 BUILDERS = {"02_rl_vs_sft": rl_vs_sft_variants, "03_ablations": ablation_variants, "04_iterative_sft": iterative_variants}
