@@ -208,7 +208,7 @@ def test_results_chapter_says_plainly_when_there_are_no_runs(tmp_path):
                                                        "campaign_dir": str(empty_dir(tmp_path))},
                                output_dir=tmp_path / "out", progress=False)
     executed = done.executed.read_text()
-    assert "No campaign point has been committed yet (0 of 15)" in executed
+    assert "No campaign point has been committed yet (0 of 30)" in executed
     assert "No runs yet: the 1 finished point(s) of this sweep wrote no per-run results" in executed
     assert "No runs yet: nothing to plot." in executed
     assert json.loads(done.results.read_text())["metrics"]["n_runs"] == 0
@@ -237,7 +237,7 @@ def test_results_chapter_renders_a_committed_campaign_from_its_files_alone(tmp_p
     assert findings.pooled_retention_sentence(findings.campaign_retention(records, [("SFT", "GRPO")]), "SFT",
                                               "GRPO")[:60] in executed
     assert "No run's evaluation log was found" in executed, "the fixture keeps no run logs"
-    assert "3 campaign points are committed, of the 15 the campaign plans" in executed
+    assert "3 campaign points are committed, of the 30 the campaign plans" in executed
     assert campaign.describe(CAMPAIGN)[:80] in executed and "CPU-hours" in executed
     assert campaign.describe_repeats(CAMPAIGN) in executed  # the fixture's notebooks differ in evaluation sizes
     summary_04 = experiment.summary(campaign.records(CAMPAIGN, "04_iterative_sft"))
