@@ -70,7 +70,9 @@ def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
     assert "No calibration run is committed yet" in calibration.status_sentence([], [])
     settings = calibration.summary([_record(2e-5, 100, 12.0)])
     text = calibration.status_sentence(settings, calibration.choose(settings))
-    assert "1 setting(s) over 1 run(s)" in text and "provisional" in text
+    assert "1 setting(s) over 1 run(s)" in text
+    assert ("the calibration lacks: ifeval, grpo: learning rates 5e-06, 1e-05, 4e-05 of the sweep not tried; "
+            "ifeval, grpo: the chosen lr 2e-05 lacks seeds 101, 102.") in text
     frame = calibration.settings_frame(settings)
     assert frame.loc[0, "Gain 95 % interval over seeds (pp)"] == "one seed" and frame.loc[0, "Learning rate"] == "2e-05"
 
@@ -169,19 +171,30 @@ def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_read
     assert f"error: no calibration folder {tmp_path / 'none'}" in capsys.readouterr().err
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 2
     assert "holds no finished calibration run: nothing to choose from" in capsys.readouterr().err
-    for seed, gain in ((100, 12.0), (101, 15.0)):  # one point folder per run, as a calibration sweep writes it
-        point = tmp_path / "ifeval" / f"p{seed}"
+    def add(lr, seed, gain):  # one point folder per run, as a calibration sweep writes it
+        point = tmp_path / "ifeval" / f"p{lr:g}-{seed}"
         point.mkdir(parents=True)
         (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
-                                                       "params": {"seeds": [seed]}, "key": f"p{seed}"}))
+                                                       "params": {"seeds": [seed]}, "key": point.name}))
         (point / "done.json").write_text(json.dumps({"seconds": 60.0}))
-        (point / "02_rl_vs_sft.results.json").write_text(json.dumps(
-            {"runs": [_record(2e-5, seed, gain).to_dict()]}))
+        (point / "02_rl_vs_sft.results.json").write_text(json.dumps({"runs": [_record(lr, seed, gain).to_dict()]}))
+
+    add(2e-5, 100, 12.0)
+    add(2e-5, 101, 15.0)
     assert main(["calibration", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "2e-05" in out and "1 setting(s) over 2 run(s) are committed" in out and "choice:" not in out
+    # incomplete: the sweep's other learning rates untried, the chosen one short of a seed
+    assert main(["calibration", "-o", str(tmp_path), "--write"]) == 2
+    assert ("error: the calibration is incomplete, so its choice is not written: ifeval, grpo: learning rates 5e-06, "
+            "1e-05, 4e-05 of the sweep not tried; ifeval, grpo: the chosen lr 2e-05 lacks seed 102\n"
+            ) == capsys.readouterr().err
     assert not (tmp_path / calibration.CHOICE_FILE).exists()
+    for lr in (5e-6, 1e-5, 4e-5):
+        add(lr, 100, 3.0)
+    add(2e-5, 102, 13.0)
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 0
+    assert "The calibration is complete: its choice sets the campaign." in capsys.readouterr().out
     (choice,) = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
     assert (choice.target, choice.method, choice.lr, choice.steps) == ("ifeval", "grpo", 2e-5, 60)
 

@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.write:
                 if not settings:
                     raise ValueError(f"{folder} holds no finished calibration run: nothing to choose from")
+                if left := calibration.incomplete(settings, choices):
+                    raise ValueError(f"the calibration is incomplete, so its choice is not written: {'; '.join(left)}")
                 calibration.write_choice(folder / calibration.CHOICE_FILE, settings, choices)
                 print(f"choice: {folder / calibration.CHOICE_FILE}")
     except (ValueError, runner.NotebookError, FileNotFoundError) as e:

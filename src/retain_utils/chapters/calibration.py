@@ -226,6 +226,31 @@ def settings_frame(settings: Sequence[Setting]):
         columns="Transfer, mean (pp)")
 
 
+# every target's GRPO is swept over these learning rates (the paper's 5e-6 up to 8x it) before its choice is written
+GRPO_SWEEP = (5e-6, 1e-5, 2e-5, 4e-5)
+
+
+def incomplete(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[str]:
+    """What the calibration lacks before its choice may set the campaign: on every target GRPO tried at each
+    learning rate of ``GRPO_SWEEP``, and every chosen setting that sets a campaign parameter (``LR_PARAM``) run on
+    all ``CALIBRATION_SEEDS``. Empty: complete."""
+    out = []
+    for target in sorted({s.target for s in settings}):
+        tried = {s.lr for s in settings if (s.target, s.method) == (target, "grpo")}
+        untried = [lr for lr in GRPO_SWEEP if not any(math.isclose(lr, t, rel_tol=1e-9) for t in tried)]
+        if untried:
+            out.append(f"{target}, grpo: learning rate{'s' * (len(untried) > 1)} "
+                       f"{', '.join(f'{lr:g}' for lr in untried)} of the sweep not tried")
+    for c in (c for c in choices if c.method in LR_PARAM):  # the choices that set the campaign's parameters
+        chosen = [s for s in settings if (s.target, s.method, s.lr, s.steps) == (c.target, c.method, c.lr, c.steps)]
+        seeds = set(chosen[0].seeds) if chosen else set()
+        if c.lr is not None and not set(CALIBRATION_SEEDS) <= seeds:
+            left = sorted(set(CALIBRATION_SEEDS) - seeds)
+            out.append(f"{c.target}, {c.method}: the chosen lr {c.lr:g} lacks seed{'s' * (len(left) > 1)} "
+                       f"{', '.join(map(str, left))}")
+    return out
+
+
 def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> str:
     """What the committed calibration shows so far: how many settings, which are chosen, which targets learned."""
     if not settings:
@@ -237,8 +262,10 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
         parts.append(f"{c.target}, {c.method}: {c.reason}.")
     missing = [s for s in settings if len(s.seeds) < len(CALIBRATION_SEEDS)]
     if missing:
-        parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds: "
-                     "their choice is provisional.")
+        parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds.")
+    left = incomplete(settings, choices)
+    parts.append("The calibration is complete: its choice sets the campaign." if not left else
+                 "Before its choice may set the campaign, the calibration lacks: " + "; ".join(left) + ".")
     return " ".join(parts)
 
 
