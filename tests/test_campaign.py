@@ -528,3 +528,65 @@ def test_compare_runs_names_what_moved_and_by_how_much(tmp_path, capsys):
     assert "per-step loss: identical (1 value)" in out
     with pytest.raises(SystemExit, match="no record.json"):
         compare.main([str(tmp_path / "a"), str(tmp_path / "missing")])
+
+
+# ----- the calibration's points, through the same machinery --------------------------------------------------------
+
+@pytest.mark.parametrize("words, message", [
+    (["gsm8k", "grpo", "1e-5", "100"], "unknown target 'gsm8k'; valid targets: ifeval, mmlu, countdown"),
+    (["mmlu", "ppo", "1e-5", "100"], "unknown method 'ppo'; valid methods: sft, self_sft, grpo, reinforce"),
+    (["mmlu", "grpo", "fast", "100"], "learning rate 'fast' is not a number"),
+    (["mmlu", "grpo", "0", "100"], "learning rate must be a positive finite number, got 0"),
+    (["mmlu", "grpo", "nan", "100"], "learning rate must be a positive finite number, got nan"),
+    (["mmlu", "grpo", "1e-5", "0"], "seed '0' is not a calibration seed; valid: 100, 101, 102 (the campaign's seeds stay unseen)"),
+])
+def test_a_calibration_point_refuses_bad_words_before_anything_runs(words, message, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "run_point", lambda *a, **kw: pytest.fail("a point ran"))
+    assert main(["calibration", "--run", *words]) == 2
+    assert capsys.readouterr().err == f"error: --run: {message}\n"
+
+
+def test_calibration_points_run_into_their_targets_folder_and_commit_with_their_numbers(tmp_path, monkeypatch):
+    from retain_utils.batch import calibrate
+
+    repo = make_repo(tmp_path / "repo")
+    folder = repo / "results" / "calibration"
+    monkeypatch.setenv(models.DTYPE_ENV, "")
+    specs = [calibrate.Spec.parse(["countdown", "grpo", "1e-5", "101"]), calibrate.Spec.parse(["mmlu", "sft", "2e-4", "100"])]
+    planned = calibrate.plan(specs, folder)
+    assert [(f.name, p.notebook, p.profile, p.params) for f, p in planned] == [
+        ("countdown", "02_rl_vs_sft", "campaign", {"target": "countdown", "seeds": [101], "methods": ["grpo"],
+                                                   "lr_rl": 1e-5}),
+        ("mmlu", "02_rl_vs_sft", "campaign", {"target": "mmlu", "seeds": [100], "methods": ["sft"], "lr_sft": 2e-4})]
+
+    def finished(point, sweep_dir, notebook_dir, version, rerun_changed, stamp):  # what a kernel leaves behind
+        out = Path(sweep_dir) / point.key
+        out.mkdir(parents=True)
+        (out / layout.PARAMS_FILE).write_text(json.dumps({"notebook": point.notebook, "profile": point.profile,
+                                                          "params": point.params, "key": point.key}))
+        run = {"target": point.params["target"], "method": point.params["methods"][0], "seed": 101, "gain": 12.5,
+               "drop": -1.25, "kl": 1.5, "flags": ["looping:ifeval"], "accuracy_initial": {"countdown": 30.0, "mmlu": 40.0},
+               "accuracy_final": {"countdown": 42.5, "mmlu": 41.25},
+               "config": {"lr": 1e-5, "steps": 40, "batch_size": 8}}
+        layout.results_file(out, point.notebook).write_text(json.dumps(
+            {"runs": [run], "dtype_env": os.environ[models.DTYPE_ENV], "timings": {"notebook_seconds": 2400.0},
+             "machine": {"torch_threads": 1, "cpu_flags": ["avx2"], "peak_rss_bytes": 9.5 * 2**30}}))
+        (out / layout.DONE_FILE).write_text(json.dumps({"seconds": 2400.0, "stamp": stamp}))
+        return sweep.Outcome(point.key, "done", 2400.0)
+
+    monkeypatch.setattr(sweep, "run_point", finished)
+    (repo / "code.py").write_text("x = 2\n")
+    with pytest.raises(ValueError, match=r"^calibration not started: the tree has uncommitted changes \(code\.py\)"):
+        calibrate.run(specs, commit_points=True, root=repo, calibration_dir=folder)
+    (repo / "code.py").write_text("x = 1\n")
+    summary = calibrate.run(specs[:1], commit_points=True, root=repo, calibration_dir=folder)
+    assert summary.done == [planned[0][1].key] and os.environ[models.DTYPE_ENV] == "fp32"
+    head = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()[:10]
+    assert git(repo, "log", "-1", "--format=%s").strip() == (
+        f"Calibration, countdown, GRPO lr 1e-05, 40 steps x 8 prompts, seed 101 (package {__version__} at {head}, fp32, "
+        "1 torch thread(s), CPU flags avx2): gain +12.5 pp, drop -1.2 pp (mmlu 40.0 -> 41.2), KL 1.50, flags "
+        "looping:ifeval; 40.0 min, peak 9.5 GiB")
+    files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert {f.rsplit("/", 1)[0] for f in files} == {f"results/calibration/countdown/{planned[0][1].key}"}
+    again = calibrate.run(specs, root=repo, calibration_dir=folder)  # the finished one is not run again
+    assert again.skipped == [planned[0][1].key] and again.done == [planned[1][1].key]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .batch import campaign, runner, sweep
+from .batch import calibrate, campaign, runner, sweep
 from .core import results
 from .chapters import calibration
 from .chapters.profiles import PROFILE_NAMES
@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("-o", "--output-dir", help=f"the calibration's folder (default: {calibration.CALIBRATION_DIR})")
     cal.add_argument("--write", action="store_true",
                      help=f"also write the choice to {calibration.CHOICE_FILE} there (settings, rule, choices)")
+    cal.add_argument("--run", nargs=4, action="append", metavar=("TARGET", "METHOD", "LR", "SEED"),
+                     help="run this calibration point first (chapter 2 at the campaign budget, fp32), into the "
+                          "calibration's folder; repeat for more points")
+    cal.add_argument("--workers", type=int, default=1,
+                     help="with --run: points at once, each at cores/workers torch threads (default 1)")
+    cal.add_argument("--commit", action="store_true", help="with --run: git-commit each point's folder as it lands")
     return parser
 
 
@@ -142,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(args.output_dir) if args.output_dir is not None else calibration.CALIBRATION_DIR
             if not folder.is_dir():
                 raise FileNotFoundError(f"no calibration folder {folder}")
+            if args.run:
+                specs = [calibrate.Spec.parse(values) for values in args.run]
+                print(calibrate.run(specs, commit_points=args.commit, workers=args.workers, calibration_dir=folder))
             settings = calibration.summary(calibration.load(folder))
             choices = calibration.choose(settings)
             print(calibration.settings_frame(settings).to_string(index=False) if settings else "(no runs)")

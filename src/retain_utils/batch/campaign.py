@@ -195,11 +195,26 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
+    return execute(planned, commit_points=commit_points, workers=workers, root=root, notebook_dir=notebook_dir,
+                   peaks=lambda todo: expected_peaks(todo, campaign_dir, calibration_dir), after=reads_from,
+                   message=lambda folder, point, outcome, stamp: (f"campaign: {point.notebook} {point.params} "
+                                                                  f"({outcome.seconds / 60:.0f} min, {stamp['version']})"),
+                   limit=limit, summary_dir=campaign_dir, desc="campaign")
+
+
+def execute(planned: list[tuple[Path, sweep.Point]], *, commit_points: bool, workers: int, root: str | Path,
+            notebook_dir: str | Path, peaks, message, after=None, limit: int | None = None,
+            summary_dir: str | Path = CAMPAIGN_DIR, desc: str = "campaign") -> sweep.Summary:
+    """Run the unfinished ones of ``planned`` points (at most ``limit``) in fp32, each stamped with the code and
+    machine (``provenance.stamp``) and the campaign profile's values; ``commit_points``: commit each finished
+    point's folder at once with ``message(folder, point, outcome, stamp)``. ``peaks(todo)`` and ``after(todo)``
+    give ``sharing.run_shared`` each point's expected memory and what it waits for. The campaign's and the
+    calibration's points both run here."""
     os.environ[DTYPE_ENV] = DTYPE  # the notebooks' kernels inherit it
     # every point of a target evaluates the same initial model on the same questions: the first one keeps it
     os.environ[baseline_cache.CACHE_ENV] = str(cache_dir() / BASELINE_CACHE)
     stamp = provenance.stamp(root, exclude=("results",))
-    summary = sweep.Summary(campaign_dir, len(planned))
+    summary = sweep.Summary(Path(summary_dir), len(planned))
     todo = [(f, p) for f, p in planned if finished_record(f / p.key, p.notebook) is None]
     for folder, point in todo:
         if (broken := unreadable(folder / point.key, point.notebook)) is not None:
@@ -211,10 +226,10 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     if workers == 1:
         outcomes = ((i, sweep.run_point(*call)) for i, call in enumerate(calls))
     else:
-        outcomes = sharing.run_shared(calls, sweep.run_point, workers,
-                                      expected_peaks(todo, campaign_dir, calibration_dir), after=reads_from(todo))
+        outcomes = sharing.run_shared(calls, sweep.run_point, workers, peaks(todo),
+                                      after=after(todo) if after else None)
     start = time.perf_counter()
-    bar = tqdm(total=len(planned), initial=len(summary.skipped), desc="campaign", unit="point")
+    bar = tqdm(total=len(planned), initial=len(summary.skipped), desc=desc, unit="point")
     try:
         for i, outcome in outcomes:
             folder, point = todo[i]
@@ -223,8 +238,7 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
             if outcome.status == "done":
                 summary.done.append(point.key)
                 if commit_points:
-                    commit(folder / point.key, f"campaign: {point.notebook} {point.params} "
-                                               f"({outcome.seconds / 60:.0f} min, {stamp['version']})")
+                    commit(folder / point.key, message(folder / point.key, point, outcome, stamp))
             elif outcome.status == "busy":
                 summary.busy.append(point.key)
             else:
