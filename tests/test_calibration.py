@@ -121,9 +121,9 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
                       {"method": "sft", "seconds": 900.0, "reused_from": "x/runs/SFT-s0-f"}]}))
     one, two = calibration.point_costs(tmp_path)
     assert one == calibration.PointCost("ifeval", 1, 2, 40, 150.0, (("sft", 600.0), ("grpo", 250.0)),
-                                        machine="avx2, package 9.9.9")
-    assert two.machine == "unknown flags, package 9.9.9"
-    assert ("with flags avx2, package 9.9.9 (1 point); unknown flags, package 9.9.9 (1 point)."
+                                        machine="CPU flags avx2, package 9.9.9")
+    assert two.machine == "CPU flags none of avx2 and up, package 9.9.9"
+    assert ("with CPU flags avx2, package 9.9.9 (1 point); CPU flags none of avx2 and up, package 9.9.9 (1 point)."
             in calibration.cost_sentence(calibration.projected_campaign([one, two])))
     assert (two.overhead, two.runs) == (300.0, (("sft", 1200.0), ("grpo", 500.0)))
     assert calibration.point_costs(tmp_path / "none") == []

@@ -436,8 +436,8 @@ def test_a_recorded_verification_is_what_the_results_chapter_says(tmp_path, monk
     here = " ".join(provenance.cpu_flags()) or "none of avx2 and up"
     assert campaign.describe_verifications(camp) == (
         "Rerun from scratch with `campaign --verify` (baseline included) and compared number by number: "
-        f"02_rl_vs_sft (target countdown, seeds [1]), computed with package 0.2.0 on CPU flags avx2, rerun with "
-        f"package {__version__} on CPU flags {here}: all 2 runs' numbers identical.")
+        f"02_rl_vs_sft (target countdown, seeds [1]), computed with CPU flags avx2, package 0.2.0, rerun with "
+        f"CPU flags {here}, package {__version__}: all 2 runs' numbers identical.")
     campaign.record_verification(camp, point, ["SFT seed 1: drop 2.5 committed, 5.0 rerun"])  # replaces it
     [only] = campaign.verifications(camp)
     assert only.differences == ("SFT seed 1: drop 2.5 committed, 5.0 rerun",)

@@ -516,11 +516,6 @@ class Verification:
                             tuple(str(x) for x in d["differences"]))
 
 
-def _machine(version: str, flags) -> str:
-    where = "unknown CPU flags" if flags is None else f"CPU flags {' '.join(flags) or 'none of avx2 and up'}"
-    return f"package {version} on {where}"
-
-
 def record_verification(campaign_dir: str | Path, point: str | Path, differences: list[str]) -> Path:
     """Keep ``verify``'s outcome for ``point`` (a folder inside ``campaign_dir``) in its ``VERIFIED_FILE``, beside
     earlier ones (the same point rerun on the same kind of machine replaces its entry). Returns the file."""
@@ -530,8 +525,8 @@ def record_verification(campaign_dir: str | Path, point: str | Path, differences
     meta = read_params(point)
     stamp = (finished_record(point, meta["notebook"]) or {}).get("stamp", {})
     entry = Verification(point.relative_to(campaign_dir).as_posix(), meta["params"],
-                         _machine(stamp.get("version", "unknown"), stamp.get("cpu_flags")),
-                         _machine(__version__, provenance.cpu_flags()),
+                         provenance.where(stamp.get("version", "unknown"), stamp.get("cpu_flags")),
+                         provenance.where(__version__, provenance.cpu_flags()),
                          len(load(results_file(point, meta["notebook"])).get("runs") or []), tuple(differences))
     file = campaign_dir / VERIFIED_FILE
     kept = [v for v in verifications(campaign_dir) if (v.point, v.rerun) != (entry.point, entry.rerun)]

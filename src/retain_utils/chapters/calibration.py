@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..core import layout
+from ..core import layout, provenance
 from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
 from ..core.records import as_records
@@ -312,7 +312,7 @@ class PointCost:
     # core-seconds of the overhead its runs spent after training (KL, longer budget, retention); None where a run
     # of an older results file did not record them
     after: float | None = None
-    machine: str = "unknown"          # its CPU flags and package version: every time names where it was measured
+    machine: str = "unknown"          # its CPU flags and package version (``provenance.where``): every time names them
 
 
 @dataclass(frozen=True)
@@ -369,11 +369,10 @@ def point_costs(folder: str | Path = CALIBRATION_DIR) -> list[PointCost]:
             read = bool(record.get("baseline_read"))
             baseline = 0.0 if read else threads * sum(float(row.get("seconds") or 0)
                                                       for row in record.get("baseline") or [] if isinstance(row, dict))
-            flags = " ".join(machine.get("cpu_flags") or []) or "unknown flags"
             version = (record.get("versions") or {}).get("retain_utils", "unknown")
             out.append(PointCost(sweep.name, threads, cores, round(_mean(steps)) if steps else 0,
                                  threads * float(seconds) - sum(c for _, c in runs), runs, baseline, read, after,
-                                 f"{flags}, package {version}"))
+                                 provenance.where(version, machine.get("cpu_flags"))))
     return out
 
 
@@ -457,4 +456,4 @@ def cost_sentence(projection: Projection | None) -> str:
             f"of wall time with all {p.cores} cores busy: {verdict} its budget of {CPU_HOURS_BUDGET:g} CPU-hours. "
             "The calibration points ran at two torch threads alone or at one thread beside another point (on two "
             "cores the pair does more work in all: `benchmarks/README.md`), some beside other work, on 2-core CPUs "
-            "with flags " + "; ".join(f"{m} ({n} point{'s' * (n != 1)})" for m, n in p.machines.items()) + ".")
+            "with " + "; ".join(f"{m} ({n} point{'s' * (n != 1)})" for m, n in p.machines.items()) + ".")

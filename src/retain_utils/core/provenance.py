@@ -35,6 +35,13 @@ def cpu_flags() -> list[str]:
     return [f for f in CPU_FLAGS if f in flags]
 
 
+def where(version: str, flags) -> str:
+    """Where a number was computed, as every time and verification names it: the CPU flags (None: unknown) and
+    the package version."""
+    shown = "unknown CPU flags" if flags is None else f"CPU flags {' '.join(flags) or 'none of avx2 and up'}"
+    return f"{shown}, package {version}"
+
+
 def git_state(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict:
     """``{"commit": sha or None, "dirty": [changed paths]}`` of the repository at ``root``; paths under
     ``exclude`` (relative to ``root``) do not count as changes."""
