@@ -1,6 +1,7 @@
 """The committed campaign's answer each LLM chapter opens with (``chapters.evidence``): its numbers on hand-made runs
 whose differences are known, on the committed fixture campaign, on an empty campaign, and in the executed chapters."""
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 from retain_utils.analysis import tables
 from retain_utils.batch import campaign, runner
 from retain_utils.chapters import evidence, experiment, findings, settings
+from retain_utils.core import results
 from retain_utils.core.intervals import seed_t_interval
 from retain_utils.core.records import RunRecord
 
@@ -130,6 +132,18 @@ def test_chapter_3_answer_reads_reinforce_from_notebook_2():
     assert "REINFORCE" in set(answer.gains["variant"]) and answer.runs == 6
     assert "REINFORCE against GRPO is read from notebook 2's campaign runs" in answer.sentence
     assert "Does SFT on expert answers forget more than SFT on GRPO's own rollouts?" in answer.sentence
+
+
+def test_table_1_takes_reinforce_from_notebook_3_without_counting_its_copies_of_notebook_2s_runs():
+    two = [hand_run(v, m, s, 4, 2, 1, target="countdown") for v, m in (("SFT", "sft"), ("GRPO", "grpo"))
+           for s in (0, 1)]
+    copies = [dataclasses.replace(r, reused_from="02_rl_vs_sft/k/runs/x") for r in two]  # 03's GRPO and SFT
+    reinforce = [hand_run("REINFORCE", "reinforce", s, 3, 1, 1, target="countdown") for s in (0, 1)]
+    stale = [hand_run("GRPO, stale rollouts", "grpo", 0, 1, 1, 1, target="countdown")]
+    runs = evidence.table_1_runs(two, copies + reinforce + stale)
+    assert runs == two + reinforce
+    table, _ = results.table_1(runs, variants=evidence.TABLE_1)
+    assert list(table.index) == ["SFT", "REINFORCE", "GRPO"]
 
 
 def test_chapter_4_answer_compares_iterative_sft_with_each_method_and_its_cost():

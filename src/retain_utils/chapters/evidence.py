@@ -60,6 +60,18 @@ class Answer:
 # ----- the pieces -----------------------------------------------------------------------------------------------
 
 
+TABLE_1 = ["SFT", "Self-SFT", "REINFORCE", "GRPO"]  # the paper's Table 1 methods, in its order
+
+
+def table_1_runs(records_02: list, records_03: list) -> list:
+    """The runs of the paper's Table 1: notebook 2's, and notebook 3's of a Table 1 method notebook 2 did not run
+    on that target and seed (REINFORCE, one of the campaign's ablations). Notebook 3's GRPO and SFT are notebook
+    2's own runs read back, so they are not counted twice."""
+    runs = as_records(records_02)
+    ran = {(r.variant, r.target, r.seed) for r in runs}
+    return runs + [r for r in as_records(records_03) if r.variant in TABLE_1 and (r.variant, r.target, r.seed) not in ran]
+
+
 def usable(records: list) -> tuple[list, int]:
     """The runs that kept per-question evaluations (what pairing needs), and how many older runs are left out."""
     runs = as_records(records)
