@@ -97,8 +97,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      "self_sft_lrs": [DEFAULT_LR["sft"]], "self_sft_steps": [CAMPAIGN_BUDGET["steps"]],
                      "rescore_longer": True, "reuse_runs_from": CAMPAIGN_RUNS},
     },
-    # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: the campaign's
-    # intervals (every 4 steps, never), evaluated at the start and the end only (the quick book's time limit);
+    # Iterative-SFT: regeneration every k steps (0 = never, Self-SFT) beside SFT and GRPO. quick: every 4 steps and
+    # never, evaluated at the start and the end only (the quick book's time limit);
     # full: every 1, 2 and 4 steps and never.
     "04_iterative_sft": {
         "smoke": {"intervals": [1, 0], "seeds": [0], "steps": 2, "n_train": 16, "n_eval": 3, "group_size": 2,
