@@ -570,7 +570,8 @@ def test_calibration_points_run_into_their_targets_folder_and_commit_with_their_
                "config": {"lr": 1e-5, "steps": 40, "batch_size": 8}}
         layout.results_file(out, point.notebook).write_text(json.dumps(
             {"runs": [run], "dtype_env": os.environ[models.DTYPE_ENV], "timings": {"notebook_seconds": 2400.0},
-             "machine": {"torch_threads": 1, "cpu_flags": ["avx2"], "peak_rss_bytes": 9.5 * 2**30}}))
+             "machine": {"torch_threads": 1, "cpu_flags": ["avx2"], "peak_rss_bytes": 9.5 * 2**30,
+                         "dtype": "float32"}}))
         (out / layout.DONE_FILE).write_text(json.dumps({"seconds": 2400.0, "stamp": stamp}))
         return sweep.Outcome(point.key, "done", 2400.0)
 
@@ -583,7 +584,7 @@ def test_calibration_points_run_into_their_targets_folder_and_commit_with_their_
     assert summary.done == [planned[0][1].key] and os.environ[models.DTYPE_ENV] == "fp32"
     head = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()[:10]
     assert git(repo, "log", "-1", "--format=%s").strip() == (
-        f"Calibration, countdown, GRPO lr 1e-05, 40 steps x 8 prompts, seed 101 (package {__version__} at {head}, fp32, "
+        f"Calibration, countdown, GRPO lr 1e-05, 40 steps x 8 prompts, seed 101 (package {__version__} at {head}, float32, "
         "1 torch thread(s), CPU flags avx2): gain +12.5 pp, drop -1.2 pp (mmlu 40.0 -> 41.2), KL 1.50, flags "
         "looping:ifeval; 40.0 min, peak 9.5 GiB")
     files = git(repo, "show", "--name-only", "--format=", "HEAD").split()

@@ -77,7 +77,7 @@ def describe(point: str | Path, stamp: dict) -> str:
     peak = (machine.get("peak_rss_bytes") or 0) / 2**30
     return (f"Calibration, {run['target']}, {METHOD_LABELS.get(run['method'], run['method'])} lr {config.get('lr'):g}, "
             f"{config.get('steps')} steps x {config.get('batch_size')} prompts, seed {run['seed']} (package "
-            f"{stamp.get('version')} at {str(stamp.get('commit') or 'no commit')[:10]}, {saved.get('dtype_env')}, "
+            f"{stamp.get('version')} at {str(stamp.get('commit') or 'no commit')[:10]}, {machine.get('dtype')}, "
             f"{machine.get('torch_threads')} torch thread(s), CPU flags {' '.join(machine.get('cpu_flags') or [])}): "
             f"gain {run['gain']:+.1f} pp, drop {run['drop']:+.1f} pp ({tasks}), KL {run['kl']:.2f}, flags "
             f"{' '.join(run.get('flags') or []) or 'none'}; {minutes:.1f} min, peak {peak:.1f} GiB")
