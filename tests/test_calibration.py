@@ -65,6 +65,21 @@ def test_no_qualifying_setting_is_said(tmp_path):
         calibration.read_choice(path)
 
 
+def test_where_every_rate_collapsed_the_campaign_falls_back_to_the_papers_and_says_so():
+    records = ([_record(lr, 100, 13.3, flags=["no_signal", "shrunk"]) for lr in (5e-6, 2e-5)]
+               + [_record(1e-5, s, 10.0, flags=["no_signal"] * (s == 102)) for s in (100, 101, 102)])
+    settings = calibration.summary(records)
+    (choice,) = calibration.choose(settings)
+    assert (choice.lr, choice.steps, choice.learned, choice.fallback) == (5e-6, 60, False, True)
+    assert ("every learning rate tried (5e-06, 1e-05, 2e-05) collapsed on its target, none qualifies: the campaign "
+            "runs the paper's, 5e-06 (60 steps; +13.3 pp over 1 seed, flags no_signal, shrunk), and every table "
+            "flags its runs") == choice.reason
+    # its seeds are not asked for (its flags stay whatever they show); the sweep's untried rate is
+    assert calibration.incomplete(settings, [choice]) == ["ifeval, grpo: learning rate 4e-05 of the sweep not tried"]
+    (sft,) = calibration.choose(calibration.summary([_record(3e-4, 100, 5.0, method="sft", flags=["shrunk"])]))
+    assert sft.lr is None and not sft.fallback  # the paper's rate was not tried: nothing to fall back to
+
+
 def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
     assert calibration.load(tmp_path / "none") == []
     assert "No calibration run is committed yet" in calibration.status_sentence([], [])
@@ -99,10 +114,10 @@ def test_the_campaigns_cost_is_projected_from_measured_points_in_core_seconds(tm
     q = calibration.projected_campaign([point(400.0, ("sft", 900.0), ("grpo", 3600.0)),
                                         point(400.0, ("grpo", 1200.0), target="mmlu")])
     assert q.run_seconds["grpo"] == 2400.0 and q.target_seconds[("mmlu", "grpo")] == 1200.0
-    # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (countdown): 3 RL runs at 2400 and an SFT;
-    # 04 (ifeval, countdown): Iterative-SFT costed as SFT and GRPO's mean on its target where both are measured
-    # (ifeval), else overall
-    hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (3 * 2400 + 900)
+    # 02: ifeval GRPO 3600, mmlu 1200, countdown the mean 2400; 03 (mmlu): 3 RL runs at mmlu's GRPO 1200 (REINFORCE
+    # costed as GRPO on its target) and an SFT; 04 (ifeval, countdown): Iterative-SFT costed as SFT and GRPO's mean
+    # on its target where both are measured (ifeval), else overall
+    hand = (30 * 400 + 5 * (3 * 900 + (2250 + 1650 + 1650) + (3600 + 1200 + 2400) + (3 * 1200 + 900)
                             + (2250 + 1650))) / 3600
     assert q.cpu_hours == pytest.approx(hand)
     assert "(by target: grpo on ifeval 60, sft on ifeval 15, grpo on mmlu 20)" in calibration.cost_sentence(q)

@@ -124,7 +124,7 @@ def test_plan_runs_seed_by_seed_chapter_2s_targets_first(tmp_path):
     assert len(planned) == 30  # 6 points per seed (calibration.CAMPAIGN_PLAN), 5 seeds
     notebooks = [p.notebook for _, p in planned]
     assert notebooks[:6] == ["02_rl_vs_sft"] * 3 + ["03_ablations"] + ["04_iterative_sft"] * 2
-    assert [p.params["target"] for _, p in planned[:6]] == ["ifeval", "mmlu", "countdown", "countdown", "ifeval",
+    assert [p.params["target"] for _, p in planned[:6]] == ["ifeval", "mmlu", "countdown", "mmlu", "ifeval",
                                                            "countdown"]
     seeds = [p.params["seeds"] for _, p in planned]
     assert seeds[:6] == [[0]] * 6 and seeds == sorted(seeds) and seeds[-1] == [4]

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..core import layout, provenance
 from ..core.intervals import seed_t_interval
 from ..core.provenance import REPOSITORY
+from ..core.training.config import DEFAULT_LR
 from ..core.records import as_records
 from ..core.results import LEARNED_PP, write_json_atomic  # LEARNED_PP: a target's learned gain (pp), interval > 0
 
@@ -79,15 +80,23 @@ def summary(records) -> list[Setting]:
 class Choice:
     target: str
     method: str
-    lr: float | None  # None: no setting of the sweep qualified
+    lr: float | None  # None: no setting of the sweep qualified and the paper's rate was not tried
     steps: int | None
     learned: bool
     reason: str
+    fallback: bool = False  # every setting collapsed: the paper's learning rate, its runs flagged
+
+
+# the paper's learning rates (the trainers' defaults): where every setting tried collapsed, the campaign runs these
+PAPER_LR = {"sft": DEFAULT_LR["sft"], "self_sft": DEFAULT_LR["sft"], "grpo": DEFAULT_LR["rl"],
+            "reinforce": DEFAULT_LR["rl"]}
 
 
 def choose(settings: Sequence[Setting]) -> list[Choice]:
     """Per (target, method): the setting with the largest mean gain among those that did not collapse on their
-    target (``Setting.collapsed``), and why."""
+    target (``Setting.collapsed``), and why. Where every setting collapsed, the paper's learning rate
+    (``PAPER_LR``) if it was tried, marked as a fallback: the campaign still measures that method's forgetting
+    there, every table flagging its runs."""
     by_pair: dict[tuple[str, str], list[Setting]] = {}
     for s in settings:
         by_pair.setdefault((s.target, s.method), []).append(s)
@@ -96,8 +105,17 @@ def choose(settings: Sequence[Setting]) -> list[Choice]:
         tried = ", ".join(f"{s.lr:g}" for s in sorted(group, key=lambda s: s.lr))
         clean = [s for s in group if not s.collapsed]
         if not clean:
-            out.append(Choice(target, method, None, None, False,
-                              f"every learning rate tried ({tried}) collapsed on its target: none qualifies"))
+            paper = [g for g in group if method in PAPER_LR and math.isclose(g.lr, PAPER_LR[method], rel_tol=1e-9)]
+            if not paper:
+                out.append(Choice(target, method, None, None, False,
+                                  f"every learning rate tried ({tried}) collapsed on its target: none qualifies"))
+                continue
+            p = paper[0]
+            out.append(Choice(target, method, p.lr, p.steps, False,
+                              f"every learning rate tried ({tried}) collapsed on its target, none qualifies: the "
+                              f"campaign runs the paper's, {p.lr:g} ({p.steps} steps; {p.gain_mean:+.1f} pp over "
+                              f"{len(p.seeds)} seed{'s' * (len(p.seeds) != 1)}, flags {', '.join(p.collapsed)}), "
+                              "and every table flags its runs", fallback=True))
             continue
         best = max(clean, key=lambda s: (s.gain_mean, -s.lr))
         flagged = sorted({s.lr for s in group if s.collapsed})
@@ -233,7 +251,7 @@ GRPO_SWEEP = (5e-6, 1e-5, 2e-5, 4e-5)
 def incomplete(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[str]:
     """What the calibration lacks before its choice may set the campaign: on every target GRPO tried at each
     learning rate of ``GRPO_SWEEP``, and every chosen setting that sets a campaign parameter (``LR_PARAM``) run on
-    all ``CALIBRATION_SEEDS``. Empty: complete."""
+    all ``CALIBRATION_SEEDS``, a fallback to the paper's rate aside. Empty: complete."""
     out = []
     for target in sorted({s.target for s in settings}):
         tried = {s.lr for s in settings if (s.target, s.method) == (target, "grpo")}
@@ -241,7 +259,8 @@ def incomplete(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[s
         if untried:
             out.append(f"{target}, grpo: learning rate{'s' * (len(untried) > 1)} "
                        f"{', '.join(f'{lr:g}' for lr in untried)} of the sweep not tried")
-    for c in (c for c in choices if c.method in LR_PARAM):  # the choices that set the campaign's parameters
+    # the choices that set the campaign's parameters; a fallback cannot change with more seeds (its flags stay)
+    for c in (c for c in choices if c.method in LR_PARAM and not c.fallback):
         chosen = [s for s in settings if (s.target, s.method, s.lr, s.steps) == (c.target, c.method, c.lr, c.steps)]
         seeds = set(chosen[0].seeds) if chosen else set()
         if c.lr is not None and not set(CALIBRATION_SEEDS) <= seeds:
@@ -285,15 +304,16 @@ CAMPAIGN_PLAN: dict[str, PlannedNotebook] = {
     # the paper's Table 1: every target, SFT, Self-SFT and GRPO
     "02_rl_vs_sft": PlannedNotebook(("ifeval", "mmlu", "countdown"), {"sft": 1, "self_sft": 1, "grpo": 1}),
     # GRPO with beta = 0 and on stale rollouts, REINFORCE, SFT on GRPO's rollouts (GRPO and SFT: notebook 2's), on
-    # the target where both SFT and GRPO learn in a short answer
-    "03_ablations": PlannedNotebook(("countdown",), {"grpo": 2, "reinforce": 1, "sft": 1}),
+    # a target with a short answer where GRPO learns without collapsing (on Countdown every GRPO rate collapsed)
+    "03_ablations": PlannedNotebook(("mmlu",), {"grpo": 2, "reinforce": 1, "sft": 1}),
     # Iterative-SFT (SFT, Self-SFT and GRPO: notebook 2's) on two targets
     "04_iterative_sft": PlannedNotebook(("ifeval", "countdown"), {"iterative_sft": 1}),
 }
 CPU_HOURS_BUDGET = 50.0
 # Self-SFT and Iterative-SFT sample like RL and train like SFT: until a run of theirs is measured, each is costed as
-# the mean of an SFT and a GRPO run
+# the mean of an SFT and a GRPO run; REINFORCE samples and trains as GRPO does: costed as GRPO on its target
 COSTED_AS_MEAN = ("self_sft", "iterative_sft")
+COSTED_AS = {"reinforce": "grpo"}
 
 
 @dataclass(frozen=True)
@@ -400,6 +420,8 @@ def projected_campaign(costs: Sequence[PointCost]) -> Projection | None:
     def cost(target: str, method: str) -> float:
         if (target, method) in by_target:
             return by_target[target, method]
+        if method in COSTED_AS and method not in measured:
+            return cost(target, COSTED_AS[method])
         both = {(target, "sft"), (target, "grpo")} <= set(by_target)
         if method in COSTED_AS_MEAN and method not in measured and both:
             return (by_target[target, "sft"] + by_target[target, "grpo"]) / 2
