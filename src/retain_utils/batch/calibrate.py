@@ -9,7 +9,6 @@ that is not edited meanwhile (a git worktree): a point's kernel imports the pack
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +18,13 @@ from ..chapters import calibration
 from ..core import provenance
 from ..core.layout import results_file
 from ..core.records import METHOD_LABELS
+from ..core.results import load
 from ..core.tasks import TASK_NAMES
 from . import campaign, runner, sharing, sweep
 
 NOTEBOOK = "02_rl_vs_sft"
-# the notebook parameter of each method's learning rate: the SFT family trains at lr_sft, the RL family at lr_rl
-LR_PARAM = {"sft": "lr_sft", "self_sft": "lr_sft", "grpo": "lr_rl", "reinforce": "lr_rl"}
+# the notebook parameter of each method's learning rate: its family's (lr_sft for the SFT family, lr_rl for RL)
+LR_PARAM = {method: calibration.LR_PARAM[family] for method, family in calibration.FAMILY.items()}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def plan(specs: Sequence[Spec], calibration_dir: str | Path = calibration.CALIBR
 def describe(point: str | Path, stamp: dict) -> str:
     """The commit message of a finished point, read from its results file: the setting, where and how it ran,
     gain and drop (per task), KL, flags, time and peak memory."""
-    saved = json.loads(results_file(Path(point), NOTEBOOK).read_text())
+    saved = load(results_file(Path(point), NOTEBOOK))
     run = saved["runs"][0]
     machine = saved.get("machine") or {}
     config = run.get("config") or {}
@@ -93,8 +93,7 @@ def run(specs: Sequence[Spec], *, commit_points: bool = False, workers: int = 1,
     planned = plan(specs, calibration_dir, notebook_dir)
     dirty = provenance.git_state(root, exclude=("results",))["dirty"]
     if dirty:
-        raise ValueError(f"calibration not started: the tree has uncommitted changes ({', '.join(dirty[:5])}"
-                         f"{', ...' if len(dirty) > 5 else ''}): points would not name the code they ran")
+        raise ValueError(f"calibration not started: {campaign.uncommitted(dirty)}")
     return campaign.execute(planned, commit_points=commit_points, workers=workers, root=root,
                             notebook_dir=notebook_dir,
                             peaks=lambda todo: campaign.expected_peaks(todo, calibration_dir=calibration_dir),

@@ -41,6 +41,12 @@ BASELINE_CACHE = "baselines"  # under the model cache (``models.cache_dir``): th
 GRIDS: dict[str, dict[str, list]] = {nb: {"target": list(p.targets)} for nb, p in calibration.CAMPAIGN_PLAN.items()}
 
 
+def uncommitted(dirty: list[str]) -> str:
+    """Why points may not run from a tree with these changed paths (the first five named)."""
+    return (f"the tree has uncommitted changes ({', '.join(dirty[:5])}{', ...' if len(dirty) > 5 else ''}): points "
+            "would not name the code they ran")
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why ``run`` will not start: uncommitted changes, or finished points of another code version."""
@@ -54,8 +60,7 @@ class Refusal:
     def __str__(self) -> str:
         lines = []
         if self.dirty:
-            lines.append(f"the tree has uncommitted changes ({', '.join(self.dirty[:5])}"
-                         f"{', ...' if len(self.dirty) > 5 else ''}): points would not name the code they ran")
+            lines.append(uncommitted(self.dirty))
         if self.mixed:
             versions = sorted(set(self.mixed.values()))
             lines.append(f"{len(self.mixed)} finished point(s) ran {', '.join(versions)} (this is version "

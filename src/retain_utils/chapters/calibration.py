@@ -87,9 +87,11 @@ class Choice:
     fallback: bool = False  # every setting collapsed: the paper's learning rate, its runs flagged
 
 
+# each method's family: the calibrated method whose learning rate it trains at (the SFT family at SFT's, the RL
+# family at GRPO's)
+FAMILY = {"sft": "sft", "self_sft": "sft", "grpo": "grpo", "reinforce": "grpo"}
 # the paper's learning rates (the trainers' defaults): where every setting tried collapsed, the campaign runs these
-PAPER_LR = {"sft": DEFAULT_LR["sft"], "self_sft": DEFAULT_LR["sft"], "grpo": DEFAULT_LR["rl"],
-            "reinforce": DEFAULT_LR["rl"]}
+PAPER_LR = {method: DEFAULT_LR["rl" if family == "grpo" else "sft"] for method, family in FAMILY.items()}
 
 
 def choose(settings: Sequence[Setting]) -> list[Choice]:
