@@ -389,6 +389,86 @@ def test_campaign_workers_run_points_side_by_side_at_a_share_of_the_cores(tmp_pa
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_runs_that_finish_inside_a_running_point_are_committed_alone(tmp_path):
+    import time
+
+    repo = make_repo(tmp_path / "repo")
+    point = sweep.Point("nb", "smoke", {"seeds": [0]}, "key")
+    folder = repo / "results" / "nb" / point.key
+    runs = folder / layout.RUNS_DIR
+
+    def finish(name: str) -> None:
+        (runs / name).mkdir(parents=True)
+        (runs / name / "metrics.jsonl").write_text("{}\n")
+        (runs / name / "checkpoint.pt").write_text("weights")  # git-ignored in this project
+        (runs / name / layout.RECORD_FILE).write_text(json.dumps({"gain": 1.0, "drop": 0.5, "seconds": 60.0}))
+
+    finish("earlier")  # finished before: its point's commit takes it
+    (runs / "training").mkdir()  # no record yet: not committed
+    (repo / ".gitignore").write_text(".lock\n*.pt\n")
+    git(repo, "commit", "-qam", "ignore checkpoints")
+    message = lambda run, p: campaign.run_message(run, p, {"version": "9.9"})
+    with campaign.committing_runs([(repo / "results" / "nb", point)], message, interval=0.05):
+        finish("first")
+        for _ in range(200):  # committed while the point still runs
+            if "first" in git(repo, "log", "-1", "--name-only", "--format=%s"):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("a finished run was not committed while its point ran")
+        finish("last")  # finishes after the last poll: committed on the way out
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert subjects[:2] == [
+        f"campaign: nb {{'seeds': [0]}}, run {name} finished (gain +1.0 pp, drop +0.5 pp, 9.9); committed alone so "
+        "that the point, if stopped, resumes from it" for name in ("last", "first")]
+    assert len(subjects) == 4
+    for sha, name in zip(git(repo, "log", "-2", "--format=%H").split(), ("last", "first")):
+        files = git(repo, "show", "--name-only", "--format=", sha).split()
+        assert sorted(files) == [f"results/nb/key/runs/{name}/metrics.jsonl", f"results/nb/key/runs/{name}/record.json"]
+    assert sorted(git(repo, "status", "--porcelain").split()) == ["??", "results/nb/key/runs/earlier/"]
+    assert campaign.commit(runs / "first", "nothing new")  # nothing to commit: done at once, no empty commit
+    assert len(git(repo, "log", "--format=%s").splitlines()) == 4
+
+
+def test_a_point_stopped_after_a_run_resumes_from_its_committed_run(tmp_path, monkeypatch):
+    notebooks = campaign_notebook(tmp_path / "notebooks")
+    nb = nbformat.read(notebooks / "seeded.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(  # two runs; the first attempt stops after the first
+        "import json, os\nfrom pathlib import Path\nfor name in ('a-s0', 'b-s0'):\n"
+        "    record = Path(results_path).parent / 'runs' / name / 'record.json'\n"
+        "    if not record.exists():\n        record.parent.mkdir(parents=True)\n"
+        "        record.write_text(json.dumps({'gain': 1.0, 'drop': 0.5, 'seconds': 60.0}))\n"
+        "        if os.environ.get('STOP_AFTER_A_RUN'):\n            raise RuntimeError('stopped')"))
+    nbformat.write(nb, notebooks / "seeded.ipynb")
+    repo = make_repo(tmp_path / "repo")
+    campaign_dir = repo / "results" / "campaign"
+    monkeypatch.setattr(campaign, "GRIDS", {"seeded": {"method": ["sft"]}})
+    monkeypatch.setattr(campaign, "SEEDS", (0,))
+    monkeypatch.setattr(campaign, "PROFILE", "smoke")
+    monkeypatch.setenv(models.DTYPE_ENV, "")
+    monkeypatch.setenv("RETAIN_UTILS_CACHE", str(tmp_path / "model-cache"))
+    choice = calibrated(tmp_path / "calibration", targets=())
+    [(sweep_dir, point)] = campaign.plan(campaign_dir, notebooks)
+
+    monkeypatch.setenv("STOP_AFTER_A_RUN", "1")
+    stopped = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks, calibration_dir=choice)
+    assert list(stopped.failed) == [point.key] and "stopped" in stopped.failed[point.key]
+    assert "run a-s0 finished" in git(repo, "log", "-1", "--format=%s")
+    git(repo, "clean", "-qfdx")  # a fresh checkout: only what was committed survives
+    assert [r.name for r in layout.finished_runs(sweep_dir / point.key)] == ["a-s0"]
+    assert "1 finished run(s) of 1 unfinished point(s) are there" in campaign.status(campaign_dir, notebooks)
+
+    monkeypatch.delenv("STOP_AFTER_A_RUN")
+    resumed = campaign.run(campaign_dir, commit_points=True, root=repo, notebook_dir=notebooks, calibration_dir=choice)
+    assert resumed.done == [point.key] and not resumed.failed
+    done = json.loads((sweep_dir / point.key / layout.DONE_FILE).read_text())
+    assert done["resumed_runs"] == {"a-s0": 60.0}  # trained by the stopped attempt, read back by this one
+    assert campaign.point_seconds(done) == done["seconds"] + 60.0
+    assert campaign.stamps(campaign_dir)[0]["seconds"] == done["seconds"] + 60.0
+    assert git(repo, "status", "--porcelain") == ""
+    assert len(git(repo, "rev-list", "HEAD").split()) == 3  # initial, run a, the point (run b with it)
+
+
 def test_verify_reruns_a_point_and_names_every_number_that_moved(tmp_path, monkeypatch):
     from retain_utils.core import results
     from retain_utils.batch import runner

@@ -2,7 +2,8 @@
 profile, pinned to fp32, each finished point committed to git as it lands.
 
 ``python -m retain_utils campaign`` (``make campaign``) runs or resumes it; every point is a sweep point
-(``sweep.run_point``: locked, resumable) under ``results/campaign/NOTEBOOK/KEY/``. Points run seed by seed, so
+(``sweep.run_point``: locked, resumable) under ``results/campaign/NOTEBOOK/KEY/``, and each run that finishes
+inside it is committed too, so a point stopped half-way resumes from its finished runs. Points run seed by seed, so
 a campaign stopped half-way has every target at the seeds it reached. Each point's ``done.json`` carries a
 ``stamp`` (``provenance.stamp``): package version, source hash, commit, CPU flags, dtype. The package version
 is the campaign's code version: bump ``retain_utils.__version__`` whenever a change alters any number a run
@@ -12,11 +13,13 @@ tree with uncommitted changes) unless told to.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,8 @@ from .. import __version__
 from ..chapters import calibration, profiles
 from ..core import baseline_cache, provenance, results
 from . import runner, sharing, sweep
-from ..core.layout import finished_record, point_folders, read_params, results_file, unreadable
+from ..core.layout import (DONE_FILE, RECORD_FILE, finished_record, finished_runs, point_folders, read_done,
+                           read_params, read_record, results_file, unreadable)
 from ..core.models import DTYPE_ENV, cache_dir
 from ..core.results import load
 
@@ -35,6 +39,7 @@ PROFILE = "campaign"
 CAMPAIGN_DIR = runner.ROOT / "results" / "campaign"
 DTYPE = "fp32"  # comparable across this workplace's CPUs (bf16 is native on some, emulated ~50x slower on others)
 SEEDS = tuple(range(calibration.CAMPAIGN_SEEDS))
+RUN_POLL_SECONDS = 30.0  # how often a running campaign looks for runs that finished, to commit them
 BASELINE_CACHE = "baselines"  # under the model cache (``models.cache_dir``): the initial model's evaluations, per machine
 # notebook -> the grid of one seed (the seed is added per point as ``seeds=[s]``): calibration.CAMPAIGN_PLAN's
 # targets; everything else a point runs is the campaign profile's (profiles.PROFILES) and the calibration's choice
@@ -138,19 +143,90 @@ def profile_values(notebook: str) -> dict:
     return json.loads(json.dumps(profiles.values(notebook, PROFILE)))
 
 
+_GIT = threading.Lock()  # a process's point commits and run commits take turns on the index
+
+
 def commit(folder: Path, message: str, tries: int = 5) -> bool:
-    """``git add`` + ``git commit`` of one point folder only (checkpoints are git-ignored); retried while
-    another git command holds the index. False (with a note) if git refused."""
-    for attempt in range(tries):
-        add = subprocess.run(["git", "-C", str(folder), "add", "--", "."], capture_output=True, text=True)
-        done = add.returncode == 0 and subprocess.run(
-            ["git", "-C", str(folder), "commit", "-q", "-m", message, "--", "."],
-            capture_output=True, text=True).returncode == 0
-        if done:
-            return True
-        time.sleep(2 * (attempt + 1))
+    """``git add`` + ``git commit`` of one folder only (checkpoints are git-ignored); retried while another git
+    command holds the index. True when it is committed (also when nothing in it changed); False (with a note) if
+    git refused."""
+    with _GIT:
+        for attempt in range(tries):
+            add = subprocess.run(["git", "-C", str(folder), "add", "--", "."], capture_output=True, text=True)
+            if add.returncode == 0 and subprocess.run(["git", "-C", str(folder), "diff", "--cached", "--quiet", "--",
+                                                       "."]).returncode == 0:
+                return True  # nothing new to commit
+            done = add.returncode == 0 and subprocess.run(
+                ["git", "-C", str(folder), "commit", "-q", "-m", message, "--", "."],
+                capture_output=True, text=True).returncode == 0
+            if done:
+                return True
+            time.sleep(2 * (attempt + 1))
     print(f"note: could not commit {folder} (git: {add.stderr.strip() or 'commit failed'}); commit it by hand")
     return False
+
+
+def run_message(run: Path, point: sweep.Point, stamp: dict) -> str:
+    """The commit message of one finished run of a point still running: what it measured, and why it lands alone."""
+    try:
+        record = read_record(run / RECORD_FILE, ("gain", "drop"))
+        numbers = f"gain {record['gain']:+.1f} pp, drop {record['drop']:+.1f} pp"
+    except (ValueError, OSError, TypeError) as e:
+        numbers = f"record unreadable: {e}"
+    return (f"campaign: {point.notebook} {point.params}, run {run.name} finished ({numbers}, {stamp.get('version')}); "
+            "committed alone so that the point, if stopped, resumes from it")
+
+
+@contextlib.contextmanager
+def committing_runs(points: list[tuple[Path, sweep.Point]], message, interval: float = RUN_POLL_SECONDS):
+    """While ``points`` run, commit every run that finishes in them (its folder under ``runs/``: logs and record)
+    within ``interval`` seconds, with ``message(run_folder, point)``: a point stopped half-way (a session's end, a
+    crash) then resumes in a fresh checkout from its committed runs instead of training them again. Runs already
+    finished when it starts are left to their point's commit."""
+    folders = [(f / p.key, p) for f, p in points]
+    seen = {run for folder, _ in folders for run in finished_runs(folder)}
+    stop = threading.Event()
+
+    def poll() -> None:
+        for folder, point in folders:
+            for run in finished_runs(folder):
+                if run not in seen:
+                    seen.add(run)
+                    commit(run, message(run, point))
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            poll()
+
+    thread = threading.Thread(target=loop, name="run-commits", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        poll()  # the runs of points that failed or were stopped after their last poll
+
+
+def resumed_runs(runs: list[Path]) -> dict[str, float]:
+    """Run folder name -> seconds, for runs a point found finished when it started (trained by an earlier, stopped
+    attempt at it): its notebook read them back, so its own time leaves them out. Runs it read from another point
+    (``reused_from``) are that point's time, not this one's."""
+    out = {}
+    for run in runs:
+        try:
+            record = read_record(run / RECORD_FILE, ("seconds",))
+        except (ValueError, OSError):
+            continue  # cut short: the notebook trained that run again
+        if not record.get("reused_from") and isinstance(record["seconds"], (int, float)):
+            out[run.name] = float(record["seconds"])
+    return out
+
+
+def point_seconds(record: dict) -> float:
+    """A finished point's time: its own (``done.json`` seconds) plus that of the runs an earlier, stopped attempt
+    trained (``resumed_runs``)."""
+    return record["seconds"] + sum((record.get("resumed_runs") or {}).values())
 
 
 def expected_peaks(planned: list[tuple[Path, sweep.Point]], campaign_dir: str | Path = CAMPAIGN_DIR,
@@ -204,17 +280,20 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
                    peaks=lambda todo: expected_peaks(todo, campaign_dir, calibration_dir), after=reads_from,
                    message=lambda folder, point, outcome, stamp: (f"campaign: {point.notebook} {point.params} "
                                                                   f"({outcome.seconds / 60:.0f} min, {stamp['version']})"),
-                   limit=limit, summary_dir=campaign_dir, desc="campaign")
+                   limit=limit, summary_dir=campaign_dir, desc="campaign", commit_runs=commit_points)
 
 
 def execute(planned: list[tuple[Path, sweep.Point]], *, commit_points: bool, workers: int, root: str | Path,
             notebook_dir: str | Path, peaks, message, after=None, limit: int | None = None,
-            summary_dir: str | Path = CAMPAIGN_DIR, desc: str = "campaign") -> sweep.Summary:
+            summary_dir: str | Path = CAMPAIGN_DIR, desc: str = "campaign",
+            commit_runs: bool = False) -> sweep.Summary:
     """Run the unfinished ones of ``planned`` points (at most ``limit``) in fp32, each stamped with the code and
     machine (``provenance.stamp``) and the campaign profile's values; ``commit_points``: commit each finished
-    point's folder at once with ``message(folder, point, outcome, stamp)``. ``peaks(todo)`` and ``after(todo)``
-    give ``sharing.run_shared`` each point's expected memory and what it waits for. The campaign's and the
-    calibration's points both run here."""
+    point's folder at once with ``message(folder, point, outcome, stamp)``; ``commit_runs``: also each run as it
+    finishes inside a point (``committing_runs``). ``peaks(todo)`` and ``after(todo)`` give ``sharing.run_shared``
+    each point's expected memory and what it waits for. The campaign's and the calibration's points both run
+    here. A point that reads back runs an earlier attempt finished records their time in its ``done.json``
+    (``resumed_runs``)."""
     os.environ[DTYPE_ENV] = DTYPE  # the notebooks' kernels inherit it
     # every point of a target evaluates the same initial model on the same questions: the first one keeps it
     os.environ[baseline_cache.CACHE_ENV] = str(cache_dir() / BASELINE_CACHE)
@@ -226,6 +305,7 @@ def execute(planned: list[tuple[Path, sweep.Point]], *, commit_points: bool, wor
             print(f"note: {broken}: point {point.key} reruns")
     summary.skipped = [p.key for f, p in planned if (f, p) not in todo]
     todo = todo[:limit] if limit is not None else todo
+    earlier = [finished_runs(folder / point.key) for folder, point in todo]
     calls = [(point, folder, notebook_dir, sweep.code_hash(runner.find_notebook(point.notebook, notebook_dir)),
               False, {**stamp, "profile": profile_values(point.notebook)}) for folder, point in todo]
     if workers == 1:
@@ -235,19 +315,25 @@ def execute(planned: list[tuple[Path, sweep.Point]], *, commit_points: bool, wor
                                       after=after(todo) if after else None)
     start = time.perf_counter()
     bar = tqdm(total=len(planned), initial=len(summary.skipped), desc=desc, unit="point")
+    runs = (committing_runs(todo, lambda run, point: run_message(run, point, stamp)) if commit_runs
+            else contextlib.nullcontext())
     try:
-        for i, outcome in outcomes:
-            folder, point = todo[i]
-            bar.set_postfix_str(f"finished {point.notebook} {point.params}")
-            bar.update()
-            if outcome.status == "done":
-                summary.done.append(point.key)
-                if commit_points:
-                    commit(folder / point.key, message(folder / point.key, point, outcome, stamp))
-            elif outcome.status == "busy":
-                summary.busy.append(point.key)
-            else:
-                summary.failed[point.key] = outcome.error
+        with runs:
+            for i, outcome in outcomes:
+                folder, point = todo[i]
+                bar.set_postfix_str(f"finished {point.notebook} {point.params}")
+                bar.update()
+                if outcome.status == "done":
+                    summary.done.append(point.key)
+                    if resumed := resumed_runs(earlier[i]):
+                        done = folder / point.key / DONE_FILE
+                        results.write_json_atomic(done, {**read_done(done.parent), "resumed_runs": resumed})
+                    if commit_points:
+                        commit(folder / point.key, message(folder / point.key, point, outcome, stamp))
+                elif outcome.status == "busy":
+                    summary.busy.append(point.key)
+                else:
+                    summary.failed[point.key] = outcome.error
     finally:
         outcomes.close()
         bar.close()
@@ -279,7 +365,7 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
     broken = [why for f, p in planned if (why := unreadable(f / p.key, p.notebook)) is not None]
     for notebook in GRIDS:
         mine = [(f, p) for f, p in planned if p.notebook == notebook]
-        times = [rec["seconds"] for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
+        times = [point_seconds(rec) for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
         left = len(mine) - len(times)
         spent += sum(times)
         if times:
@@ -292,6 +378,11 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
     total = (f"projected total {projected / 3600:.1f} h" if not unknown else
              f"no projection until one point of {', '.join(unknown)} has finished")
     notes = [f"unreadable, counted as not done (the next run reruns it): {why}" for why in broken]
+    partial = {p.key: n for f, p in planned if finished_record(f / p.key, p.notebook) is None
+               and (n := len(finished_runs(f / p.key)))}
+    if partial:
+        notes.append(f"{sum(partial.values())} finished run(s) of {len(partial)} unfinished point(s) are there; "
+                     "the next run reads them back instead of training them again")
     projection = calibration.projected_campaign(calibration.point_costs(calibration_dir))
     before = ("from the calibration: no projection until an SFT and a GRPO calibration point have finished"
               if projection is None else
@@ -306,7 +397,7 @@ def stamps(campaign_dir: str | Path = CAMPAIGN_DIR) -> list[dict]:
     out = []
     for folder, record in finished(campaign_dir).items():
         meta = read_params(folder)
-        out.append({"notebook": meta["notebook"], "params": meta["params"], "seconds": record["seconds"],
+        out.append({"notebook": meta["notebook"], "params": meta["params"], "seconds": point_seconds(record),
                     **record.get("stamp", {})})
     return out
 

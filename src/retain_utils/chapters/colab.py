@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.layout import RUNS_DIR
 from ..core.tasks import TASKS
 from ..core.training.config import TrainConfig
 from ..core.training.memory import GIB, PROMPT_TOKENS
@@ -34,11 +35,11 @@ def check_profile_device(profile: str, *, cuda_available: bool | None = None) ->
 
 
 def run_folder(name: str = "retaining-by-doing", *, drive_root: str | Path = DRIVE_ROOT,
-               local: str | Path = "runs") -> Path:
+               local: str | Path = RUNS_DIR) -> Path:
     """Where runs checkpoint: ``<Drive>/<name>/runs`` when Google Drive is mounted in Colab (a new runtime
     resumes from it), else the local ``runs`` folder."""
     drive_root = Path(drive_root)
-    return drive_root / name / "runs" if drive_root.is_dir() else Path(local)
+    return drive_root / name / RUNS_DIR if drive_root.is_dir() else Path(local)
 
 
 @dataclass(frozen=True)

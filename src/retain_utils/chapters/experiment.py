@@ -23,6 +23,7 @@ from ..analysis import diagnostics, retention
 from ..core import baseline_cache, evaluation, provenance, results, training
 from ..analysis.forgetting import correct_vector
 from ..core.heap import release_freed_memory
+from ..core.layout import RECORD_FILE, RUNS_DIR
 from ..core.models import cast_parameters, default_dtype, load_model
 from ..core.records import METHOD_LABELS, RunRecord, as_records
 from ..core.tasks import ALL_TASK_NAMES, TASK_NAMES, Example, Task, get_task
@@ -171,7 +172,7 @@ def find_finished(folder: str | Path, seed: int, fingerprint: str) -> Path | Non
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    found = sorted(folder.glob(f"**/runs/*-s{seed}-{fingerprint}/{RECORD_FILE}"))
+    found = sorted(folder.glob(f"**/{RUNS_DIR}/*-s{seed}-{fingerprint}/{RECORD_FILE}"))
     return found[0] if found else None
 
 
@@ -194,7 +195,6 @@ def _correctness(entry: dict, keep_texts: bool = False) -> dict:
     return out
 
 
-RECORD_FILE = "record.json"  # a finished run's record in its run folder: a resumed notebook reads it back
 
 
 def run_variant(bench: Bench, config: TrainConfig, *, label: str | None = None, results_path=None,

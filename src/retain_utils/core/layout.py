@@ -2,7 +2,7 @@
 
 ``<sweep_dir>/<key>/`` per point, ``key`` a stable hash of (notebook, profile, parameters). A point folder holds
 ``params.json``, the executed notebook, its results JSON, then ``done.json`` once it finished (or ``error.json``
-if it failed), and ``.lock`` while a sweep runs it. A point is finished only when its done record, its
+if it failed), and ``.lock`` while a sweep runs it; ``runs/`` holds each run's folder (its logs, then its record). A point is finished only when its done record, its
 parameters and its results all parse: a file cut short (a full disk, a killed copy) makes it unfinished, so it
 is rerun.
 """
@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 PARAMS_FILE, DONE_FILE, ERROR_FILE, LOCK_FILE = "params.json", "done.json", "error.json", ".lock"
+# a notebook runs in its point folder and trains each run in ``runs/<run>/``; a finished run leaves its record there
+# (``record.json``), which a rerun of the point reads back instead of training the run again
+RUNS_DIR, RECORD_FILE = "runs", "record.json"
 
 
 def results_file(folder: str | os.PathLike, notebook: str) -> Path:
@@ -97,6 +100,11 @@ def finished_record(folder: str | os.PathLike, notebook: str) -> dict | None:
     if unreadable(folder, notebook) is not None or "incomplete" in read_record(results_file(folder, notebook)):
         return None  # "incomplete": the notebook stopped half-way (runner.mark_incomplete)
     return read_done(folder)
+
+
+def finished_runs(folder: str | os.PathLike) -> list[Path]:
+    """The run folders of a point (``runs/*/`` in it) whose run finished (its record is there), sorted."""
+    return sorted(p.parent for p in (Path(folder) / RUNS_DIR).glob(f"*/{RECORD_FILE}"))
 
 
 def point_folders(sweep_dir: str | os.PathLike) -> list[Path]:
