@@ -107,31 +107,42 @@ def test_chapter_2_answer_on_hand_made_runs():
 def test_chapter_2_answer_on_the_fixture_campaign():
     records = campaign.records(FIXTURE, "02_rl_vs_sft")
     answer = evidence.rl_vs_sft(records)
-    assert answer.runs == 4 and list(answer.gains["variant"]) == ["SFT", "Self-SFT", "GRPO", "REINFORCE"]
-    sft = answer.gains.set_index("variant").loc["SFT"]
-    assert sft["gain (pp)"] == 25.0 and (sft["gain low (pp)"], sft["gain high (pp)"]) == (-50.0, 100.0)
-    assert not answer.gains["learned"].any()
-    expected = findings.campaign_forgetting(records, [("SFT", "GRPO"), ("Self-SFT", "GRPO"), ("REINFORCE", "GRPO")])
+    assert answer.runs == 3 and list(answer.gains["variant"]) == ["SFT", "Self-SFT", "GRPO"]
+    assert list(answer.gains["gain (pp)"]) == [0.0, 0.0, 0.0] and not answer.gains["learned"].any()
+    expected = findings.campaign_forgetting(records, [("SFT", "GRPO"), ("Self-SFT", "GRPO")])
     pd.testing.assert_frame_equal(answer.differences, expected)
-    assert answer.split.empty and "4 runs kept no lenient scores" in answer.sentence
-    assert answer.sentence.startswith("**Did the runs learn their targets?** No: none of the 4 gains")
+    sft = expected.set_index("comparison").loc["SFT - GRPO"]
+    assert sft["difference (pp)"] == -18.75  # SFT's drop over 4 other tasks (countdown +25, antonym +50 pp), GRPO's 0
+    assert list(answer.split["comparison"]) == ["SFT - GRPO", "Self-SFT - GRPO"]
+    assert "**Knowledge or format?** At the end of training (one seed): on mmlu, of SFT's drop minus GRPO's" \
+        in answer.sentence
+    assert answer.sentence.startswith("**Did the runs learn their targets?** No: none of the 3 gains")
     assert findings.pooled_sentence(expected, "SFT", "GRPO", "Does SFT forget more than GRPO?") in answer.sentence
     assert "seed 0; trained 2 steps x 2 prompts, evaluated at steps 0, 2 on 4 held-out" in answer.scope
 
 
-def test_chapter_3_answer_reads_reinforce_from_notebook_2():
-    records_02 = campaign.records(FIXTURE, "02_rl_vs_sft")
-    answer = evidence.ablations(campaign.records(FIXTURE, "03_ablations"), records_02)
+def test_chapter_3_answer_on_the_fixture_campaign():
+    answer = evidence.ablations(campaign.records(FIXTURE, "03_ablations"), campaign.records(FIXTURE, "02_rl_vs_sft"))
     assert list(dict.fromkeys(answer.differences["comparison"])) == [
-        "GRPO, β=0 - GRPO", "SFT - SFT + KL", "GRPO, stale rollouts - GRPO", "SFT - SFT on GRPO's rollouts",
-        "SFT on GRPO's rollouts - GRPO", "REINFORCE - GRPO"]
+        "GRPO, β=0 - GRPO", "REINFORCE - GRPO", "GRPO, stale rollouts - GRPO", "SFT - SFT on GRPO's rollouts",
+        "SFT on GRPO's rollouts - GRPO"]
     rows = answer.differences.set_index("comparison")
-    assert rows.loc["SFT - SFT on GRPO's rollouts", "difference (pp)"] == pytest.approx(100 / 6)  # 1 of 3 on 2 tasks
-    borrowed = findings.campaign_forgetting(records_02, [("REINFORCE", "GRPO")]).iloc[0]
-    assert rows.loc["REINFORCE - GRPO", "drop b (pp)"] == borrowed["drop b (pp)"]
-    assert "REINFORCE" in set(answer.gains["variant"]) and answer.runs == 6
-    assert "REINFORCE against GRPO is read from notebook 2's campaign runs" in answer.sentence
+    assert rows.loc["SFT - SFT on GRPO's rollouts", "difference (pp)"] == -18.75  # SFT's drop -18.75 pp, its 0.0
+    assert answer.runs == 6 and "read from notebook 2" not in answer.sentence  # notebook 3 runs REINFORCE itself
     assert "Does SFT on expert answers forget more than SFT on GRPO's own rollouts?" in answer.sentence
+    assert answer.sentence.endswith("Not in the campaign: SFT - SFT + KL.")
+
+
+def test_chapter_3_reads_a_comparison_it_did_not_run_from_notebook_2():
+    three = [hand_run(v, "grpo", 0, 2, 1, 1) for v in ("GRPO", "GRPO, β=0")]
+    two = [hand_run("GRPO", "grpo", 0, 2, 1, 1), hand_run("REINFORCE", "reinforce", 0, 2, 3, 1)]
+    answer = evidence.ablations(three, two)
+    rows = answer.differences[answer.differences["comparison"] == "REINFORCE - GRPO"].reset_index(drop=True)
+    borrowed = findings.campaign_forgetting(two, [("REINFORCE", "GRPO")])
+    pd.testing.assert_frame_equal(rows, borrowed)
+    assert rows["drop a (pp)"].iloc[0] == 30.0  # REINFORCE lost 3 of 10 answers on each other task
+    assert "REINFORCE" in set(answer.gains["variant"]) and answer.runs == 2  # notebook 3's own runs
+    assert "REINFORCE against GRPO is read from notebook 2's campaign runs" in answer.sentence
 
 
 def test_table_1_takes_reinforce_from_notebook_3_without_counting_its_copies_of_notebook_2s_runs():
@@ -149,13 +160,13 @@ def test_table_1_takes_reinforce_from_notebook_3_without_counting_its_copies_of_
 def test_chapter_4_answer_compares_iterative_sft_with_each_method_and_its_cost():
     records = campaign.records(FIXTURE, "04_iterative_sft")
     answer = evidence.iterative(records)
-    label = "Iterative-SFT, every 4 steps"
+    label = "Iterative-SFT, every 1 step"
     assert set(answer.differences["comparison"]) == {f"{label} - SFT", f"{label} - Self-SFT (never)",
                                                      f"{label} - GRPO"}
     row = answer.differences.set_index("comparison").loc[f"{label} - SFT"]
-    assert row["difference (pp)"] == pytest.approx(-100 / 6)  # SFT lost 1 of 3 questions on two tasks, it none
+    assert row["difference (pp)"] == 12.5  # its drop +6.25 pp, SFT's -6.25
     tokens = answer.gains.set_index("variant")["generated tokens (k per run)"]
-    assert tokens[label] == pytest.approx(0.369) and tokens["SFT"] == 0
+    assert tokens[label] == pytest.approx(0.752) and tokens["SFT"] == 0
     assert findings.cost_sentence(experiment.summary(records), label) in answer.sentence
     assert "Generated tokens (k per run)" in tables.seed_gains(answer.gains).columns
 
