@@ -75,7 +75,8 @@ def test_where_every_rate_collapsed_the_campaign_falls_back_to_the_papers_and_sa
             "runs the paper's, 5e-06 (60 steps; +13.3 pp over 1 seed, flags no_signal, shrunk), and every table "
             "flags its runs") == choice.reason
     # its seeds are not asked for (its flags stay whatever they show); the sweep's untried rate is
-    assert calibration.incomplete(settings, [choice]) == ["ifeval, grpo: learning rate 4e-05 of the sweep not tried"]
+    assert calibration.incomplete(settings, [choice]) == ["ifeval, grpo: learning rate 4e-05 of the sweep not tried",
+                                                          "ifeval, sft: no run"]
     (sft,) = calibration.choose(calibration.summary([_record(3e-4, 100, 5.0, method="sft", flags=["shrunk"])]))
     assert sft.lr is None and not sft.fallback  # the paper's rate was not tried: nothing to fall back to
 
@@ -87,7 +88,7 @@ def test_status_and_table_of_an_empty_and_a_partial_calibration(tmp_path):
     text = calibration.status_sentence(settings, calibration.choose(settings))
     assert "1 setting(s) over 1 run(s)" in text
     assert ("the calibration lacks: ifeval, grpo: learning rates 5e-06, 1e-05, 4e-05 of the sweep not tried; "
-            "ifeval, grpo: the chosen lr 2e-05 lacks seeds 101, 102.") in text
+            "ifeval, sft: no run; ifeval, grpo: the chosen lr 2e-05 lacks seeds 101, 102.") in text
     frame = calibration.settings_frame(settings)
     assert frame.loc[0, "Gain 95 % interval over seeds (pp)"] == "one seed" and frame.loc[0, "Learning rate"] == "2e-05"
 
@@ -186,13 +187,14 @@ def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_read
     assert f"error: no calibration folder {tmp_path / 'none'}" in capsys.readouterr().err
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 2
     assert "holds no finished calibration run: nothing to choose from" in capsys.readouterr().err
-    def add(lr, seed, gain):  # one point folder per run, as a calibration sweep writes it
-        point = tmp_path / "ifeval" / f"p{lr:g}-{seed}"
+    def add(lr, seed, gain, method="grpo"):  # one point folder per run, as a calibration sweep writes it
+        point = tmp_path / "ifeval" / f"{method}{lr:g}-{seed}"
         point.mkdir(parents=True)
         (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
                                                        "params": {"seeds": [seed]}, "key": point.name}))
         (point / "done.json").write_text(json.dumps({"seconds": 60.0}))
-        (point / "02_rl_vs_sft.results.json").write_text(json.dumps({"runs": [_record(lr, seed, gain).to_dict()]}))
+        record = _record(lr, seed, gain, method=method)
+        (point / "02_rl_vs_sft.results.json").write_text(json.dumps({"runs": [record.to_dict()]}))
 
     add(2e-5, 100, 12.0)
     add(2e-5, 101, 15.0)
@@ -202,16 +204,63 @@ def test_the_command_line_shows_the_choice_and_writes_it_where_the_campaign_read
     # incomplete: the sweep's other learning rates untried, the chosen one short of a seed
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 2
     assert ("error: the calibration is incomplete, so its choice is not written: ifeval, grpo: learning rates 5e-06, "
-            "1e-05, 4e-05 of the sweep not tried; ifeval, grpo: the chosen lr 2e-05 lacks seed 102\n"
-            ) == capsys.readouterr().err
+            "1e-05, 4e-05 of the sweep not tried; ifeval, sft: no run; ifeval, grpo: the chosen lr 2e-05 lacks seed "
+            "102\n") == capsys.readouterr().err
     assert not (tmp_path / calibration.CHOICE_FILE).exists()
     for lr in (5e-6, 1e-5, 4e-5):
         add(lr, 100, 3.0)
     add(2e-5, 102, 13.0)
+    for seed in (100, 101, 102):
+        add(1e-4, seed, 11.0, method="sft")
     assert main(["calibration", "-o", str(tmp_path), "--write"]) == 0
-    assert "The calibration is complete: its choice sets the campaign." in capsys.readouterr().out
-    (choice,) = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
-    assert (choice.target, choice.method, choice.lr, choice.steps) == ("ifeval", "grpo", 2e-5, 60)
+    out = capsys.readouterr().out
+    assert "The calibration is complete: its choice sets the campaign." in out
+    assert out.rstrip().endswith(f"choice: {tmp_path / calibration.CHOICE_FILE}")  # nothing waits
+    grpo, sft = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
+    assert (grpo.target, grpo.method, grpo.lr, grpo.steps) == ("ifeval", "grpo", 2e-5, 60)
+    assert (sft.method, sft.lr) == ("sft", 1e-4)
+
+
+def test_a_target_whose_calibration_is_complete_is_written_while_another_still_calibrates(tmp_path, capsys):
+    import json
+
+    from retain_utils.__main__ import main
+
+    def add(target, method, lr, seed, gain):
+        point = tmp_path / target / f"{method}{lr:g}-{seed}"
+        point.mkdir(parents=True)
+        (point / "params.json").write_text(json.dumps({"notebook": "02_rl_vs_sft", "profile": "campaign",
+                                                       "params": {"seeds": [seed]}, "key": point.name}))
+        (point / "done.json").write_text(json.dumps({"seconds": 60.0}))
+        record = _record(lr, seed, gain, method=method, target=target)
+        (point / "02_rl_vs_sft.results.json").write_text(json.dumps({"runs": [record.to_dict()]}))
+
+    for target in ("mmlu", "ifeval"):
+        for seed in (100, 101, 102):
+            add(target, "sft", 1e-4, seed, 12.0)
+            add(target, "grpo", 2e-5, seed, 11.0)
+    for lr in (5e-6, 1e-5, 4e-5):
+        add("mmlu", "grpo", lr, 100, 3.0)
+    add("ifeval", "grpo", 4e-5, 100, 3.0)  # ifeval's 5e-6 and 1e-5 not tried yet
+    settings = calibration.summary(calibration.load(tmp_path))
+    choices = calibration.choose(settings)
+    assert calibration.complete_targets(settings, choices) == ["mmlu"]
+    assert ("Complete on mmlu: its choice may set the campaign's points there. Before its choice may set the "
+            "campaign on the other targets, the calibration lacks: ifeval, grpo: learning rates 5e-06, 1e-05 of the "
+            "sweep not tried.") in calibration.status_sentence(settings, choices)
+    assert main(["calibration", "-o", str(tmp_path), "--write"]) == 0
+    assert (f"choice: {tmp_path / calibration.CHOICE_FILE} (targets mmlu; the others' points wait: ifeval, grpo: "
+            "learning rates 5e-06, 1e-05 of the sweep not tried)") in capsys.readouterr().out
+    written = calibration.read_choice(tmp_path / calibration.CHOICE_FILE)
+    assert {c.target for c in written} == {"mmlu"} and calibration.campaign_params(written) == {
+        "mmlu": {"steps": 60, "lr_sft": 1e-4, "lr_rl": 2e-5}}
+    assert json.loads((tmp_path / calibration.CHOICE_FILE).read_text())["pending"] == [
+        "ifeval, grpo: learning rates 5e-06, 1e-05 of the sweep not tried"]
+    # a target whose method has no qualifying setting is not complete, whatever its sweep
+    flagged = calibration.summary([_record(lr, s, 12.0, flags=["no_signal"], method="sft", target="countdown")
+                                   for lr in (1e-4,) for s in (100, 101, 102)]
+                                  + [_record(lr, 100, 9.0, target="countdown") for lr in calibration.GRPO_SWEEP])
+    assert calibration.complete_targets(flagged, calibration.choose(flagged)) == []
 
 
 def test_the_campaign_takes_each_targets_rates_and_budget_from_the_choice_or_says_why_not():

@@ -146,10 +146,18 @@ def test_a_written_calibration_choice_sets_each_targets_learning_rates_and_budge
     assert all((p["lr_sft"], p["lr_rl"], p["steps"]) == (3e-4, 2e-5, 40) for p in mmlu)
     assert {p.params["lr_sft"] for _, p in planned if p.params["target"] == "ifeval"} == {1e-4}
     assert "lr_sft" not in campaign.plan(tmp_path / "campaign", choice_file=tmp_path / "none.json")[0][1].params
+    assert campaign.waiting(choice) == [] and campaign.waiting(tmp_path / "none.json") == []
+    # countdown still calibrating: its points wait, the others' are planned as before
     calibration.write_choice(choice, [], [c for c in choices if c.target != "countdown"])
-    with pytest.raises(ValueError, match=r"choice.json: no calibrated setting for target\(s\) countdown of "
-                                         r"02_rl_vs_sft; calibrated: ifeval, mmlu"):
-        campaign.plan(tmp_path / "campaign", choice_file=choice)
+    partial = campaign.plan(tmp_path / "campaign", choice_file=choice)
+    assert {p.params["target"] for _, p in partial} == {"ifeval", "mmlu"}
+    assert [p.key for _, p in partial] == [p.key for _, p in planned if p.params["target"] != "countdown"]
+    assert len(partial) == 20 and campaign.total_points() == 30 and campaign.total_points("04_iterative_sft") == 10
+    assert campaign.waiting(choice) == ["countdown"]
+    (tmp_path / "campaign").mkdir()
+    text = campaign.status(tmp_path / "campaign", calibration_dir=tmp_path)
+    assert "02_rl_vs_sft: 0/15 done" in text and "03_ablations: 0/5 done" in text and "04_iterative_sft: 0/10" in text
+    assert "waiting for the calibration's choice: the points of countdown (planned once" in text
 
 
 def test_notebooks_3_and_4_read_notebook_2s_runs_and_train_only_what_the_plan_counts():

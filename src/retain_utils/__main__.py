@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "and the campaign's cost projected from its points")
     cal.add_argument("-o", "--output-dir", help=f"the calibration's folder (default: {calibration.CALIBRATION_DIR})")
     cal.add_argument("--write", action="store_true",
-                     help=f"also write the choice to {calibration.CHOICE_FILE} there (settings, rule, choices)")
+                     help=f"also write the choice to {calibration.CHOICE_FILE} there (settings, rule, choices) for "
+                          "every target whose calibration is complete")
     cal.add_argument("--run", nargs=4, action="append", metavar=("TARGET", "METHOD", "LR", "SEED"),
                      help="run this calibration point first (chapter 2 at the campaign budget, fp32), into the "
                           "calibration's folder; repeat for more points")
@@ -161,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.write:
                 if not settings:
                     raise ValueError(f"{folder} holds no finished calibration run: nothing to choose from")
-                if left := calibration.incomplete(settings, choices):
+                left = calibration.incomplete(settings, choices)
+                done = calibration.complete_targets(settings, choices)
+                if not done:
                     raise ValueError(f"the calibration is incomplete, so its choice is not written: {'; '.join(left)}")
-                calibration.write_choice(folder / calibration.CHOICE_FILE, settings, choices)
-                print(f"choice: {folder / calibration.CHOICE_FILE}")
+                calibration.write_choice(folder / calibration.CHOICE_FILE, settings,
+                                         [c for c in choices if c.target in done], pending=left)
+                print(f"choice: {folder / calibration.CHOICE_FILE}" + (
+                    f" (targets {', '.join(done)}; the others' points wait: {'; '.join(left)})" if left else ""))
     except (ValueError, runner.NotebookError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -81,8 +81,9 @@ CHOICE = calibration.CALIBRATION_DIR / calibration.CHOICE_FILE
 
 def grids(choice_file: str | Path = CHOICE) -> dict[str, list[dict]]:
     """Each notebook's grids of one seed: ``GRIDS`` as they stand while no calibration choice is written (what
-    ``status`` and the chapters count; ``run`` refuses to start without one); with one, a grid per target carrying
-    its calibrated ``lr_sft``, ``lr_rl`` and ``steps`` (``calibration.campaign_params``)."""
+    ``status`` and the chapters count; ``run`` refuses to start without one); with one, a grid per calibrated
+    target carrying its ``lr_sft``, ``lr_rl`` and ``steps`` (``calibration.campaign_params``). A target the choice
+    does not name yet (its calibration still runs) has no grid: its points wait (``waiting``)."""
     if not Path(choice_file).is_file():
         return {nb: [grid] for nb, grid in GRIDS.items()}
     calibrated = calibration.campaign_params(calibration.read_choice(choice_file))
@@ -91,12 +92,26 @@ def grids(choice_file: str | Path = CHOICE) -> dict[str, list[dict]]:
         if "target" not in grid:  # a grid without targets (a test's) has nothing to calibrate
             out[nb] = [grid]
             continue
-        missing = [t for t in grid["target"] if t not in calibrated]
-        if missing:
-            raise ValueError(f"{choice_file}: no calibrated setting for target(s) {', '.join(missing)} of {nb}; "
-                             f"calibrated: {', '.join(sorted(calibrated)) or 'none'}")
-        out[nb] = [{**grid, "target": [t], **{k: [v] for k, v in calibrated[t].items()}} for t in grid["target"]]
+        out[nb] = [{**grid, "target": [t], **{k: [v] for k, v in calibrated[t].items()}}
+                   for t in grid["target"] if t in calibrated]
     return out
+
+
+def waiting(choice_file: str | Path = CHOICE) -> list[str]:
+    """The campaign's targets that a written calibration choice does not name yet: their points are planned once
+    ``calibration --write`` names them. Empty without a choice file (``run`` refuses then)."""
+    if not Path(choice_file).is_file():
+        return []
+    calibrated = calibration.campaign_params(calibration.read_choice(choice_file))
+    return [t for t in dict.fromkeys(t for grid in GRIDS.values() for t in grid.get("target", []))
+            if t not in calibrated]
+
+
+def total_points(notebook: str | None = None) -> int:
+    """How many points the campaign plans in all (or for ``notebook``): its targets x ``SEEDS``, whether or not the
+    calibration has chosen every target's rates yet."""
+    return len(SEEDS) * sum(len(grid.get("target", [None])) for nb, grid in GRIDS.items()
+                            if notebook in (None, nb))
 
 
 def plan(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = runner.NOTEBOOK_DIR,
@@ -276,6 +291,9 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
+    if later := waiting(choice_file):
+        print(f"note: the calibration's choice does not name {', '.join(later)} yet: their points wait for "
+              "`calibration --write`; this run runs the others'")
     return execute(planned, commit_points=commit_points, workers=workers, root=root, notebook_dir=notebook_dir,
                    peaks=lambda todo: expected_peaks(todo, campaign_dir, calibration_dir), after=reads_from,
                    message=lambda folder, point, outcome, stamp: (f"campaign: {point.notebook} {point.params} "
@@ -361,23 +379,27 @@ def status(campaign_dir: str | Path = CAMPAIGN_DIR, notebook_dir: str | Path = r
     if not campaign_dir.is_dir():
         raise FileNotFoundError(f"no campaign folder {campaign_dir}")
     lines, spent, projected, unknown = [], 0.0, 0.0, []
-    planned = plan(campaign_dir, notebook_dir)
+    choice_file = Path(calibration_dir) / calibration.CHOICE_FILE
+    planned = plan(campaign_dir, notebook_dir, choice_file)
     broken = [why for f, p in planned if (why := unreadable(f / p.key, p.notebook)) is not None]
     for notebook in GRIDS:
         mine = [(f, p) for f, p in planned if p.notebook == notebook]
         times = [point_seconds(rec) for f, p in mine if (rec := finished_record(f / p.key, notebook)) is not None]
-        left = len(mine) - len(times)
+        left = total_points(notebook) - len(times)
         spent += sum(times)
         if times:
             mean = sum(times) / len(times)
             projected += sum(times) + left * mean
-            lines.append(f"{notebook}: {len(times)}/{len(mine)} done, {mean / 60:.0f} min per point")
+            lines.append(f"{notebook}: {len(times)}/{total_points(notebook)} done, {mean / 60:.0f} min per point")
         else:
             unknown.append(notebook)
-            lines.append(f"{notebook}: 0/{len(mine)} done")
+            lines.append(f"{notebook}: 0/{total_points(notebook)} done")
     total = (f"projected total {projected / 3600:.1f} h" if not unknown else
              f"no projection until one point of {', '.join(unknown)} has finished")
     notes = [f"unreadable, counted as not done (the next run reruns it): {why}" for why in broken]
+    if later := waiting(choice_file):
+        notes.append(f"waiting for the calibration's choice: the points of {', '.join(later)} (planned once "
+                     "`calibration --write` names them)")
     partial = {p.key: n for f, p in planned if finished_record(f / p.key, p.notebook) is None
                and (n := len(finished_runs(f / p.key)))}
     if partial:
@@ -407,7 +429,7 @@ def describe(campaign_dir: str | Path = CAMPAIGN_DIR) -> str:
     versions), the machines (CPU flags, dtype) and the hours the finished points took."""
     campaign_dir = Path(campaign_dir)
     done = stamps(campaign_dir)
-    total = len(plan(campaign_dir))
+    total = total_points()
     if not done:
         return (f"No campaign point has been committed yet (0 of {total}); `make campaign` runs them. The tables "
                 "below stay empty until it has.")

@@ -142,12 +142,14 @@ def _not_learned(s: Setting) -> str:
     return "; its interval over seeds reaches zero"
 
 
-def write_choice(path: str | Path, settings: Sequence[Setting], choices: Sequence[Choice]) -> None:
-    """The calibration's outcome as JSON: every setting tried and the choice per (target, method)."""
+def write_choice(path: str | Path, settings: Sequence[Setting], choices: Sequence[Choice],
+                 pending: Sequence[str] = ()) -> None:
+    """The calibration's outcome as JSON: every setting tried, the choice per (target, method) and, where some
+    targets still calibrate (their choices left out), what they lack (``pending``)."""
     write_json_atomic(path, {"settings": [asdict(s) for s in settings], "choices": [asdict(c) for c in choices],
                              "rule": "largest mean held-out gain among settings that did not collapse on their "
                                      "target (no flag of the run or of the target's answers)",
-                             "seeds": list(CALIBRATION_SEEDS)})
+                             "seeds": list(CALIBRATION_SEEDS), "pending": list(pending)})
 
 
 def read_choice(path: str | Path) -> list[Choice]:
@@ -250,26 +252,46 @@ def settings_frame(settings: Sequence[Setting]):
 GRPO_SWEEP = (5e-6, 1e-5, 2e-5, 4e-5)
 
 
-def incomplete(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[str]:
-    """What the calibration lacks before its choice may set the campaign: on every target GRPO tried at each
-    learning rate of ``GRPO_SWEEP``, and every chosen setting that sets a campaign parameter (``LR_PARAM``) run on
-    all ``CALIBRATION_SEEDS``, a fallback to the paper's rate aside. Empty: complete."""
+def _gaps(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[tuple[str, str]]:
+    """(target, what it lacks) for ``incomplete``."""
     out = []
     for target in sorted({s.target for s in settings}):
         tried = {s.lr for s in settings if (s.target, s.method) == (target, "grpo")}
         untried = [lr for lr in GRPO_SWEEP if not any(math.isclose(lr, t, rel_tol=1e-9) for t in tried)]
         if untried:
-            out.append(f"{target}, grpo: learning rate{'s' * (len(untried) > 1)} "
-                       f"{', '.join(f'{lr:g}' for lr in untried)} of the sweep not tried")
+            out.append((target, f"{target}, grpo: learning rate{'s' * (len(untried) > 1)} "
+                                f"{', '.join(f'{lr:g}' for lr in untried)} of the sweep not tried"))
+    # every method the campaign takes a rate from needs a setting that qualifies on each target
+    for target in sorted({s.target for s in settings}):
+        for method in LR_PARAM:
+            chosen = [c for c in choices if (c.target, c.method) == (target, method)]
+            if not any(s.method == method for s in settings if s.target == target):
+                out.append((target, f"{target}, {method}: no run"))
+            elif chosen and chosen[0].lr is None:
+                out.append((target, f"{target}, {method}: no setting qualifies"))
     # the choices that set the campaign's parameters; a fallback cannot change with more seeds (its flags stay)
     for c in (c for c in choices if c.method in LR_PARAM and not c.fallback):
         chosen = [s for s in settings if (s.target, s.method, s.lr, s.steps) == (c.target, c.method, c.lr, c.steps)]
         seeds = set(chosen[0].seeds) if chosen else set()
         if c.lr is not None and not set(CALIBRATION_SEEDS) <= seeds:
             left = sorted(set(CALIBRATION_SEEDS) - seeds)
-            out.append(f"{c.target}, {c.method}: the chosen lr {c.lr:g} lacks seed{'s' * (len(left) > 1)} "
-                       f"{', '.join(map(str, left))}")
+            out.append((c.target, f"{c.target}, {c.method}: the chosen lr {c.lr:g} lacks seed{'s' * (len(left) > 1)} "
+                                  f"{', '.join(map(str, left))}"))
     return out
+
+
+def incomplete(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[str]:
+    """What the calibration lacks before its choice may set the campaign: on every target GRPO tried at each
+    learning rate of ``GRPO_SWEEP``, a qualifying setting of every method that sets a campaign parameter
+    (``LR_PARAM``), and each such chosen setting run on all ``CALIBRATION_SEEDS``, a fallback to the paper's rate
+    aside. Empty: complete."""
+    return [gap for _, gap in _gaps(settings, choices)]
+
+
+def complete_targets(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[str]:
+    """The targets whose calibration is complete (``incomplete`` names nothing of theirs): their choice may set
+    the campaign's points on them while the other targets still calibrate."""
+    return sorted({s.target for s in settings} - {target for target, _ in _gaps(settings, choices)})
 
 
 def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> str:
@@ -285,8 +307,13 @@ def status_sentence(settings: Sequence[Setting], choices: Sequence[Choice]) -> s
     if missing:
         parts.append(f"{len(missing)} setting(s) have fewer than the {len(CALIBRATION_SEEDS)} calibration seeds.")
     left = incomplete(settings, choices)
-    parts.append("The calibration is complete: its choice sets the campaign." if not left else
-                 "Before its choice may set the campaign, the calibration lacks: " + "; ".join(left) + ".")
+    done = complete_targets(settings, choices)
+    if not left:
+        parts.append("The calibration is complete: its choice sets the campaign.")
+    else:
+        parts.append((f"Complete on {', '.join(done)}: its choice may set the campaign's points there. " if done else "")
+                     + f"Before its choice may set the campaign{' on the other targets' if done else ''}, the "
+                     "calibration lacks: " + "; ".join(left) + ".")
     return " ".join(parts)
 
 
