@@ -47,7 +47,8 @@ def no_git_above(tmp_path, monkeypatch):
 def fake_point(campaign_dir: Path, notebook: str, stamp: dict, seconds: float = 600.0, index: int = 0) -> Path:
     """A finished point folder as ``layout.finished_record`` and ``campaign.stamps`` read it: the ``index``-th
     planned point of ``notebook``."""
-    folder, point = [(f, p) for f, p in campaign.plan(campaign_dir) if p.notebook == notebook][index]
+    planned = campaign.plan(campaign_dir, choice_file=campaign_dir / "no-choice.json")  # every target's points
+    folder, point = [(f, p) for f, p in planned if p.notebook == notebook][index]
     folder = folder / point.key
     folder.mkdir(parents=True)
     (folder / layout.PARAMS_FILE).write_text(json.dumps(
@@ -265,15 +266,16 @@ def test_run_refuses_before_running_anything(tmp_path, monkeypatch):
 # ----- status -------------------------------------------------------------------------------------------------------
 
 def test_status_projects_a_total_once_every_notebook_has_a_point(tmp_path):
-    text = campaign.status(tmp_path)
+    uncalibrated = tmp_path / "no-calibration"  # no choice: every target's points planned
+    text = campaign.status(tmp_path, calibration_dir=uncalibrated)
     assert "0.0 h spent" in text and "no projection until one point of 02_rl_vs_sft, 03_ablations, " \
                                      "04_iterative_sft has finished" in text
     fake_point(tmp_path, "02_rl_vs_sft", current("02_rl_vs_sft"), seconds=600)
     fake_point(tmp_path, "02_rl_vs_sft", current("02_rl_vs_sft"), seconds=1800, index=1)
     fake_point(tmp_path, "03_ablations", current("03_ablations"), seconds=1200)
-    assert "no projection until one point of 04_iterative_sft has finished" in campaign.status(tmp_path)
+    assert "no projection until one point of 04_iterative_sft has finished" in campaign.status(tmp_path, calibration_dir=uncalibrated)
     fake_point(tmp_path, "04_iterative_sft", current("04_iterative_sft"), seconds=600)
-    text = campaign.status(tmp_path)
+    text = campaign.status(tmp_path, calibration_dir=uncalibrated)
     # 02: 15 points at 20 min, 03: 5 at 20 min, 04: 10 at 10 min -> 8.3 h; 4200 s spent
     assert text.splitlines()[0] == f"campaign in {tmp_path}: 1.2 h spent; projected total 8.3 h"
     assert "02_rl_vs_sft: 2/15 done, 20 min per point" in text and "04_iterative_sft: 1/10 done, 10 min" in text
@@ -417,6 +419,8 @@ def test_runs_that_finish_inside_a_running_point_are_committed_alone(tmp_path):
     git(repo, "commit", "-qam", "ignore checkpoints")
     message = lambda run, p: campaign.run_message(run, p, {"version": "9.9"})
     with campaign.committing_runs([(repo / "results" / "nb", point)], message, interval=0.05):
+        finish("copy")  # another point's run read back: left to this point's commit
+        (runs / "copy" / layout.RECORD_FILE).write_text(json.dumps({"gain": 1, "drop": 0, "reused_from": "02/k/runs/x"}))
         finish("first")
         for _ in range(200):  # committed while the point still runs
             if "first" in git(repo, "log", "-1", "--name-only", "--format=%s"):
@@ -433,7 +437,8 @@ def test_runs_that_finish_inside_a_running_point_are_committed_alone(tmp_path):
     for sha, name in zip(git(repo, "log", "-2", "--format=%H").split(), ("last", "first")):
         files = git(repo, "show", "--name-only", "--format=", sha).split()
         assert sorted(files) == [f"results/nb/key/runs/{name}/metrics.jsonl", f"results/nb/key/runs/{name}/record.json"]
-    assert sorted(git(repo, "status", "--porcelain").split()) == ["??", "results/nb/key/runs/earlier/"]
+    assert git(repo, "status", "--porcelain").splitlines() == ["?? results/nb/key/runs/copy/",
+                                                               "?? results/nb/key/runs/earlier/"]
     assert campaign.commit(runs / "first", "nothing new")  # nothing to commit: done at once, no empty commit
     assert len(git(repo, "log", "--format=%s").splitlines()) == 4
 

@@ -207,7 +207,8 @@ def committing_runs(points: list[tuple[Path, sweep.Point]], message, interval: f
             for run in finished_runs(folder):
                 if run not in seen:
                     seen.add(run)
-                    commit(run, message(run, point))
+                    if not _reused(run):  # a copy of another point's run: cheap to read again, left to its point
+                        commit(run, message(run, point))
 
     def loop() -> None:
         while not stop.wait(interval):
@@ -223,6 +224,14 @@ def committing_runs(points: list[tuple[Path, sweep.Point]], message, interval: f
         poll()  # the runs of points that failed or were stopped after their last poll
 
 
+def _reused(run: Path) -> bool:
+    """Whether a finished run's record is a copy of another point's run (``reused_from``)."""
+    try:
+        return bool(read_record(run / RECORD_FILE).get("reused_from"))
+    except (ValueError, OSError):
+        return False
+
+
 def resumed_runs(runs: list[Path]) -> dict[str, float]:
     """Run folder name -> seconds, for runs a point found finished when it started (trained by an earlier, stopped
     attempt at it): its notebook read them back, so its own time leaves them out. Runs it read from another point
@@ -233,7 +242,7 @@ def resumed_runs(runs: list[Path]) -> dict[str, float]:
             record = read_record(run / RECORD_FILE, ("seconds",))
         except (ValueError, OSError):
             continue  # cut short: the notebook trained that run again
-        if not record.get("reused_from") and isinstance(record["seconds"], (int, float)):
+        if not _reused(run) and isinstance(record["seconds"], (int, float)):
             out[run.name] = float(record["seconds"])
     return out
 
