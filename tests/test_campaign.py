@@ -399,6 +399,23 @@ def test_campaign_workers_run_points_side_by_side_at_a_share_of_the_cores(tmp_pa
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_targets_runs_only_those_targets_points_and_refuses_unknown_ones(tmp_path, monkeypatch, capsys):
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.setenv(models.DTYPE_ENV, "")  # campaign.run sets it: recorded, so undone after the test
+    ran = []
+    monkeypatch.setattr(sweep, "run_point", lambda point, *a: ran.append(point) or sweep.Outcome(point.key, "busy"))
+    choice = calibrated(tmp_path / "calibration")
+    for targets, why in ((["gsm8k", "mmlu"], "unknown 'gsm8k'"), ([], "none given")):
+        with pytest.raises(ValueError, match=f"^targets: {why}; the campaign's targets are ifeval, mmlu, countdown$"):
+            campaign.run(tmp_path / "campaign", targets=targets, root=repo, calibration_dir=choice)
+    assert main(["campaign", "-o", str(tmp_path / "campaign"), "--targets", "gsm8k"]) == 2
+    assert "error: targets: unknown 'gsm8k'" in capsys.readouterr().err
+    assert not ran
+    summary = campaign.run(tmp_path / "campaign", targets=["mmlu"], root=repo, calibration_dir=choice)
+    assert {p.params["target"] for p in ran} == {"mmlu"} and len(ran) == 10  # notebooks 2 and 3, 5 seeds each
+    assert summary.busy == [p.key for p in ran]
+
+
 def test_runs_that_finish_inside_a_running_point_are_committed_alone(tmp_path):
     import time
 

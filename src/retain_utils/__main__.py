@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     camp.add_argument("--allow-mixed", action="store_true",
                       help="run even from a tree with uncommitted changes or beside points of another code version")
     camp.add_argument("--limit", type=int, help="run at most this many points, then stop")
+    camp.add_argument("--targets", nargs="+", metavar="TARGET",
+                      help="run only these targets' points (e.g. the ones whose memory fits beside other work)")
     camp.add_argument("--workers", type=int, default=1,
                       help="points at once, each at cores/workers torch threads; a point starts only when its "
                            "expected peak memory fits beside the running ones (default 1)")
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.status:
                 try:
                     summary = campaign.run(folder, commit_points=args.commit, allow_mixed=args.allow_mixed,
-                                           limit=args.limit, workers=args.workers)
+                                           limit=args.limit, workers=args.workers, targets=args.targets)
                 except KeyboardInterrupt:
                     print("campaign interrupted: run the same command again to resume", file=sys.stderr)
                     return 130

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -283,24 +284,31 @@ def expected_peaks(planned: list[tuple[Path, sweep.Point]], campaign_dir: str | 
 def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False, allow_mixed: bool = False,
         limit: int | None = None, workers: int = 1, root: str | Path = runner.ROOT,
         notebook_dir: str | Path = runner.NOTEBOOK_DIR,
-        calibration_dir: str | Path = calibration.CALIBRATION_DIR) -> sweep.Summary:
-    """Run every unfinished point in order (at most ``limit`` of them), in fp32; ``commit_points``: commit
-    each finished point at once. ``workers`` > 1: that many points at once, each at an equal share of the
+        calibration_dir: str | Path = calibration.CALIBRATION_DIR,
+        targets: Sequence[str] | None = None) -> sweep.Summary:
+    """Run every unfinished point in order (at most ``limit`` of them; only ``targets``' when given), in fp32;
+    ``commit_points``: commit each finished point at once. ``workers`` > 1: that many points at once, each at an equal share of the
     cores, a point starting only when its ``expected_peaks`` fit beside the running ones (``sharing``).
     Refuses first (ValueError) without the calibration's choice in ``calibration_dir`` (the points would train
     at uncalibrated learning rates), and as ``check`` says unless ``allow_mixed``."""
     campaign_dir = Path(campaign_dir)
     sharing.threads_per_worker(workers)  # validates workers before anything runs
+    known = list(dict.fromkeys(t for grid in GRIDS.values() for t in grid.get("target", [])))
+    unknown = [t for t in targets or () if t not in known]
+    if targets is not None and (not targets or unknown):
+        raise ValueError(f"targets: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; the "
+                         f"campaign's targets are {', '.join(known)}")
     choice_file = Path(calibration_dir) / calibration.CHOICE_FILE
     if not choice_file.is_file():
         raise ValueError(f"campaign not started: no calibration choice {choice_file}, so its points would train at "
                          "uncalibrated learning rates; finish the calibration and write its choice with "
                          "`python -m retain_utils calibration --write` first")
-    planned = plan(campaign_dir, notebook_dir, choice_file)
+    planned = [(f, p) for f, p in plan(campaign_dir, notebook_dir, choice_file)
+               if targets is None or p.params.get("target") in targets]
     refusal = check(campaign_dir, root)
     if refusal and not allow_mixed:
         raise ValueError(f"campaign not started: {refusal}")
-    if later := waiting(choice_file):
+    if later := [t for t in waiting(choice_file) if targets is None or t in targets]:
         print(f"note: the calibration's choice does not name {', '.join(later)} yet: their points wait for "
               "`calibration --write`; this run runs the others'")
     return execute(planned, commit_points=commit_points, workers=workers, root=root, notebook_dir=notebook_dir,
