@@ -98,14 +98,18 @@ def grids(choice_file: str | Path = CHOICE) -> dict[str, list[dict]]:
     return out
 
 
+def campaign_targets() -> list[str]:
+    """The targets the campaign's notebooks train on (``GRIDS``), each once, in order."""
+    return list(dict.fromkeys(t for grid in GRIDS.values() for t in grid.get("target", [])))
+
+
 def waiting(choice_file: str | Path = CHOICE) -> list[str]:
     """The campaign's targets that a written calibration choice does not name yet: their points are planned once
     ``calibration --write`` names them. Empty without a choice file (``run`` refuses then)."""
     if not Path(choice_file).is_file():
         return []
     calibrated = calibration.campaign_params(calibration.read_choice(choice_file))
-    return [t for t in dict.fromkeys(t for grid in GRIDS.values() for t in grid.get("target", []))
-            if t not in calibrated]
+    return [t for t in campaign_targets() if t not in calibrated]
 
 
 def total_points(notebook: str | None = None) -> int:
@@ -243,7 +247,7 @@ def resumed_runs(runs: list[Path]) -> dict[str, float]:
             record = read_record(run / RECORD_FILE, ("seconds",))
         except (ValueError, OSError):
             continue  # cut short: the notebook trained that run again
-        if not _reused(run) and isinstance(record["seconds"], (int, float)):
+        if not record.get("reused_from") and isinstance(record["seconds"], (int, float)):
             out[run.name] = float(record["seconds"])
     return out
 
@@ -293,7 +297,7 @@ def run(campaign_dir: str | Path = CAMPAIGN_DIR, *, commit_points: bool = False,
     at uncalibrated learning rates), and as ``check`` says unless ``allow_mixed``."""
     campaign_dir = Path(campaign_dir)
     sharing.threads_per_worker(workers)  # validates workers before anything runs
-    known = list(dict.fromkeys(t for grid in GRIDS.values() for t in grid.get("target", [])))
+    known = campaign_targets()
     unknown = [t for t in targets or () if t not in known]
     if targets is not None and (not targets or unknown):
         raise ValueError(f"targets: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; the "

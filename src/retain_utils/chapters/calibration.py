@@ -261,8 +261,7 @@ def _gaps(settings: Sequence[Setting], choices: Sequence[Choice]) -> list[tuple[
         if untried:
             out.append((target, f"{target}, grpo: learning rate{'s' * (len(untried) > 1)} "
                                 f"{', '.join(f'{lr:g}' for lr in untried)} of the sweep not tried"))
-    # every method the campaign takes a rate from needs a setting that qualifies on each target
-    for target in sorted({s.target for s in settings}):
+        # every method the campaign takes a rate from needs a setting that qualifies on each target
         for method in LR_PARAM:
             chosen = [c for c in choices if (c.target, c.method) == (target, method)]
             if not any(s.method == method for s in settings if s.target == target):
